@@ -1,0 +1,50 @@
+/*
+ * engine.h - the write side wired together: store + command queue +
+ * processor + update bus, for one process.
+ *
+ * The gateway, the CLI and the benchmarks all drive the engine through this
+ * header: submit envelopes, read outcome batches from the bus.
+ */
+#ifndef CW_ENGINE_H
+#define CW_ENGINE_H
+
+#include "calderwood.h"
+#include "processor.h"
+
+struct cw_domain;
+struct cw_engine;
+struct cw_envelope;
+struct cw_store;
+struct cw_bus;
+
+struct cw_engine_config {
+    const char *db_path;   /* the SQLite database file */
+    size_t queue_capacity; /* commands waiting at most (default 65536) */
+    size_t max_batch;      /* commands per transaction at most (default 4096) */
+    size_t bus_capacity;   /* committed batches waiting for the subscriber (default 1024) */
+    cw_commit_observer_cb observer;
+    void *observer_arg;
+};
+
+/*
+ * Opens the store, applies migrations, starts the processor. d is borrowed
+ * and must outlive the engine. On failure nothing is left running.
+ */
+int cw_engine_open(const struct cw_engine_config *cfg, const struct cw_domain *d,
+                   struct cw_engine **out, struct cw_error *err);
+
+/*
+ * Drains: refuses new commands, lets the processor commit what was queued,
+ * publishes the last outcomes, then stops and closes the store.
+ */
+void cw_engine_close(struct cw_engine *e);
+
+/* cw_queue_put on the engine's queue: CW_OK (env taken), CW_ERR_OVERLOADED, CW_ERR_SHUTDOWN. */
+int cw_engine_submit(struct cw_engine *e, struct cw_envelope *env);
+
+struct cw_bus *cw_engine_bus(struct cw_engine *e);
+struct cw_store *cw_engine_store(struct cw_engine *e);
+size_t cw_engine_queue_depth(struct cw_engine *e);
+void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out);
+
+#endif

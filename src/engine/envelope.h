@@ -1,0 +1,32 @@
+/*
+ * envelope.h - a command on its way through the engine: the public
+ * struct cw_command plus what the engine needs to route its outcome.
+ *
+ * An envelope is created by whoever submits the command (the gateway, the
+ * CLI, a test), owned by the queue while queued, by the processor while
+ * processed, and then by the outcome that carries it to the update bus.
+ */
+#ifndef CW_ENVELOPE_H
+#define CW_ENVELOPE_H
+
+#include "calderwood.h"
+
+struct cw_envelope {
+    struct cw_command cmd; /* name and client_id point into the owned copies below */
+    const struct cw_command_def *def;
+    uint64_t origin; /* opaque to the engine: the submitter's connection id */
+    char *name;
+    char *client_id;
+};
+
+/*
+ * Makes an envelope with a new UUIDv7 and received_at = now. Copies the
+ * strings; takes ownership of data and meta (meta may be NULL: an empty
+ * object is used). user_uuid may be "" for system commands.
+ */
+struct cw_envelope *cw_envelope_new(const struct cw_command_def *def, const char *user_uuid,
+                                    const char *client_id, int64_t client_seq, json_t *data,
+                                    json_t *meta, uint64_t origin);
+void cw_envelope_free(struct cw_envelope *env);
+
+#endif

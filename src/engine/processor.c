@@ -1,0 +1,350 @@
+/*
+ * processor.c - the single writer (see processor.h).
+ *
+ * Loop: take a batch from the queue, run it in one write transaction, commit
+ * durably, publish the outcomes. Batches grow with load because everything
+ * queued during a commit is taken at once (group commit), so throughput is
+ * bounded by CPU rather than by fsync.
+ *
+ * Positions are assigned here, by the only writer, from MAX(position)+1 at
+ * the start of each transaction: a command rolled back to its savepoint
+ * gives its positions back, so the log stays gap-free on every backend.
+ */
+#include "processor.h"
+#include "bus.h"
+#include "core/alloc.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "envelope.h"
+#include "queue.h"
+#include "retry.h"
+#include "store/store.h"
+#include "update.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pending_event {
+    const struct cw_event_def *def;
+    json_t *data;
+};
+
+struct cw_emit {
+    const struct cw_domain *d;
+    struct pending_event *items;
+    size_t n, cap;
+};
+
+struct cw_processor {
+    struct cw_store *store;
+    const struct cw_domain *d;
+    struct cw_queue *q;
+    struct cw_bus *bus;
+    struct cw_processor_config cfg;
+    pthread_t thread;
+    struct cw_retry retry;
+    struct cw_emit emit; /* reused for every command */
+    pthread_mutex_t lock;
+    struct cw_processor_stats stats; /* {lock} */
+};
+
+int cw_emit_take(struct cw_emit *out, const char *event_name, json_t *data)
+{
+    const struct cw_event_def *def = cw_domain_event(out->d, event_name);
+    if (!def || !json_is_object(data)) {
+        json_decref(data);
+        return def ? CW_ERR_INVALID : CW_ERR_NOT_FOUND;
+    }
+    if (out->n == out->cap) {
+        out->cap = out->cap ? out->cap * 2 : 4;
+        out->items = cw_xrealloc(out->items, out->cap * sizeof(*out->items));
+    }
+    out->items[out->n++] = (struct pending_event){.def = def, .data = data};
+    return CW_OK;
+}
+
+static void emit_clear(struct cw_emit *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        json_decref(e->items[i].data);
+    e->n = 0;
+}
+
+static void add_update(struct cw_outcome *o, struct cw_update *u)
+{
+    o->events = cw_xrealloc(o->events, (o->n_events + 1) * sizeof(*o->events));
+    o->events[o->n_events++] = u;
+}
+
+static int collect_update(const struct cw_event *ev, void *arg)
+{
+    void **ctx = arg;
+    add_update(ctx[0], cw_update_new(ctx[1], ev));
+    return CW_OK;
+}
+
+/* A command already in the log: its original outcome, events re-read from the log. */
+static int replay_duplicate(struct cw_processor *p, struct cw_db *db,
+                            const struct cw_command_record *rec, struct cw_outcome *o,
+                            struct cw_error *err)
+{
+    o->duplicate = true;
+    memcpy(o->command_uuid, rec->uuid, sizeof(o->command_uuid));
+    if (rec->rejected) {
+        o->rejected = true;
+        cw_error_set(&o->reject, CW_ERR_REJECTED, rec->reject_code, "%s", rec->reject_message);
+        return CW_OK;
+    }
+    if (!rec->first_position)
+        return CW_OK;
+    void *ctx[2] = {o, (void *)p->d};
+    return cw_db_scan_events(db, rec->first_position - 1, rec->last_position, NULL, NULL,
+                             collect_update, ctx, err);
+}
+
+/* Appends and aggregates the emitted events; fills o->events. */
+static int apply_events(struct cw_processor *p, struct cw_db *db, const struct cw_command *cmd,
+                        int64_t *pos, struct cw_outcome *o, struct cw_error *err)
+{
+    int64_t now = cw_now_us();
+    for (size_t i = 0; i < p->emit.n; i++) {
+        struct pending_event *pe = &p->emit.items[i];
+        char uuid[CW_UUID_LEN + 1];
+        cw_uuid_v7(uuid);
+        struct cw_event ev = {
+            .position = ++*pos,
+            .uuid = uuid,
+            .command_uuid = cmd->uuid,
+            .name = pe->def->name,
+            .version = pe->def->version,
+            .data = pe->data,
+            .meta = cmd->meta,
+            .user_uuid = cmd->user_uuid,
+            .client_id = cmd->client_id,
+            .client_seq = cmd->client_seq,
+            .recorded_at = now,
+        };
+        int rc = cw_store_append_event(db, &ev, err);
+        if (!rc && pe->def->aggregate)
+            rc = pe->def->aggregate(db, &ev, err);
+        if (rc)
+            return rc;
+        add_update(o, cw_update_new(p->d, &ev));
+    }
+    return CW_OK;
+}
+
+static void drop_events(struct cw_outcome *o)
+{
+    for (size_t i = 0; i < o->n_events; i++)
+        cw_update_unref(o->events[i]);
+    o->n_events = 0;
+}
+
+/*
+ * Runs one command inside its savepoint. Returns CW_OK with o filled (events,
+ * rejection or duplicate), or CW_ERR_AGAIN when the whole batch must be
+ * retried. Permanent failures of domain code become rejections.
+ */
+static int run_command(struct cw_processor *p, struct cw_db *db, int64_t *pos,
+                       struct cw_outcome *o)
+{
+    const struct cw_command *cmd = &o->env->cmd;
+    struct cw_error err = {0};
+    struct cw_command_record rec = {0};
+    int rc = cw_store_find_command(db, cmd->user_uuid, cmd->client_id, cmd->client_seq, &rec,
+                                   &err);
+    if (rc == CW_OK) {
+        rc = replay_duplicate(p, db, &rec, o, &err);
+        goto out;
+    }
+    if (rc != CW_ERR_NOT_FOUND)
+        goto out;
+
+    memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
+    int64_t first = *pos + 1;
+    rc = cw_db_savepoint(db, &err);
+    if (rc)
+        goto out;
+    emit_clear(&p->emit);
+    rc = o->env->def->handle(db, cmd, &p->emit, &err);
+    if (!rc)
+        rc = apply_events(p, db, cmd, pos, o, &err);
+    if (!rc) {
+        rec.first_position = p->emit.n ? first : 0;
+        rec.last_position = p->emit.n ? *pos : 0;
+        rc = cw_store_insert_command(db, cmd, &rec, &err);
+    }
+    if (!rc) {
+        rc = cw_db_release(db, &err);
+        goto out;
+    }
+    cw_db_rollback_to(db);
+    drop_events(o);
+    *pos = first - 1;
+    if (rc == CW_ERR_AGAIN)
+        goto out;
+
+    /* An application error: record the rejection and carry on with the batch. */
+    if (rc != CW_ERR_REJECTED) {
+        cw_warn("command.failed", "command=%s name=%s error=\"%s\"", cmd->uuid, cmd->name,
+                err.message);
+        cw_error_set(&err, CW_ERR_REJECTED, "internal-error", "the command could not be applied");
+    }
+    o->rejected = true;
+    cw_error_copy(&o->reject, &err);
+    rec.rejected = true;
+    snprintf(rec.reject_code, sizeof(rec.reject_code), "%s", err.code);
+    snprintf(rec.reject_message, sizeof(rec.reject_message), "%s", err.message);
+    rc = cw_store_insert_command(db, cmd, &rec, &err);
+out:
+    emit_clear(&p->emit);
+    if (rc && rc != CW_ERR_AGAIN)
+        cw_error("command.store", "command=%s error=\"%s\"", cmd->uuid, err.message);
+    cw_error_release(&err);
+    return rc ? CW_ERR_AGAIN : CW_OK;
+}
+
+/* Clears outcomes for another attempt, keeping their envelopes. */
+static void reset_outcomes(struct cw_outcome *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct cw_envelope *env = items[i].env;
+        items[i].env = NULL;
+        cw_outcome_release(&items[i]);
+        items[i].env = env;
+    }
+}
+
+/* One attempt at the batch in one transaction. CW_OK once committed. */
+static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n,
+                     struct cw_error *err)
+{
+    struct cw_db *db = cw_store_writer(p->store);
+    int64_t t0 = cw_mono_us(), pos = 0;
+    int rc = cw_db_begin(db, err);
+    if (!rc)
+        rc = cw_store_last_position(db, &pos, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = run_command(p, db, &pos, &items[i]);
+    if (!rc)
+        rc = cw_db_commit(db, err);
+    if (rc) {
+        cw_db_rollback(db);
+        reset_outcomes(items, n);
+        return rc;
+    }
+    int64_t commit_us = cw_mono_us() - t0;
+    if (p->cfg.observer)
+        p->cfg.observer(p->cfg.observer_arg, n, commit_us);
+    pthread_mutex_lock(&p->lock);
+    p->stats.batches++;
+    p->stats.commands += n;
+    p->stats.commit_us_total += (uint64_t)commit_us;
+    for (size_t i = 0; i < n; i++) {
+        p->stats.duplicates += items[i].duplicate;
+        p->stats.rejected += items[i].rejected && !items[i].duplicate;
+        p->stats.events += items[i].duplicate ? 0 : items[i].n_events;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return CW_OK;
+}
+
+/* Runs a batch until it commits; NULL when abandoned because of a stop. */
+static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelope **envs,
+                                        size_t n)
+{
+    struct cw_outcome_batch *b = cw_xcalloc(1, sizeof(*b));
+    b->items = cw_xcalloc(n, sizeof(*b->items));
+    b->n = n;
+    for (size_t i = 0; i < n; i++)
+        b->items[i].env = envs[i];
+    for (unsigned attempt = 0;; attempt++) {
+        struct cw_error err = {0};
+        int rc = run_batch(p, b->items, n, &err);
+        if (!rc) {
+            b->committed_at_us = cw_mono_us();
+            return b;
+        }
+        int64_t delay = cw_retry_delay_us(attempt);
+        cw_warn("batch.retry", "attempt=%u commands=%zu delay_ms=%lld error=\"%s\"", attempt + 1,
+                n, (long long)(delay / 1000), err.message);
+        cw_error_release(&err);
+        pthread_mutex_lock(&p->lock);
+        p->stats.retries++;
+        pthread_mutex_unlock(&p->lock);
+        if (cw_retry_sleep(&p->retry, delay)) {
+            cw_error("batch.abandoned", "commands=%zu reason=shutdown", n);
+            cw_outcome_batch_free(b);
+            return NULL;
+        }
+    }
+}
+
+static void *run(void *arg)
+{
+    struct cw_processor *p = arg;
+    struct cw_envelope **envs = cw_xmalloc(p->cfg.max_batch * sizeof(*envs));
+    for (;;) {
+        size_t n = cw_queue_take(p->q, envs, p->cfg.max_batch, -1);
+        if (n == 0) {
+            if (cw_queue_closed(p->q))
+                break;
+            continue;
+        }
+        struct cw_outcome_batch *b = process(p, envs, n);
+        if (b)
+            cw_bus_publish(p->bus, b);
+    }
+    free(envs);
+    return NULL;
+}
+
+int cw_processor_start(struct cw_store *store, const struct cw_domain *d, struct cw_queue *q,
+                       struct cw_bus *bus, const struct cw_processor_config *cfg,
+                       struct cw_processor **out)
+{
+    struct cw_processor *p = cw_xcalloc(1, sizeof(*p));
+    p->store = store;
+    p->d = d;
+    p->q = q;
+    p->bus = bus;
+    p->cfg = *cfg;
+    if (!p->cfg.max_batch)
+        p->cfg.max_batch = 4096;
+    p->emit.d = d;
+    pthread_mutex_init(&p->lock, NULL);
+    cw_retry_init(&p->retry);
+    if (pthread_create(&p->thread, NULL, run, p)) {
+        cw_retry_release(&p->retry);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return CW_ERR_SYSTEM;
+    }
+    *out = p;
+    return CW_OK;
+}
+
+void cw_processor_stop(struct cw_processor *p)
+{
+    if (!p)
+        return;
+    cw_retry_cancel(&p->retry);
+    pthread_join(p->thread, NULL);
+    emit_clear(&p->emit);
+    free(p->emit.items);
+    cw_retry_release(&p->retry);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+void cw_processor_stats(struct cw_processor *p, struct cw_processor_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = p->stats;
+    pthread_mutex_unlock(&p->lock);
+}

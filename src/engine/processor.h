@@ -1,0 +1,59 @@
+/*
+ * processor.h - the processor thread: the only writer.
+ *
+ * It takes batches from the command queue and runs each in one write
+ * transaction: per command, inside a savepoint, dedupe -> handle -> append
+ * events -> aggregate; a command whose handler rejects it, or whose domain
+ * code fails permanently, is rolled back to its savepoint and recorded as
+ * rejected; the rest commits. One durable commit per batch; then the
+ * outcomes, with their events in position order, go to the update bus.
+ *
+ * A transient store error rolls the whole batch back and retries it after
+ * 1, 2, 4 ... ms plus 0-1000 ms of jitter, capped at 60 s, until it
+ * succeeds or the processor is stopped. Application errors are never retried.
+ */
+#ifndef CW_PROCESSOR_H
+#define CW_PROCESSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cw_store;
+struct cw_domain;
+struct cw_queue;
+struct cw_bus;
+struct cw_processor;
+
+struct cw_processor_stats {
+    uint64_t batches, commands, events, rejected, duplicates, retries;
+    uint64_t commit_us_total; /* sum of BEGIN..COMMIT durations */
+};
+
+/*
+ * Observer of each batch's size and commit latency in microseconds (BEGIN
+ * to COMMIT returned), for benchmarks and metrics. Processor thread.
+ */
+typedef void (*cw_commit_observer_cb)(void *arg, size_t batch_size, int64_t commit_us);
+
+struct cw_processor_config {
+    size_t max_batch; /* commands per transaction at most */
+    cw_commit_observer_cb observer; /* optional */
+    void *observer_arg;
+};
+
+/* Starts the thread. store, d, q and bus are borrowed and must outlive it. */
+int cw_processor_start(struct cw_store *store, const struct cw_domain *d, struct cw_queue *q,
+                       struct cw_bus *bus, const struct cw_processor_config *cfg,
+                       struct cw_processor **out);
+
+/*
+ * Stops: closes nothing, but once q is closed and drained the thread commits
+ * its last batch and exits; this joins it. Call cw_queue_close(q) first for
+ * a drain; a retry in progress is abandoned (the batch is not committed).
+ */
+void cw_processor_stop(struct cw_processor *p);
+
+/* A consistent copy of the counters. Any thread. */
+void cw_processor_stats(struct cw_processor *p, struct cw_processor_stats *out);
+
+#endif

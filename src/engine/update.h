@@ -1,0 +1,59 @@
+/*
+ * update.h - committed events as they leave the engine, and the outcome of
+ * each command.
+ *
+ * A struct cw_update is one committed event, serialised once as the whole
+ * `["update", CLIENT_ID, CLIENT_SEQ, EVENT]` frame (private fields removed)
+ * and shared by reference count by every connection that sends it.
+ */
+#ifndef CW_UPDATE_H
+#define CW_UPDATE_H
+
+#include "calderwood.h"
+
+#include <stdatomic.h>
+
+struct cw_domain;
+struct cw_envelope;
+
+struct cw_update {
+    atomic_int refs;
+    struct cw_event ev; /* strings and JSON owned by the update */
+    const struct cw_event_def *def; /* NULL for an event no longer defined */
+    char *frame;                    /* the update frame, NUL-terminated */
+    size_t frame_len;
+};
+
+/* Builds an update from ev (copied; data and meta are referenced). refs = 1. */
+struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev);
+struct cw_update *cw_update_ref(struct cw_update *u);
+void cw_update_unref(struct cw_update *u);
+
+/*
+ * The EVENT object of PROTOCOL.md for ev, without its definition's private
+ * fields. The result belongs to the caller.
+ */
+json_t *cw_event_to_json(const struct cw_event_def *def, const struct cw_event *ev);
+
+/* The outcome of one command, in the order the processor handled them. */
+struct cw_outcome {
+    struct cw_envelope *env; /* owned */
+    char command_uuid[CW_UUID_LEN + 1]; /* the original one for a duplicate */
+    bool duplicate;
+    bool rejected;
+    struct cw_error reject;     /* code and message when rejected */
+    struct cw_update **events;  /* owned references, position order */
+    size_t n_events;
+};
+
+/* One committed batch. Events of non-duplicates are new; those of duplicates are resends. */
+struct cw_outcome_batch {
+    struct cw_outcome *items;
+    size_t n;
+    int64_t committed_at_us; /* monotonic */
+};
+
+void cw_outcome_release(struct cw_outcome *o);
+void cw_outcome_batch_free(struct cw_outcome_batch *b);
+
+#endif

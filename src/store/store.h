@@ -1,0 +1,93 @@
+/*
+ * store.h - the event store: events, the command log, migrations, and the
+ * connections domain code runs on.
+ *
+ * One struct cw_store per database. It owns one writer connection, used only
+ * by the processor thread, and hands out read connections (one per worker
+ * thread) for snapshots. Backend errors are translated here, once, into
+ * CW_ERR_AGAIN (transient: busy, locked, I/O, disk full; the processor
+ * retries) or CW_ERR_STORE (permanent: constraint, SQL error); nothing
+ * outside src/store/ sees a backend's own codes.
+ *
+ * Thread rule: a cw_db is used by one thread at a time.
+ */
+#ifndef CW_STORE_H
+#define CW_STORE_H
+
+#include "calderwood.h"
+
+struct cw_domain;
+struct cw_store;
+
+struct cw_store_options {
+    bool read_only;  /* open an existing database for reading only (exports) */
+    bool no_create;  /* fail with CW_ERR_NOT_FOUND when the file is missing */
+    int busy_ms;     /* readers' busy timeout; the writer never waits (0) */
+};
+
+/* Opens (creating when allowed) the database at path: WAL, synchronous=FULL. */
+int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
+                  struct cw_error *err);
+/* Closes every connection the store opened, including readers not yet closed. */
+void cw_store_close(struct cw_store *s);
+
+/*
+ * Applies the core schema, then each migration of d in registration order,
+ * skipping those recorded in schema_migrations. Each migration runs in its
+ * own transaction with its record: a failing one changes nothing and stops
+ * the run with CW_ERR_STORE and a message naming it. d may be NULL (core only).
+ * n_applied (optional) receives how many were applied now.
+ */
+int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                     struct cw_error *err);
+
+/* The writer connection. Processor thread only. */
+struct cw_db *cw_store_writer(struct cw_store *s);
+/* A new read connection; free it with cw_db_close() from the thread using it. */
+int cw_store_reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err);
+void cw_db_close(struct cw_db *db);
+/* The domain that readers and scans upcast with (set once, before use). */
+void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d);
+
+/* The domain set with cw_store_set_domain, or NULL. */
+const struct cw_domain *cw_db_domain(struct cw_db *db);
+/* Column col of the current row as JSON: integer, real, string or null. */
+json_t *cw_stmt_json(struct cw_stmt *st, int col);
+/* Ends a statement's use before its last row (frees its read lock). */
+void cw_stmt_reset(struct cw_stmt *st);
+
+/* Write transactions (the writer): BEGIN IMMEDIATE ... COMMIT. */
+int cw_db_begin(struct cw_db *db, struct cw_error *err);
+int cw_db_commit(struct cw_db *db, struct cw_error *err);
+void cw_db_rollback(struct cw_db *db);
+/* One savepoint level, per command inside a batch. */
+int cw_db_savepoint(struct cw_db *db, struct cw_error *err);
+int cw_db_release(struct cw_db *db, struct cw_error *err);
+void cw_db_rollback_to(struct cw_db *db);
+
+/* Read snapshots: every read between begin and end sees one committed state. */
+int cw_db_snapshot_begin(struct cw_db *db, struct cw_error *err);
+void cw_db_snapshot_end(struct cw_db *db);
+
+/* What the command log remembers of a processed command. */
+struct cw_command_record {
+    char uuid[CW_UUID_LEN + 1];
+    bool rejected;
+    int64_t first_position, last_position; /* 0, 0 when it emitted no event */
+    char reject_code[48];
+    char reject_message[256];
+};
+
+/* Looks up (user, client_id, client_seq). CW_OK, CW_ERR_NOT_FOUND or a store error. */
+int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                          int64_t client_seq, struct cw_command_record *out,
+                          struct cw_error *err);
+/* Records cmd with its outcome in the command log. */
+int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, struct cw_error *err);
+/* Appends ev (position set by the caller) with its data and meta as JSON text. */
+int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, struct cw_error *err);
+/* The position of the newest event, 0 for an empty log. */
+int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err);
+
+#endif

@@ -1,0 +1,589 @@
+/*
+ * store_sqlite.c - the embedded store on SQLite (see store.h).
+ *
+ * WAL mode with synchronous=FULL: a commit is durable when it returns, and
+ * readers work on their own connections without blocking the writer. Every
+ * statement is prepared once per connection and cached by its SQL text.
+ * SQLite result codes are translated here and nowhere else.
+ */
+#include "store.h"
+#include "core/alloc.h"
+#include "core/registry.h"
+#include "core/strmap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct cw_stmt {
+    sqlite3_stmt *st;
+    struct cw_db *db;
+    int64_t changes;
+};
+
+struct cw_db {
+    sqlite3 *conn;
+    struct cw_store *store;
+    struct cw_strmap cache; /* SQL text -> struct cw_stmt *; keys owned */
+    struct cw_db *next;     /* in the store's list of open readers */
+};
+
+struct cw_store {
+    char *path;
+    struct cw_store_options opt;
+    struct cw_db *writer;
+    const struct cw_domain *domain;
+    pthread_mutex_t lock; /* {readers} */
+    struct cw_db *readers;
+};
+
+/* The core schema, applied before any domain migration. */
+static const char core_schema[] =
+    "CREATE TABLE IF NOT EXISTS events ("
+    " position INTEGER PRIMARY KEY,"
+    " uuid TEXT NOT NULL UNIQUE,"
+    " command_uuid TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " data TEXT NOT NULL,"
+    " meta TEXT NOT NULL,"
+    " user_uuid TEXT,"
+    " client_id TEXT,"
+    " client_seq INTEGER,"
+    " recorded_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS events_by_user ON events(user_uuid, position);"
+    "CREATE TABLE IF NOT EXISTS commands ("
+    " uuid TEXT PRIMARY KEY,"
+    " user_uuid TEXT NOT NULL,"
+    " client_id TEXT NOT NULL,"
+    " client_seq INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " data TEXT NOT NULL,"
+    " meta TEXT NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " outcome TEXT NOT NULL,"
+    " first_position INTEGER,"
+    " last_position INTEGER,"
+    " reject_code TEXT,"
+    " reject_message TEXT,"
+    " UNIQUE (user_uuid, client_id, client_seq));"
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " id TEXT PRIMARY KEY,"
+    " applied_at INTEGER NOT NULL);";
+
+/* ------------------------------------------------------------- errors */
+
+static bool transient(int code)
+{
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOMEM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Translates a SQLite failure on conn into CW_ERR_AGAIN or CW_ERR_STORE. */
+static int fail(sqlite3 *conn, int code, struct cw_error *err, const char *what)
+{
+    int rc = transient(code) ? CW_ERR_AGAIN : CW_ERR_STORE;
+    return cw_error_set(err, rc, "internal-error", "%s: %s", what,
+                        conn ? sqlite3_errmsg(conn) : sqlite3_errstr(code));
+}
+
+/* ---------------------------------------------------------- connections */
+
+static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    int rc = sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? CW_OK : fail(db->conn, rc, err, "exec");
+}
+
+static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct cw_error *err)
+{
+    int flags = SQLITE_OPEN_NOMUTEX;
+    if (s->opt.read_only)
+        flags |= SQLITE_OPEN_READONLY;
+    else
+        flags |= SQLITE_OPEN_READWRITE | (s->opt.no_create ? 0 : SQLITE_OPEN_CREATE);
+    struct cw_db *db = cw_xcalloc(1, sizeof(*db));
+    db->store = s;
+    cw_strmap_init(&db->cache);
+    int rc = sqlite3_open_v2(s->path, &db->conn, flags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = cw_error_set(err, rc == SQLITE_CANTOPEN ? CW_ERR_NOT_FOUND : CW_ERR_STORE, NULL,
+                          "cannot open database %s: %s", s->path, sqlite3_errstr(rc));
+        cw_db_close(db);
+        return rc;
+    }
+    sqlite3_extended_result_codes(db->conn, 1);
+    /* The writer never waits inside SQLite: the processor's retry loop owns waiting. */
+    sqlite3_busy_timeout(db->conn, writer ? 0 : s->opt.busy_ms);
+    const char *pragmas = s->opt.read_only
+                              ? "PRAGMA query_only=1;"
+                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
+    rc = exec_sql(db, pragmas, err);
+    if (rc) {
+        cw_db_close(db);
+        return rc;
+    }
+    *out = db;
+    return CW_OK;
+}
+
+int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
+                  struct cw_error *err)
+{
+    struct cw_store *s = cw_xcalloc(1, sizeof(*s));
+    s->path = cw_xstrdup(path);
+    if (opt)
+        s->opt = *opt;
+    if (!s->opt.busy_ms)
+        s->opt.busy_ms = 5000;
+    pthread_mutex_init(&s->lock, NULL);
+    struct stat sb;
+    if ((s->opt.no_create || s->opt.read_only) && stat(path, &sb) != 0) {
+        int rc = cw_error_set(err, CW_ERR_NOT_FOUND, NULL, "no database at %s", path);
+        cw_store_close(s);
+        return rc;
+    }
+    int rc = connect(s, !s->opt.read_only, &s->writer, err);
+    if (rc) {
+        cw_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return CW_OK;
+}
+
+void cw_db_close(struct cw_db *db)
+{
+    if (!db)
+        return;
+    struct cw_store *s = db->store;
+    if (s && db != s->writer) {
+        pthread_mutex_lock(&s->lock);
+        for (struct cw_db **p = &s->readers; *p; p = &(*p)->next) {
+            if (*p == db) {
+                *p = db->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    for (size_t i = 0; i < db->cache.cap; i++) {
+        if (!db->cache.keys[i])
+            continue;
+        struct cw_stmt *st = db->cache.values[i];
+        sqlite3_finalize(st->st);
+        free(st);
+        free((char *)db->cache.keys[i]);
+    }
+    cw_strmap_release(&db->cache);
+    sqlite3_close(db->conn);
+    free(db);
+}
+
+void cw_store_close(struct cw_store *s)
+{
+    if (!s)
+        return;
+    while (s->readers)
+        cw_db_close(s->readers);
+    struct cw_db *w = s->writer;
+    s->writer = NULL;
+    if (w) {
+        w->store = NULL;
+        cw_db_close(w);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s->path);
+    free(s);
+}
+
+struct cw_db *cw_store_writer(struct cw_store *s)
+{
+    return s->writer;
+}
+
+int cw_store_reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err)
+{
+    struct cw_db *db;
+    int rc = connect(s, false, &db, err);
+    if (rc)
+        return rc;
+    exec_sql(db, "PRAGMA query_only=1;", NULL);
+    pthread_mutex_lock(&s->lock);
+    db->next = s->readers;
+    s->readers = db;
+    pthread_mutex_unlock(&s->lock);
+    *out = db;
+    return CW_OK;
+}
+
+void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d)
+{
+    s->domain = d;
+}
+
+const struct cw_domain *cw_db_domain(struct cw_db *db)
+{
+    return db->store ? db->store->domain : NULL;
+}
+
+/* ----------------------------------------------------------- statements */
+
+struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_strmap_get(&db->cache, sql);
+    if (st) {
+        sqlite3_reset(st->st);
+        sqlite3_clear_bindings(st->st);
+        st->changes = 0;
+        return st;
+    }
+    sqlite3_stmt *raw;
+    int rc = sqlite3_prepare_v3(db->conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, NULL);
+    if (rc != SQLITE_OK) {
+        fail(db->conn, rc, err, "prepare");
+        return NULL;
+    }
+    st = cw_xcalloc(1, sizeof(*st));
+    st->st = raw;
+    st->db = db;
+    cw_strmap_put(&db->cache, cw_xstrdup(sql), st);
+    return st;
+}
+
+static int bind_rc(struct cw_stmt *st, int rc)
+{
+    return rc == SQLITE_OK ? CW_OK : fail(st->db->conn, rc, NULL, "bind");
+}
+
+int cw_stmt_bind_text(struct cw_stmt *st, int idx, const char *text)
+{
+    if (!text)
+        return cw_stmt_bind_null(st, idx);
+    return bind_rc(st, sqlite3_bind_text(st->st, idx, text, -1, SQLITE_TRANSIENT));
+}
+
+int cw_stmt_bind_int(struct cw_stmt *st, int idx, int64_t value)
+{
+    return bind_rc(st, sqlite3_bind_int64(st->st, idx, value));
+}
+
+int cw_stmt_bind_null(struct cw_stmt *st, int idx)
+{
+    return bind_rc(st, sqlite3_bind_null(st->st, idx));
+}
+
+int cw_stmt_step(struct cw_stmt *st, struct cw_error *err)
+{
+    int rc = sqlite3_step(st->st);
+    if (rc == SQLITE_ROW)
+        return CW_ROW;
+    if (rc == SQLITE_DONE) {
+        st->changes = sqlite3_changes64(st->db->conn);
+        sqlite3_reset(st->st);
+        return CW_DONE;
+    }
+    rc = fail(st->db->conn, rc, err, "step");
+    sqlite3_reset(st->st);
+    return rc;
+}
+
+void cw_stmt_reset(struct cw_stmt *st)
+{
+    sqlite3_reset(st->st);
+}
+
+int64_t cw_stmt_changes(struct cw_stmt *st)
+{
+    return st->changes;
+}
+
+const char *cw_stmt_text(struct cw_stmt *st, int col)
+{
+    return (const char *)sqlite3_column_text(st->st, col);
+}
+
+int64_t cw_stmt_int(struct cw_stmt *st, int col)
+{
+    return sqlite3_column_int64(st->st, col);
+}
+
+bool cw_stmt_is_null(struct cw_stmt *st, int col)
+{
+    return sqlite3_column_type(st->st, col) == SQLITE_NULL;
+}
+
+int cw_stmt_columns(struct cw_stmt *st)
+{
+    return sqlite3_column_count(st->st);
+}
+
+const char *cw_stmt_column_name(struct cw_stmt *st, int col)
+{
+    return sqlite3_column_name(st->st, col);
+}
+
+/* A JSON value for column col of the current row: integer, text or null. */
+json_t *cw_stmt_json(struct cw_stmt *st, int col)
+{
+    switch (sqlite3_column_type(st->st, col)) {
+    case SQLITE_INTEGER:
+        return json_integer(sqlite3_column_int64(st->st, col));
+    case SQLITE_FLOAT:
+        return json_real(sqlite3_column_double(st->st, col));
+    case SQLITE_NULL:
+        return json_null();
+    default:
+        return json_stringn((const char *)sqlite3_column_text(st->st, col),
+                            (size_t)sqlite3_column_bytes(st->st, col));
+    }
+}
+
+/* --------------------------------------------------------- transactions */
+
+/* Runs one cached statement that returns no rows. */
+static int run(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(db, sql, err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc = cw_stmt_step(st, err);
+    return rc == CW_DONE || rc == CW_ROW ? CW_OK : rc;
+}
+
+int cw_db_begin(struct cw_db *db, struct cw_error *err)
+{
+    return run(db, "BEGIN IMMEDIATE", err);
+}
+
+int cw_db_commit(struct cw_db *db, struct cw_error *err)
+{
+    return run(db, "COMMIT", err);
+}
+
+void cw_db_rollback(struct cw_db *db)
+{
+    if (!sqlite3_get_autocommit(db->conn))
+        run(db, "ROLLBACK", NULL);
+}
+
+int cw_db_savepoint(struct cw_db *db, struct cw_error *err)
+{
+    return run(db, "SAVEPOINT cmd", err);
+}
+
+int cw_db_release(struct cw_db *db, struct cw_error *err)
+{
+    return run(db, "RELEASE cmd", err);
+}
+
+void cw_db_rollback_to(struct cw_db *db)
+{
+    run(db, "ROLLBACK TO cmd", NULL);
+    run(db, "RELEASE cmd", NULL);
+}
+
+int cw_db_snapshot_begin(struct cw_db *db, struct cw_error *err)
+{
+    /* A deferred transaction takes its snapshot at the first read: make one now. */
+    int rc = run(db, "BEGIN", err);
+    if (!rc)
+        rc = run(db, "SELECT 1 FROM schema_migrations LIMIT 1", err);
+    if (rc)
+        cw_db_rollback(db);
+    return rc;
+}
+
+void cw_db_snapshot_end(struct cw_db *db)
+{
+    cw_db_rollback(db);
+}
+
+/* ----------------------------------------------------------- migrations */
+
+static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
+    if (!st)
+        return CW_ERR_STORE;
+    cw_stmt_bind_text(st, 1, id);
+    int rc = cw_stmt_step(st, err);
+    *yes = rc == CW_ROW;
+    if (rc == CW_ROW)
+        cw_stmt_reset(st);
+    return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
+}
+
+/* Applies one migration with its record, in one transaction; a no-op when recorded. */
+static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
+                       struct cw_error *err)
+{
+    int rc = cw_db_begin(db, err);
+    if (rc)
+        return rc;
+    bool done;
+    rc = applied(db, id, &done, err);
+    if (rc || done)
+        goto out;
+    char *msg = NULL;
+    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rc = cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id,
+                          msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        goto out;
+    }
+    rc = cw_db_exec(db, err, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", "ti",
+                    id, cw_now_us());
+    if (!rc && n_applied)
+        ++*n_applied;
+out:
+    if (rc || done)
+        cw_db_rollback(db);
+    else
+        rc = cw_db_commit(db, err);
+    return rc;
+}
+
+int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                     struct cw_error *err)
+{
+    struct cw_db *db = s->writer;
+    if (n_applied)
+        *n_applied = 0;
+    if (s->opt.read_only)
+        return cw_error_set(err, CW_ERR_STORE, NULL, "database %s is open read-only", s->path);
+    /* The table that records migrations must exist before the first lookup. */
+    int rc = exec_sql(db,
+                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                      " id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
+                      err);
+    if (!rc)
+        rc = migrate_one(db, "core:001-log", core_schema, n_applied, err);
+    for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
+        rc = migrate_one(db, d->migrations[i].id, d->migrations[i].sql, n_applied, err);
+    return rc;
+}
+
+/* --------------------------------------------------------- command log */
+
+int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                          int64_t client_seq, struct cw_command_record *out,
+                          struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(
+        db,
+        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
+        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    cw_stmt_bind_text(st, 1, user_uuid);
+    cw_stmt_bind_text(st, 2, client_id);
+    cw_stmt_bind_int(st, 3, client_seq);
+    int rc = cw_stmt_step(st, err);
+    if (rc == CW_DONE)
+        return CW_ERR_NOT_FOUND;
+    if (rc != CW_ROW)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->uuid, sizeof(out->uuid), "%s", cw_stmt_text(st, 0));
+    out->rejected = strcmp(cw_stmt_text(st, 1), "rejected") == 0;
+    out->first_position = cw_stmt_int(st, 2);
+    out->last_position = cw_stmt_int(st, 3);
+    if (!cw_stmt_is_null(st, 4))
+        snprintf(out->reject_code, sizeof(out->reject_code), "%s", cw_stmt_text(st, 4));
+    if (!cw_stmt_is_null(st, 5))
+        snprintf(out->reject_message, sizeof(out->reject_message), "%s", cw_stmt_text(st, 5));
+    cw_stmt_reset(st);
+    return CW_OK;
+}
+
+static char *dump(const json_t *v)
+{
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    return s ? s : cw_xstrdup("{}");
+}
+
+int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(
+        db,
+        "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
+        " received_at, outcome, first_position, last_position, reject_code, reject_message)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    char *data = dump(cmd->data), *meta = dump(cmd->meta);
+    cw_stmt_bind_text(st, 1, cmd->uuid);
+    cw_stmt_bind_text(st, 2, cmd->user_uuid);
+    cw_stmt_bind_text(st, 3, cmd->client_id);
+    cw_stmt_bind_int(st, 4, cmd->client_seq);
+    cw_stmt_bind_text(st, 5, cmd->name);
+    cw_stmt_bind_text(st, 6, data);
+    cw_stmt_bind_text(st, 7, meta);
+    cw_stmt_bind_int(st, 8, cmd->received_at);
+    cw_stmt_bind_text(st, 9, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        cw_stmt_bind_int(st, 10, rec->first_position);
+        cw_stmt_bind_int(st, 11, rec->last_position);
+    }
+    if (rec->rejected) {
+        cw_stmt_bind_text(st, 12, rec->reject_code);
+        cw_stmt_bind_text(st, 13, rec->reject_message);
+    }
+    int rc = cw_stmt_step(st, err);
+    free(data);
+    free(meta);
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(
+        db,
+        "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
+        " user_uuid, client_id, client_seq, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    char *data = dump(ev->data), *meta = dump(ev->meta);
+    cw_stmt_bind_int(st, 1, ev->position);
+    cw_stmt_bind_text(st, 2, ev->uuid);
+    cw_stmt_bind_text(st, 3, ev->command_uuid);
+    cw_stmt_bind_text(st, 4, ev->name);
+    cw_stmt_bind_int(st, 5, ev->version);
+    cw_stmt_bind_text(st, 6, data);
+    cw_stmt_bind_text(st, 7, meta);
+    cw_stmt_bind_text(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    cw_stmt_bind_text(st, 9, ev->client_id);
+    cw_stmt_bind_int(st, 10, ev->client_seq);
+    cw_stmt_bind_int(st, 11, ev->recorded_at);
+    int rc = cw_stmt_step(st, err);
+    free(data);
+    free(meta);
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
+{
+    return cw_db_query_int(db, out, err, "SELECT COALESCE(MAX(position), 0) FROM events", "");
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian packages Calderwood needs to build and test, when any
+# is missing. As root it runs apt-get; otherwise it prints the exact command.
+set -e
+PKGS="build-essential pkg-config libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev
+libwebsockets-dev sqlite3 clang"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "calderwood: missing packages:$missing" >&2
+    echo "install them with: sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
