@@ -40,7 +40,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 INT_SRC  := $(wildcard tests/integration/*.c)
 INT_BIN  := $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
-MODULE   := $(BUILD)/tests/test_module.so
+MODULES  := $(patsubst tests/modules/%.c,$(BUILD)/tests/%.so,$(wildcard tests/modules/*.c))
 TOOLS    := $(BUILD)/bench-engine
 
 .PHONY: all deps run test test-unit test-integration test-asan bench-engine fmt clean check-fmt
@@ -72,7 +72,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS) \
 	    $(shell pkg-config --libs $(TEST_PKGS))
 
-$(MODULE): tests/modules/test_module.c include/calderwood.h
+$(BUILD)/tests/%.so: tests/modules/%.c include/calderwood.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fPIC -shared -o $@ $<
 
@@ -90,7 +90,7 @@ test: deps
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
 
-test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULE) $(TOOLS)
+test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 

@@ -269,6 +269,11 @@ int cw_stmt_bind_null(struct cw_stmt *st, int idx);
 
 /* CW_ROW, CW_DONE, CW_ERR_AGAIN (transient) or CW_ERR_STORE. */
 int cw_stmt_step(struct cw_stmt *st, struct cw_error *err);
+/*
+ * Ends a statement before its last row. A statement left on a row keeps
+ * its read transaction open: reset it when you stop early.
+ */
+void cw_stmt_reset(struct cw_stmt *st);
 /* Number of rows changed by the last completed INSERT, UPDATE or DELETE. */
 int64_t cw_stmt_changes(struct cw_stmt *st);
 

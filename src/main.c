@@ -1,2 +1,45 @@
-/* placeholder, replaced below */
-int main(void) { return 0; }
+/*
+ * main.c - `calderwood <subcommand>`: dispatch only; each subcommand lives
+ * in src/cli/.
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} subcommands[] = {
+    {"serve", cw_cli_serve, "run the server"},
+    {"user", cw_cli_user, "manage users (user add ...)"},
+    {"events", cw_cli_events, "export the event log as JSON Lines or CSV"},
+    {"replay", cw_cli_replay, "rebuild every projection from the log into a new database"},
+    {"migrate", cw_cli_migrate, "apply pending schema migrations and exit"},
+};
+
+static int usage(FILE *out, int code)
+{
+    fprintf(out, "usage: calderwood <subcommand> [options]   (calderwood <subcommand> --help)\n\n");
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+        fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr, 2);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+        return usage(stdout, 0);
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+        if (!strcmp(argv[1], subcommands[i].name)) {
+            int rc = subcommands[i].run(argc - 1, argv + 1);
+            cw_config_release();
+            return rc;
+        }
+    }
+    fprintf(stderr, "calderwood: unknown subcommand '%s'\n", argv[1]);
+    return usage(stderr, 2);
+}

@@ -46,13 +46,19 @@ fail:
     return rc;
 }
 
+void cw_engine_drain(struct cw_engine *e)
+{
+    if (e->queue)
+        cw_queue_close(e->queue);
+    cw_processor_stop(e->processor);
+    e->processor = NULL;
+}
+
 void cw_engine_close(struct cw_engine *e)
 {
     if (!e)
         return;
-    if (e->queue)
-        cw_queue_close(e->queue);
-    cw_processor_stop(e->processor);
+    cw_engine_drain(e);
     cw_bus_free(e->bus);
     cw_queue_free(e->queue);
     cw_store_close(e->store);
@@ -81,5 +87,8 @@ size_t cw_engine_queue_depth(struct cw_engine *e)
 
 void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out)
 {
-    cw_processor_stats(e->processor, out);
+    if (e->processor)
+        cw_processor_stats(e->processor, out);
+    else
+        *out = (struct cw_processor_stats){0};
 }

@@ -34,9 +34,14 @@ int cw_engine_open(const struct cw_engine_config *cfg, const struct cw_domain *d
                    struct cw_engine **out, struct cw_error *err);
 
 /*
- * Drains: refuses new commands, lets the processor commit what was queued,
- * publishes the last outcomes, then stops and closes the store.
+ * Drains: refuses new commands, lets the processor commit what was queued
+ * and publish the last outcomes, and stops it. The bus stays readable: the
+ * subscriber must keep taking while this runs (a full bus blocks the
+ * processor), and may take what is left afterwards. Idempotent.
  */
+void cw_engine_drain(struct cw_engine *e);
+
+/* Drains (if not done), then frees the bus and the queue and closes the store. */
 void cw_engine_close(struct cw_engine *e);
 
 /* cw_queue_put on the engine's queue: CW_OK (env taken), CW_ERR_OVERLOADED, CW_ERR_SHUTDOWN. */

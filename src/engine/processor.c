@@ -288,6 +288,7 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
 static void *run(void *arg)
 {
     struct cw_processor *p = arg;
+    pthread_setname_np(pthread_self(), "cw-processor");
     struct cw_envelope **envs = cw_xmalloc(p->cfg.max_batch * sizeof(*envs));
     for (;;) {
         size_t n = cw_queue_take(p->q, envs, p->cfg.max_batch, -1);

@@ -53,8 +53,6 @@ void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d);
 const struct cw_domain *cw_db_domain(struct cw_db *db);
 /* Column col of the current row as JSON: integer, real, string or null. */
 json_t *cw_stmt_json(struct cw_stmt *st, int col);
-/* Ends a statement's use before its last row (frees its read lock). */
-void cw_stmt_reset(struct cw_stmt *st);
 
 /* Write transactions (the writer): BEGIN IMMEDIATE ... COMMIT. */
 int cw_db_begin(struct cw_db *db, struct cw_error *err);

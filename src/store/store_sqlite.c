@@ -133,7 +133,9 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     const char *pragmas = s->opt.read_only
                               ? "PRAGMA query_only=1;"
                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;";
+                                "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
+                                "PRAGMA temp_store=MEMORY;"
+                                "PRAGMA temp_store=MEMORY;";
     rc = exec_sql(db, pragmas, err);
     if (rc) {
         cw_db_close(db);
@@ -143,9 +145,19 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     return CW_OK;
 }
 
+/* Process-wide SQLite settings, before any connection exists. */
+static void configure_once(void)
+{
+    /* Memory statistics take a global mutex on every allocation; nothing reads them. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
 int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
                   struct cw_error *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, configure_once);
     struct cw_store *s = cw_xcalloc(1, sizeof(*s));
     s->path = cw_xstrdup(path);
     if (opt)
@@ -364,6 +376,8 @@ static int run(struct cw_db *db, const char *sql, struct cw_error *err)
     if (!st)
         return CW_ERR_STORE;
     int rc = cw_stmt_step(st, err);
+    if (rc == CW_ROW)
+        cw_stmt_reset(st); /* an open statement would pin the reader's snapshot */
     return rc == CW_DONE || rc == CW_ROW ? CW_OK : rc;
 }
 

@@ -1,0 +1,72 @@
+/*
+ * cli.h - the `calderwood` subcommands and what they share: the data
+ * directory, the domain (built-in queries, accounts, the demo domain unless
+ * --no-demo, and --module objects) and one-line error reporting.
+ *
+ * Each subcommand takes argc/argv from its own name on and returns the
+ * process exit code: 0 success, 1 failure (one line on stderr), 2 usage.
+ */
+#ifndef CW_CLI_H
+#define CW_CLI_H
+
+#include "calderwood.h"
+#include "core/config.h"
+
+struct cw_domain;
+
+/* Options every subcommand that touches the database has. */
+struct cw_cli_common {
+    const char *data_dir;
+    struct cw_strlist modules;
+    bool no_demo;
+    const char *log_level;
+    char db_path[4096];
+};
+
+/* The option-table rows of struct cw_cli_common, to put at the head of a table. */
+#define CW_CLI_COMMON_OPTIONS(c)                                                                   \
+    {"data", CW_OPT_STRING, &(c)->data_dir, "./data", 0, 0, "DIR",                                 \
+     "data directory: database and secret key"},                                                   \
+        {"module", CW_OPT_LIST, &(c)->modules, NULL, 0, 0, "PATH",                                 \
+         "load a domain module (.so); repeatable"},                                                \
+        {"no-demo", CW_OPT_BOOL, &(c)->no_demo, "no", 0, 0, NULL,                                  \
+         "leave out the example domain (page views, cart)"},                                       \
+        {"log-level", CW_OPT_STRING, &(c)->log_level, "info", 0, 0, "LEVEL",                       \
+         "debug, info, warn, error or off"}
+
+/*
+ * Parses argv[1..] against opts; prints usage (and returns 0 through *exit)
+ * for --help or an error line (exit 2) on bad usage. Returns true to go on.
+ */
+bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, char **argv,
+                  struct cw_strlist *positional, int *exit_code);
+
+/* Applies log level, makes the data directory (0700) and fills c->db_path. */
+int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err);
+
+/* The domain this process runs: builtins, accounts, demo (unless no_demo), modules. */
+int cw_cli_domain(const struct cw_cli_common *c, struct cw_domain **out, struct cw_error *err);
+
+struct cw_engine;
+struct cw_outcome;
+
+/*
+ * Submits one command as the system would (coerce, prepare, queue) and waits
+ * for its outcome, which *out receives (release it with cw_outcome_release).
+ * Only for a process that is the engine's sole submitter and subscriber.
+ * Takes ownership of data.
+ */
+int cw_cli_run_command(struct cw_engine *e, const struct cw_domain *d, const char *name,
+                       const char *user_uuid, json_t *data, struct cw_outcome *out,
+                       struct cw_error *err);
+
+/* Prints "calderwood: MESSAGE" and returns 1. */
+int cw_cli_fail(const struct cw_error *err);
+
+int cw_cli_serve(int argc, char **argv);
+int cw_cli_user(int argc, char **argv);
+int cw_cli_events(int argc, char **argv);
+int cw_cli_replay(int argc, char **argv);
+int cw_cli_migrate(int argc, char **argv);
+
+#endif

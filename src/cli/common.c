@@ -1,0 +1,116 @@
+/*
+ * common.c - what the subcommands share (see cli.h).
+ */
+#include "cli.h"
+#include "core/log.h"
+#include "core/validate.h"
+#include "engine/bus.h"
+#include "engine/engine.h"
+#include "engine/envelope.h"
+#include "engine/update.h"
+#include "core/registry.h"
+#include "domain/domain.h"
+#include "query/query.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, char **argv,
+                  struct cw_strlist *positional, int *exit_code)
+{
+    struct cw_error err = {0};
+    int rc = cw_config_load(opts, argc, argv, 1, positional, &err);
+    if (rc == CW_ERR_NOT_FOUND) {
+        printf("%s\n\nOptions:\n", usage);
+        cw_config_usage(stdout, opts);
+        *exit_code = 0;
+        return false;
+    }
+    if (rc) {
+        fprintf(stderr, "calderwood: %s\n", err.message);
+        *exit_code = 2;
+        return false;
+    }
+    return true;
+}
+
+int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err)
+{
+    int level = cw_log_parse_level(c->log_level);
+    if (level < 0)
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "unknown log level '%s'", c->log_level);
+    cw_log_set_level((enum cw_log_level)level);
+    if (create && mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create data directory %s: %s",
+                            c->data_dir, strerror(errno));
+    int n = snprintf(c->db_path, sizeof(c->db_path), "%s/calderwood.db", c->data_dir);
+    if (n >= (int)sizeof(c->db_path))
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "data directory path too long");
+    return CW_OK;
+}
+
+int cw_cli_domain(const struct cw_cli_common *c, struct cw_domain **out, struct cw_error *err)
+{
+    struct cw_domain *d = cw_domain_new();
+    int rc = cw_query_register_builtins(d);
+    if (!rc)
+        rc = cw_accounts_register(d);
+    if (!rc && !c->no_demo)
+        rc = cw_demo_register(d);
+    if (rc)
+        cw_error_set(err, rc, NULL, "registering the built-in domain failed");
+    for (size_t i = 0; !rc && i < c->modules.n; i++)
+        rc = cw_domain_load_module(d, c->modules.items[i], err);
+    if (rc) {
+        cw_domain_free(d);
+        return rc;
+    }
+    *out = d;
+    return CW_OK;
+}
+
+int cw_cli_fail(const struct cw_error *err)
+{
+    fprintf(stderr, "calderwood: %s\n", err->message[0] ? err->message : "failed");
+    return 1;
+}
+
+int cw_cli_run_command(struct cw_engine *e, const struct cw_domain *d, const char *name,
+                       const char *user_uuid, json_t *data, struct cw_outcome *out,
+                       struct cw_error *err)
+{
+    const struct cw_command_def *def = NULL;
+    int rc = cw_coerce_command(d, name, data, true, &def, err);
+    if (!rc && def->prepare)
+        rc = def->prepare(data, err);
+    if (rc) {
+        json_decref(data);
+        return rc;
+    }
+    /* A fresh client id per call: the CLI never resends. */
+    char client_id[CW_UUID_LEN + 8];
+    cw_uuid_v7(client_id + 4);
+    memcpy(client_id, "cli:", 4);
+    struct cw_envelope *env = cw_envelope_new(def, user_uuid, client_id, 0, data, NULL, 0);
+    rc = cw_engine_submit(e, env);
+    if (rc) {
+        cw_envelope_free(env);
+        return cw_error_set(err, rc, NULL, "the command queue refused the command");
+    }
+    for (;;) {
+        struct cw_outcome_batch *b = cw_bus_take(cw_engine_bus(e), 60 * 1000000);
+        if (!b)
+            return cw_error_set(err, CW_ERR_AGAIN, NULL, "no outcome within 60 s");
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->items[i].env == env) {
+                *out = b->items[i];
+                memset(&b->items[i], 0, sizeof(b->items[i]));
+                cw_outcome_batch_free(b);
+                return CW_OK;
+            }
+        }
+        cw_outcome_batch_free(b);
+    }
+}

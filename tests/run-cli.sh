@@ -1,0 +1,99 @@
+#!/bin/bash
+# The command-line interface as a user meets it: each subcommand's help,
+# errors as one clear line with a non-zero exit, user add, the event export
+# in both formats, migrations, and a module whose migration fails.
+# Prints "cli: N passed, N failed". CW_TEST_KEEP=1 keeps the data directory.
+set -u
+BUILD=${BUILD:-build}
+CW="$BUILD/calderwood"
+DIR=$(mktemp -d /tmp/cw-cli-XXXXXX)
+[ -n "${CW_TEST_KEEP:-}" ] || trap 'rm -rf "$DIR"' EXIT
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# expect STATUS DESCRIPTION -- command...: runs it, checks the exit status.
+expect() {
+    local want=$1 what=$2
+    shift 3
+    "$@" >"$DIR/out" 2>"$DIR/err"
+    local got=$?
+    if [ "$got" = "$want" ]; then ok; else bad "$what: exit $got, wanted $want"; cat "$DIR/err"; fi
+}
+contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; cat "$1"; fi; }
+lacks() { if grep -q -- "$2" "$1"; then bad "$3: '$2' found in $1"; else ok; fi; }
+
+D="$DIR/data"
+for sub in serve user events replay migrate; do
+    expect 0 "$sub --help" -- "$CW" $sub --help
+    contains "$DIR/out" "usage: calderwood" "$sub --help"
+done
+expect 2 "no subcommand" -- "$CW"
+expect 2 "unknown subcommand" -- "$CW" frobnicate
+contains "$DIR/err" "unknown subcommand 'frobnicate'" "unknown subcommand message"
+expect 2 "unknown option" -- "$CW" migrate --nope
+contains "$DIR/err" "unknown option '--nope'" "unknown option message"
+expect 2 "integer out of range" -- "$CW" serve --max-batch 0 --data "$D"
+contains "$DIR/err" "max-batch must be between 1 and 65536" "range message"
+
+expect 0 "migrate" -- "$CW" migrate --data "$D"
+contains "$DIR/out" "applied [1-9][0-9]* migrations" "first migrate applies"
+expect 0 "migrate again" -- "$CW" migrate --data "$D"
+contains "$DIR/out" "applied 0 migrations" "second migrate applies nothing"
+
+echo "s3cret-pass" >"$DIR/pw"
+expect 0 "user add" -- "$CW" user add --data "$D" --email " Grace@Example.org" --first Grace \
+    --last Hopper --password-file "$DIR/pw"
+contains "$DIR/out" "registered grace@example.org as user" "user add output"
+expect 1 "user add taken" -- sh -c "echo another-pass | $CW user add --data $D --email grace@example.org --first G --last H"
+contains "$DIR/err" "email-taken" "taken email message"
+[ "$(wc -l <"$DIR/err")" = 1 ] && ok || bad "taken email: one line"
+expect 1 "user add bad email" -- sh -c "echo another-pass | $CW user add --data $D --email nobody --first G --last H"
+contains "$DIR/err" "email" "bad email names the field"
+expect 1 "user add short password" -- sh -c "echo short | $CW user add --data $D --email a@b.co --first G --last H"
+contains "$DIR/err" "password" "short password names the field"
+expect 2 "user add missing flags" -- "$CW" user add --data "$D" --email x@y.z
+
+expect 0 "events jsonl" -- "$CW" events --data "$D"
+[ "$(wc -l <"$DIR/out")" = 1 ] && ok || bad "one event exported"
+contains "$DIR/out" '"name":"user-registered"' "jsonl has the event"
+lacks "$DIR/out" "password" "export leaves out the password hash"
+lacks "$DIR/out" 'argon2' "export leaves out the hash value"
+expect 0 "events csv" -- "$CW" events --data "$D" --format csv
+contains "$DIR/out" "^position,uuid,command_uuid,name,version" "csv header"
+[ "$(wc -l <"$DIR/out")" = 2 ] && ok || bad "csv: header and one row"
+expect 0 "events filtered" -- "$CW" events --data "$D" --name page-view
+[ -s "$DIR/out" ] && bad "name filter" || ok
+expect 0 "events after" -- "$CW" events --data "$D" --after 1
+[ -s "$DIR/out" ] && bad "after filter" || ok
+expect 2 "events bad format" -- "$CW" events --data "$D" --format xml
+expect 1 "events missing db" -- "$CW" events --data "$DIR/none"
+contains "$DIR/err" "no database" "missing database message"
+
+# A module whose second migration fails: start-up stops, nothing of it remains.
+cp "$D/calderwood.db" "$DIR/before.db"
+expect 1 "serve with failing migration" -- "$CW" serve --data "$D" --module "$BUILD/tests/bad_migration.so"
+contains "$DIR/err" "migration badmod:002-broken failed" "failing migration named"
+sqlite3 "$D/calderwood.db" "SELECT name FROM sqlite_master WHERE name LIKE 'bad_module_more'" >"$DIR/t"
+[ -s "$DIR/t" ] && bad "failed migration left its table" || ok
+sqlite3 "$D/calderwood.db" "SELECT id FROM schema_migrations WHERE id = 'badmod:002-broken'" >"$DIR/t"
+[ -s "$DIR/t" ] && bad "failed migration recorded" || ok
+expect 1 "serve with missing module" -- "$CW" serve --data "$D" --module "$DIR/nope.so"
+contains "$DIR/err" "cannot load module" "missing module message"
+
+# serve starts, makes its key 0600, and stops cleanly on SIGTERM.
+"$CW" serve --data "$DIR/srv" >"$DIR/serve.out" 2>&1 &
+pid=$!
+for _ in $(seq 50); do [ -f "$DIR/srv/secret.key" ] && grep -q serve.started "$DIR/serve.out" && break; sleep 0.1; done
+[ "$(stat -c %a "$DIR/srv/secret.key" 2>/dev/null)" = 600 ] && ok || bad "secret key mode 600"
+[ "$(stat -c %s "$DIR/srv/secret.key" 2>/dev/null)" = 32 ] && ok || bad "secret key 32 bytes"
+kill -TERM $pid
+wait $pid && ok || bad "serve exits 0 on SIGTERM"
+contains "$DIR/serve.out" "serve.stopped" "serve logs a clean stop"
+chmod 644 "$DIR/srv/secret.key"
+expect 1 "serve refuses a readable key" -- "$CW" serve --data "$DIR/srv"
+contains "$DIR/err" "readable by others" "key mode message"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

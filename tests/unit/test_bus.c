@@ -1,0 +1,260 @@
+/*
+ * test_bus.c - the local update bus (src/engine/bus.h).
+ *
+ * Batches are told apart by a tag kept in committed_at_us. A batch that
+ * carries a referenced update shows, through the update's reference count,
+ * whether the bus freed it.
+ */
+#include "calderwood.h"
+#include "core/registry.h"
+#include "engine/bus.h"
+#include "engine/update.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static struct cw_outcome_batch *batch(int64_t tag)
+{
+    struct cw_outcome_batch *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    b->committed_at_us = tag;
+    return b;
+}
+
+/* A batch holding one reference to u (which the caller keeps its own reference to). */
+static struct cw_outcome_batch *batch_with(int64_t tag, struct cw_update *u)
+{
+    struct cw_outcome_batch *b = batch(tag);
+    b->items = calloc(1, sizeof(*b->items));
+    b->n = 1;
+    b->items[0].events = malloc(sizeof(*b->items[0].events));
+    b->items[0].events[0] = cw_update_ref(u);
+    b->items[0].n_events = 1;
+    return b;
+}
+
+static struct cw_update *make_update(struct cw_domain *d)
+{
+    json_t *data = json_object(), *meta = json_object();
+    struct cw_event ev = {.position = 1,
+                          .uuid = "0190f6d2-8c1e-7a3b-9f00-1c2d3e4f5a6b",
+                          .command_uuid = "0190f6d2-8c1e-7a3b-9f00-1c2d3e4f5a6c",
+                          .name = "x",
+                          .version = 1,
+                          .data = data,
+                          .meta = meta,
+                          .client_id = "c",
+                          .client_seq = 1};
+    struct cw_update *u = cw_update_new(d, &ev);
+    json_decref(data);
+    json_decref(meta);
+    return u;
+}
+
+static int refs(struct cw_update *u)
+{
+    return atomic_load(&u->refs);
+}
+
+static void test_order(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(4);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4; i++)
+            cw_bus_publish(bus, batch(round * 10 + i));
+        for (int i = 0; i < 4; i++) {
+            struct cw_outcome_batch *b = cw_bus_take(bus, 0);
+            assert_non_null(b);
+            assert_int_equal(b->committed_at_us, round * 10 + i);
+            cw_outcome_batch_free(b);
+        }
+    }
+    cw_bus_free(bus);
+}
+
+static void test_take_empty(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(2);
+    assert_null(cw_bus_take(bus, 0));
+    assert_null(cw_bus_take(bus, 20000));
+    cw_bus_publish(bus, batch(7));
+    struct cw_outcome_batch *b = cw_bus_take(bus, 0);
+    assert_non_null(b);
+    assert_int_equal(b->committed_at_us, 7);
+    cw_outcome_batch_free(b);
+    assert_null(cw_bus_take(bus, 0));
+    cw_bus_free(bus);
+}
+
+struct publisher {
+    struct cw_bus *bus;
+    int64_t tag;
+    atomic_int done;
+};
+
+static void *publish_one(void *arg)
+{
+    struct publisher *p = arg;
+    cw_bus_publish(p->bus, batch(p->tag));
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static void test_publish_blocks_when_full(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(1);
+    cw_bus_publish(bus, batch(1));
+    struct publisher p = {.bus = bus, .tag = 2};
+    atomic_init(&p.done, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_one, &p), 0);
+    /* Full: the publisher must still be waiting however long we look. */
+    usleep(100000);
+    assert_int_equal(atomic_load(&p.done), 0);
+    struct cw_outcome_batch *b = cw_bus_take(bus, 0);
+    assert_non_null(b);
+    assert_int_equal(b->committed_at_us, 1);
+    cw_outcome_batch_free(b);
+    /* The take made room: the publisher finishes. */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&p.done), 1);
+    b = cw_bus_take(bus, 5 * 1000000);
+    assert_non_null(b);
+    assert_int_equal(b->committed_at_us, 2);
+    cw_outcome_batch_free(b);
+    cw_bus_free(bus);
+}
+
+struct taker {
+    struct cw_bus *bus;
+    struct cw_outcome_batch *got;
+};
+
+static void *take_forever(void *arg)
+{
+    struct taker *t = arg;
+    t->got = cw_bus_take(t->bus, -1);
+    return NULL;
+}
+
+static void test_take_waits_for_publish(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(2);
+    struct taker tk = {.bus = bus};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, take_forever, &tk), 0);
+    usleep(20000);
+    cw_bus_publish(bus, batch(5));
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_non_null(tk.got);
+    assert_int_equal(tk.got->committed_at_us, 5);
+    cw_outcome_batch_free(tk.got);
+    cw_bus_free(bus);
+}
+
+static atomic_int wakes;
+static void *wake_arg_seen;
+static void on_wake(void *arg)
+{
+    atomic_fetch_add(&wakes, 1);
+    wake_arg_seen = arg;
+}
+
+static void test_wake_hook(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(8);
+    int token;
+    atomic_store(&wakes, 0);
+    cw_bus_set_wake(bus, on_wake, &token);
+    for (int i = 0; i < 5; i++) {
+        cw_bus_publish(bus, batch(i));
+        assert_int_equal(atomic_load(&wakes), i + 1);
+    }
+    assert_ptr_equal(wake_arg_seen, &token);
+    /* Takes do not wake. */
+    for (int i = 0; i < 5; i++)
+        cw_outcome_batch_free(cw_bus_take(bus, 0));
+    assert_int_equal(atomic_load(&wakes), 5);
+    cw_bus_free(bus);
+}
+
+static void test_close(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_bus *bus = cw_bus_new(1);
+    atomic_store(&wakes, 0);
+    cw_bus_set_wake(bus, on_wake, NULL);
+
+    /* Closing wakes a taker waiting forever. */
+    struct taker tk = {.bus = bus};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, take_forever, &tk), 0);
+    usleep(20000);
+    cw_bus_close(bus);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_null(tk.got);
+
+    /* After close, publish frees what it is given (and does not wait, though full). */
+    cw_bus_publish(bus, batch_with(1, u));
+    assert_int_equal(refs(u), 1);
+    cw_bus_publish(bus, batch_with(2, u));
+    assert_int_equal(refs(u), 1);
+    assert_null(cw_bus_take(bus, 0));
+    assert_null(cw_bus_take(bus, -1));
+    cw_bus_free(bus);
+    cw_update_unref(u);
+    cw_domain_free(d);
+}
+
+static void test_free_releases_pending(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_bus *bus = cw_bus_new(4);
+    cw_bus_publish(bus, batch_with(1, u));
+    cw_bus_publish(bus, batch_with(2, u));
+    assert_int_equal(refs(u), 3);
+    cw_bus_free(bus);
+    assert_int_equal(refs(u), 1);
+    cw_update_unref(u);
+    cw_bus_free(NULL);
+    cw_domain_free(d);
+}
+
+/* A batch published before close is still delivered after it. */
+static void test_close_keeps_published(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(2);
+    cw_bus_publish(bus, batch(1));
+    cw_bus_close(bus);
+    struct cw_outcome_batch *b = cw_bus_take(bus, 0);
+    assert_non_null(b);
+    assert_int_equal(b->committed_at_us, 1);
+    cw_outcome_batch_free(b);
+    cw_bus_free(bus);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_take_empty),
+        cmocka_unit_test(test_publish_blocks_when_full),
+        cmocka_unit_test(test_take_waits_for_publish),
+        cmocka_unit_test(test_wake_hook),
+        cmocka_unit_test(test_close),
+        cmocka_unit_test(test_free_releases_pending),
+        cmocka_unit_test(test_close_keeps_published),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

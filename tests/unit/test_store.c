@@ -1,0 +1,734 @@
+/*
+ * test_store.c - the SQLite event store (src/store/store.h): opening,
+ * migrations, the event log, the command log, the SQL helpers, snapshots
+ * and the translation of a held write lock into CW_ERR_AGAIN.
+ */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+/* A fresh directory per test; removed at teardown unless CW_TEST_KEEP is set. */
+struct fixture {
+    struct harness h;
+    struct cw_store *s;
+    struct cw_domain *d;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    harness_mkdir(&f->h);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cw_store_close(f->s);
+    cw_domain_free(f->d);
+    if (!getenv("CW_TEST_KEEP")) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->h.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", f->h.dir);
+    }
+    free(f);
+    return 0;
+}
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static int64_t query_int(struct cw_db *db, const char *sql, const char *arg)
+{
+    struct cw_error err = {0};
+    int64_t v = -1;
+    int rc = arg ? cw_db_query_int(db, &v, &err, sql, "t", arg)
+                 : cw_db_query_int(db, &v, &err, sql, "");
+    if (rc)
+        fail_msg("%s: %s", sql, err.message);
+    return v;
+}
+
+static bool has_table(struct cw_db *db, const char *name)
+{
+    return query_int(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                     name) == 1;
+}
+
+static bool migration_recorded(struct cw_db *db, const char *id)
+{
+    return query_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE id = ?", id) == 1;
+}
+
+static void open_store(struct fixture *f)
+{
+    struct cw_error err = {0};
+    if (cw_store_open(f->h.db_path, NULL, &f->s, &err))
+        fail_msg("open: %s", err.message);
+    if (cw_store_migrate(f->s, NULL, NULL, &err))
+        fail_msg("migrate: %s", err.message);
+}
+
+static void test_open_creates_wal(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    assert_false(exists(f->h.db_path));
+    assert_int_equal(cw_store_open(f->h.db_path, NULL, &f->s, &err), CW_OK);
+    assert_true(exists(f->h.db_path));
+    /* WAL is a property of the file: a separate connection sees it. */
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(f->h.db_path, &raw), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(raw);
+    /* synchronous=FULL (2) on the writer. */
+    assert_int_equal(query_int(cw_store_writer(f->s), "PRAGMA synchronous", NULL), 2);
+}
+
+static void test_missing_file(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    struct cw_store *s = (struct cw_store *)0x1;
+    struct cw_store_options ro = {.read_only = true};
+    assert_int_equal(cw_store_open(f->h.db_path, &ro, &s, &err), CW_ERR_NOT_FOUND);
+    assert_ptr_equal(s, (struct cw_store *)0x1);
+    assert_non_null(strstr(err.message, f->h.db_path));
+    struct cw_store_options nc = {.no_create = true};
+    assert_int_equal(cw_store_open(f->h.db_path, &nc, &s, &err), CW_ERR_NOT_FOUND);
+    assert_false(exists(f->h.db_path));
+    /* Once it exists, both open. */
+    open_store(f);
+    assert_int_equal(cw_store_open(f->h.db_path, &ro, &s, &err), CW_OK);
+    assert_int_equal(query_int(cw_store_writer(s), "SELECT COUNT(*) FROM events", NULL), 0);
+    /* A read-only store refuses to migrate. */
+    assert_int_equal(cw_store_migrate(s, NULL, NULL, &err), CW_ERR_STORE);
+    cw_store_close(s);
+    assert_int_equal(cw_store_open(f->h.db_path, &nc, &s, &err), CW_OK);
+    cw_store_close(s);
+}
+
+static const struct cw_migration m1 = {.id = "001-a", .sql = "CREATE TABLE t_a(x INTEGER);"};
+static const struct cw_migration m2 = {
+    .id = "002-b", .sql = "CREATE TABLE t_b(x INTEGER); INSERT INTO t_b VALUES (1), (2);"};
+static const struct cw_migration m3 = {.id = "003-c", .sql = "CREATE TABLE t_c(x INTEGER);"};
+
+static void test_migrate_once(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    f->d = cw_domain_new();
+    assert_int_equal(cw_domain_add_migration(f->d, "t", &m1), CW_OK);
+    assert_int_equal(cw_domain_add_migration(f->d, "t", &m2), CW_OK);
+    assert_int_equal(cw_store_open(f->h.db_path, NULL, &f->s, &err), CW_OK);
+    int n = -1;
+    assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_OK);
+    assert_int_equal(n, 3); /* core + two */
+    struct cw_db *db = cw_store_writer(f->s);
+    assert_true(has_table(db, "events"));
+    assert_true(has_table(db, "commands"));
+    assert_true(has_table(db, "t_a"));
+    assert_true(has_table(db, "t_b"));
+    assert_true(migration_recorded(db, "core:001-log"));
+    assert_true(migration_recorded(db, "t:001-a"));
+    assert_true(migration_recorded(db, "t:002-b"));
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM schema_migrations", NULL), 3);
+
+    /* Again: nothing applied, nothing run twice. */
+    n = -1;
+    assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM t_b", NULL), 2);
+
+    /* After a restart, with one more migration: only the new one. */
+    cw_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(cw_domain_add_migration(f->d, "t", &m3), CW_OK);
+    assert_int_equal(cw_store_open(f->h.db_path, NULL, &f->s, &err), CW_OK);
+    assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_OK);
+    assert_int_equal(n, 1);
+    db = cw_store_writer(f->s);
+    assert_true(has_table(db, "t_c"));
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM t_b", NULL), 2);
+    /* n_applied is optional. */
+    assert_int_equal(cw_store_migrate(f->s, f->d, NULL, &err), CW_OK);
+}
+
+static void test_migrate_failure(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    static const struct cw_migration bad = {
+        .id = "002-bad",
+        .sql = "CREATE TABLE t_partial(x INTEGER); INSERT INTO t_partial VALUES (1);"
+               " CREATE TABLE t_broken(;"};
+    f->d = cw_domain_new();
+    assert_int_equal(cw_domain_add_migration(f->d, "t", &m1), CW_OK);
+    assert_int_equal(cw_domain_add_migration(f->d, "t", &bad), CW_OK);
+    assert_int_equal(cw_domain_add_migration(f->d, "t", &m3), CW_OK);
+    assert_int_equal(cw_store_open(f->h.db_path, NULL, &f->s, &err), CW_OK);
+    int n = -1;
+    assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_ERR_STORE);
+    if (!strstr(err.message, "t:002-bad"))
+        fail_msg("message does not name the migration: %s", err.message);
+    assert_int_equal(n, 2); /* core and t:001-a */
+    struct cw_db *db = cw_store_writer(f->s);
+    assert_true(has_table(db, "t_a"));
+    assert_true(migration_recorded(db, "t:001-a"));
+    /* Nothing of the failing migration... */
+    assert_false(has_table(db, "t_partial"));
+    assert_false(has_table(db, "t_broken"));
+    assert_false(migration_recorded(db, "t:002-bad"));
+    /* ...and nothing after it. */
+    assert_false(has_table(db, "t_c"));
+    assert_false(migration_recorded(db, "t:003-c"));
+    /* The writer is not left inside a transaction. */
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    assert_int_equal(cw_db_commit(db, &err), CW_OK);
+    /* Running again fails the same way and still applies nothing. */
+    assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_ERR_STORE);
+    assert_int_equal(n, 0);
+    assert_false(has_table(db, "t_partial"));
+}
+
+/* ------------------------------------------------------------ event log */
+
+static const char *U1 = "0190f6d2-8c1e-7a3b-9f00-000000000001";
+static const char *U2 = "0190f6d2-8c1e-7a3b-9f00-000000000002";
+
+static void append(struct cw_db *db, int64_t pos, const char *name, int version,
+                   const char *user, const char *data_text)
+{
+    struct cw_error err = {0};
+    char uuid[CW_UUID_LEN + 1], cmd_uuid[CW_UUID_LEN + 1];
+    cw_uuid_v7(uuid);
+    cw_uuid_v7(cmd_uuid);
+    json_t *data = json_loads(data_text, 0, NULL);
+    json_t *meta = json_pack("{s:I}", "pos", (json_int_t)pos);
+    assert_non_null(data);
+    struct cw_event ev = {.position = pos,
+                          .uuid = uuid,
+                          .command_uuid = cmd_uuid,
+                          .name = name,
+                          .version = version,
+                          .data = data,
+                          .meta = meta,
+                          .user_uuid = user,
+                          .client_id = "cli",
+                          .client_seq = pos * 10,
+                          .recorded_at = 1000 + pos};
+    if (cw_store_append_event(db, &ev, &err))
+        fail_msg("append %lld: %s", (long long)pos, err.message);
+    json_decref(data);
+    json_decref(meta);
+}
+
+struct seen {
+    int64_t pos[32];
+    int n;
+    int stop_after; /* 0: never */
+    struct cw_event copy; /* scalar fields of the last event */
+    char user[CW_UUID_LEN + 1];
+    bool user_null;
+    char *data;
+    char *meta;
+    char client_id[16];
+};
+
+static int collect(const struct cw_event *ev, void *arg)
+{
+    struct seen *s = arg;
+    s->pos[s->n++] = ev->position;
+    s->copy = *ev;
+    s->user_null = ev->user_uuid == NULL;
+    snprintf(s->user, sizeof(s->user), "%s", ev->user_uuid ? ev->user_uuid : "");
+    snprintf(s->client_id, sizeof(s->client_id), "%s", ev->client_id ? ev->client_id : "");
+    free(s->data);
+    free(s->meta);
+    s->data = json_dumps(ev->data, JSON_COMPACT | JSON_SORT_KEYS);
+    s->meta = json_dumps(ev->meta, JSON_COMPACT | JSON_SORT_KEYS);
+    s->copy.data = s->copy.meta = NULL;
+    s->copy.uuid = s->copy.command_uuid = s->copy.name = s->copy.user_uuid = NULL;
+    s->copy.client_id = NULL;
+    return s->stop_after && s->n >= s->stop_after ? 42 : CW_OK;
+}
+
+/* Scans and checks the positions seen equal want (terminated by 0). */
+static void expect_scan(struct cw_db *db, int64_t after, int64_t until, const char *user,
+                        const char *const *names, const int64_t *want)
+{
+    struct seen s = {0};
+    struct cw_error err = {0};
+    int rc = cw_db_scan_events(db, after, until, user, names, collect, &s, &err);
+    if (rc)
+        fail_msg("scan: %d %s", rc, err.message);
+    int n = 0;
+    while (want[n])
+        n++;
+    if (s.n != n)
+        fail_msg("scan after=%lld until=%lld user=%s: %d events, want %d", (long long)after,
+                 (long long)until, user ? user : "any", s.n, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(s.pos[i], want[i]);
+    free(s.data);
+    free(s.meta);
+}
+
+static void fill_log(struct cw_db *db)
+{
+    struct cw_error err = {0};
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    append(db, 1, "a", 1, U1, "{\"i\":1}");
+    append(db, 2, "b", 1, U2, "{\"i\":2}");
+    append(db, 3, "a", 1, U1, "{\"i\":3}");
+    append(db, 4, "b", 1, "", "{\"i\":4}"); /* a system event: no user */
+    append(db, 5, "a", 1, U2, "{\"i\":5}");
+    append(db, 6, "c", 1, U1, "{\"i\":6}");
+    assert_int_equal(cw_db_commit(db, &err), CW_OK);
+}
+
+static void test_append_and_scan(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *db = cw_store_writer(f->s);
+    int64_t last = -1;
+    assert_int_equal(cw_store_last_position(db, &last, &err), CW_OK);
+    assert_int_equal(last, 0);
+    fill_log(db);
+    assert_int_equal(cw_store_last_position(db, &last, &err), CW_OK);
+    assert_int_equal(last, 6);
+
+    /* Position filters: (after, until], until 0 = no bound. */
+    expect_scan(db, 0, 0, NULL, NULL, (const int64_t[]){1, 2, 3, 4, 5, 6, 0});
+    expect_scan(db, 2, 4, NULL, NULL, (const int64_t[]){3, 4, 0});
+    expect_scan(db, 4, 0, NULL, NULL, (const int64_t[]){5, 6, 0});
+    expect_scan(db, 0, 1, NULL, NULL, (const int64_t[]){1, 0});
+    expect_scan(db, 6, 0, NULL, NULL, (const int64_t[]){0});
+    expect_scan(db, 3, 3, NULL, NULL, (const int64_t[]){0});
+    /* User filter. */
+    expect_scan(db, 0, 0, U1, NULL, (const int64_t[]){1, 3, 6, 0});
+    expect_scan(db, 1, 5, U1, NULL, (const int64_t[]){3, 0});
+    expect_scan(db, 0, 0, U2, NULL, (const int64_t[]){2, 5, 0});
+    expect_scan(db, 0, 0, "0190f6d2-8c1e-7a3b-9f00-000000000009", NULL, (const int64_t[]){0});
+    /* Names filter. */
+    expect_scan(db, 0, 0, NULL, (const char *const[]){"a", NULL}, (const int64_t[]){1, 3, 5, 0});
+    expect_scan(db, 0, 0, NULL, (const char *const[]){"b", "c", NULL},
+                (const int64_t[]){2, 4, 6, 0});
+    expect_scan(db, 0, 0, NULL, (const char *const[]){"zzz", NULL}, (const int64_t[]){0});
+    expect_scan(db, 0, 0, NULL, (const char *const[]){NULL}, (const int64_t[]){0});
+    /* All together. */
+    expect_scan(db, 1, 6, U1, (const char *const[]){"a", "c", NULL}, (const int64_t[]){3, 6, 0});
+
+    /* The fields come back as they were written. */
+    struct seen s = {0};
+    assert_int_equal(cw_db_scan_events(db, 3, 4, NULL, NULL, collect, &s, &err), CW_OK);
+    assert_int_equal(s.n, 1);
+    assert_true(s.user_null); /* "" is stored as no user */
+    assert_string_equal(s.data, "{\"i\":4}");
+    assert_string_equal(s.meta, "{\"pos\":4}");
+    assert_string_equal(s.client_id, "cli");
+    assert_int_equal(s.copy.client_seq, 40);
+    assert_int_equal(s.copy.recorded_at, 1004);
+    assert_int_equal(s.copy.version, 1);
+    assert_int_equal(cw_db_scan_events(db, 0, 1, NULL, NULL, collect, &s, &err), CW_OK);
+    assert_string_equal(s.user, U1);
+    free(s.data);
+    free(s.meta);
+
+    /* The callback stops the scan with its own result; the next scan works. */
+    struct seen stop = {.stop_after = 2};
+    assert_int_equal(cw_db_scan_events(db, 0, 0, NULL, NULL, collect, &stop, &err), 42);
+    assert_int_equal(stop.n, 2);
+    free(stop.data);
+    free(stop.meta);
+    expect_scan(db, 0, 0, NULL, NULL, (const int64_t[]){1, 2, 3, 4, 5, 6, 0});
+
+    /* A reader sees the committed log too. */
+    struct cw_db *r;
+    assert_int_equal(cw_store_reader_open(f->s, &r, &err), CW_OK);
+    expect_scan(r, 0, 0, U2, NULL, (const int64_t[]){2, 5, 0});
+    cw_db_close(r);
+
+    /* Positions and event uuids are unique. */
+    char uuid[CW_UUID_LEN + 1];
+    cw_uuid_v7(uuid);
+    struct cw_event dup = {.position = 3,
+                           .uuid = uuid,
+                           .command_uuid = uuid,
+                           .name = "a",
+                           .version = 1,
+                           .recorded_at = 1};
+    assert_int_equal(cw_store_append_event(db, &dup, &err), CW_ERR_STORE);
+}
+
+/* "thing" at version 3: v1 {"msg"} -> v2 {"text"} -> v3 {"text","len"}. */
+static json_t *upcast_thing(int from_version, json_t *data)
+{
+    json_t *out = json_object();
+    if (from_version == 1) {
+        json_object_set(out, "text", json_object_get(data, "msg"));
+    } else {
+        json_t *t = json_object_get(data, "text");
+        json_object_set(out, "text", t);
+        json_object_set_new(out, "len", json_integer((json_int_t)json_string_length(t)));
+    }
+    json_decref(data);
+    return out;
+}
+
+static const struct cw_event_def thing_def = {
+    .name = "thing", .version = 3, .upcast = upcast_thing};
+
+static void test_scan_upcasts(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *db = cw_store_writer(f->s);
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    append(db, 1, "thing", 1, U1, "{\"msg\":\"hello\"}");
+    append(db, 2, "thing", 2, U1, "{\"text\":\"hey\"}");
+    append(db, 3, "thing", 3, U1, "{\"text\":\"hi\",\"len\":2}");
+    append(db, 4, "other", 1, U1, "{\"msg\":\"untouched\"}");
+    assert_int_equal(cw_db_commit(db, &err), CW_OK);
+
+    /* Without a domain, events read as stored. */
+    struct seen s = {0};
+    assert_int_equal(cw_db_scan_events(db, 0, 1, NULL, NULL, collect, &s, &err), CW_OK);
+    assert_int_equal(s.copy.version, 1);
+    assert_string_equal(s.data, "{\"msg\":\"hello\"}");
+
+    /* A second store on the file, with the domain set: upcast on every connection. */
+    f->d = cw_domain_new();
+    assert_int_equal(cw_domain_add_event(f->d, &thing_def), CW_OK);
+    struct cw_store *s2;
+    assert_int_equal(cw_store_open(f->h.db_path, NULL, &s2, &err), CW_OK);
+    cw_store_set_domain(s2, f->d);
+    struct cw_db *r;
+    assert_int_equal(cw_store_reader_open(s2, &r, &err), CW_OK);
+    assert_ptr_equal(cw_db_domain(r), f->d);
+    assert_ptr_equal(cw_db_domain(cw_store_writer(s2)), f->d);
+    assert_null(cw_db_domain(db));
+    const char *want[] = {"{\"len\":5,\"text\":\"hello\"}", "{\"len\":3,\"text\":\"hey\"}",
+                          "{\"len\":2,\"text\":\"hi\"}"};
+    struct cw_db *conns[] = {cw_store_writer(s2), r};
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < 3; i++) {
+            s.n = 0;
+            assert_int_equal(cw_db_scan_events(conns[c], i, i + 1, NULL, NULL, collect, &s, &err),
+                             CW_OK);
+            assert_int_equal(s.n, 1);
+            assert_int_equal(s.copy.version, 3);
+            assert_string_equal(s.data, want[i]);
+        }
+        s.n = 0;
+        assert_int_equal(cw_db_scan_events(conns[c], 3, 4, NULL, NULL, collect, &s, &err), CW_OK);
+        assert_int_equal(s.copy.version, 1);
+        assert_string_equal(s.data, "{\"msg\":\"untouched\"}");
+    }
+    /* The log itself is never rewritten. */
+    assert_int_equal(query_int(db, "SELECT version FROM events WHERE position = 1", NULL), 1);
+    free(s.data);
+    free(s.meta);
+    cw_store_close(s2); /* closes r too */
+}
+
+/* ---------------------------------------------------------- command log */
+
+static void make_cmd(struct cw_command *c, const char *user, const char *client_id, int64_t seq,
+                     const char *name)
+{
+    memset(c, 0, sizeof(*c));
+    cw_uuid_v7(c->uuid);
+    snprintf(c->user_uuid, sizeof(c->user_uuid), "%s", user);
+    c->name = name;
+    c->client_id = client_id;
+    c->client_seq = seq;
+    c->received_at = 77;
+    c->data = json_pack("{s:i}", "x", 1);
+    c->meta = json_object();
+}
+
+static void free_cmd(struct cw_command *c)
+{
+    json_decref(c->data);
+    json_decref(c->meta);
+}
+
+static void test_command_log(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *db = cw_store_writer(f->s);
+    struct cw_command_record rec;
+
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 1, &rec, &err), CW_ERR_NOT_FOUND);
+
+    /* Accepted, with positions. */
+    struct cw_command ok;
+    make_cmd(&ok, U1, "c1", 1, "do-thing");
+    struct cw_command_record ok_rec = {.first_position = 3, .last_position = 5};
+    assert_int_equal(cw_store_insert_command(db, &ok, &ok_rec, &err), CW_OK);
+    memset(&rec, 0x55, sizeof(rec));
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 1, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, ok.uuid);
+    assert_false(rec.rejected);
+    assert_int_equal(rec.first_position, 3);
+    assert_int_equal(rec.last_position, 5);
+    assert_string_equal(rec.reject_code, "");
+
+    /* Accepted without events. */
+    struct cw_command none;
+    make_cmd(&none, U1, "c1", 2, "do-nothing");
+    struct cw_command_record none_rec = {0};
+    assert_int_equal(cw_store_insert_command(db, &none, &none_rec, &err), CW_OK);
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 2, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, none.uuid);
+    assert_false(rec.rejected);
+    assert_int_equal(rec.first_position, 0);
+    assert_int_equal(rec.last_position, 0);
+
+    /* Rejected, with its code and message. */
+    struct cw_command bad;
+    make_cmd(&bad, U2, "c1", 1, "do-thing");
+    struct cw_command_record bad_rec = {.rejected = true};
+    snprintf(bad_rec.reject_code, sizeof(bad_rec.reject_code), "email-taken");
+    snprintf(bad_rec.reject_message, sizeof(bad_rec.reject_message), "that email is taken");
+    assert_int_equal(cw_store_insert_command(db, &bad, &bad_rec, &err), CW_OK);
+    assert_int_equal(cw_store_find_command(db, U2, "c1", 1, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, bad.uuid);
+    assert_true(rec.rejected);
+    assert_string_equal(rec.reject_code, "email-taken");
+    assert_string_equal(rec.reject_message, "that email is taken");
+    assert_int_equal(rec.first_position, 0);
+
+    /* A system command (no user). */
+    struct cw_command sys;
+    make_cmd(&sys, "", "system", 1, "tick");
+    assert_int_equal(cw_store_insert_command(db, &sys, &none_rec, &err), CW_OK);
+    assert_int_equal(cw_store_find_command(db, "", "system", 1, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, sys.uuid);
+
+    /* Each part of the triple matters. */
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 3, &rec, &err), CW_ERR_NOT_FOUND);
+    assert_int_equal(cw_store_find_command(db, U1, "c2", 1, &rec, &err), CW_ERR_NOT_FOUND);
+    assert_int_equal(cw_store_find_command(db, "", "c1", 1, &rec, &err), CW_ERR_NOT_FOUND);
+
+    /* The same triple twice (a new command uuid) is a permanent store error. */
+    struct cw_command again;
+    make_cmd(&again, U1, "c1", 1, "do-thing");
+    assert_int_equal(cw_store_insert_command(db, &again, &ok_rec, &err), CW_ERR_STORE);
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 1, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, ok.uuid);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM commands", NULL), 4);
+    assert_int_equal(
+        query_int(db, "SELECT COUNT(*) FROM commands WHERE uuid = ? AND outcome = 'ok'", ok.uuid),
+        1);
+
+    free_cmd(&ok);
+    free_cmd(&none);
+    free_cmd(&bad);
+    free_cmd(&sys);
+    free_cmd(&again);
+}
+
+/* ---------------------------------------------------------- SQL helpers */
+
+static void test_query_json(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *db = cw_store_writer(f->s);
+    json_t *rows = NULL;
+    assert_int_equal(cw_db_query_json(db, &rows, &err,
+                                      "SELECT 1 AS i, 'x' AS s, NULL AS n, 2.5 AS r, ? AS bt,"
+                                      " ? AS bi, ? AS bn, ? AS tnull",
+                                      "tint", "text", (int64_t)9007199254740993LL, NULL),
+                     CW_OK);
+    assert_true(json_is_array(rows));
+    assert_int_equal(json_array_size(rows), 1);
+    json_t *row = json_array_get(rows, 0);
+    assert_int_equal(json_object_size(row), 8);
+    assert_true(json_is_integer(json_object_get(row, "i")));
+    assert_int_equal(json_integer_value(json_object_get(row, "i")), 1);
+    assert_true(json_is_string(json_object_get(row, "s")));
+    assert_string_equal(json_string_value(json_object_get(row, "s")), "x");
+    assert_true(json_is_null(json_object_get(row, "n")));
+    assert_true(json_is_real(json_object_get(row, "r")));
+    assert_true(json_real_value(json_object_get(row, "r")) == 2.5);
+    assert_string_equal(json_string_value(json_object_get(row, "bt")), "text");
+    assert_int_equal(json_integer_value(json_object_get(row, "bi")), 9007199254740993LL);
+    assert_true(json_is_null(json_object_get(row, "bn")));
+    assert_true(json_is_null(json_object_get(row, "tnull")));
+    json_decref(rows);
+
+    /* Several rows, in order; then none. */
+    assert_int_equal(cw_db_exec(db, &err, "CREATE TABLE kv(k TEXT PRIMARY KEY, v INTEGER)", ""),
+                     CW_OK);
+    for (int64_t i = 1; i <= 3; i++) {
+        char k[8];
+        snprintf(k, sizeof(k), "k%lld", (long long)i);
+        assert_int_equal(cw_db_exec(db, &err, "INSERT INTO kv VALUES (?, ?)", "ti", k, i * 10),
+                         CW_OK);
+    }
+    assert_int_equal(cw_db_query_json(db, &rows, &err, "SELECT k, v FROM kv ORDER BY v DESC", ""),
+                     CW_OK);
+    char *text = json_dumps(rows, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(text, "[{\"k\":\"k3\",\"v\":30},{\"k\":\"k2\",\"v\":20},"
+                              "{\"k\":\"k1\",\"v\":10}]");
+    free(text);
+    json_decref(rows);
+    assert_int_equal(
+        cw_db_query_json(db, &rows, &err, "SELECT k FROM kv WHERE v > ?", "i", (int64_t)99),
+        CW_OK);
+    assert_int_equal(json_array_size(rows), 0);
+    json_decref(rows);
+
+    /* Errors: syntax, bad type letter, constraint. */
+    rows = (json_t *)0x1;
+    assert_int_equal(cw_db_query_json(db, &rows, &err, "SELEC nonsense", ""), CW_ERR_STORE);
+    assert_ptr_equal(rows, (json_t *)0x1);
+    assert_int_not_equal(cw_db_exec(db, &err, "SELECT ?", "x", 1), CW_OK);
+    assert_int_equal(cw_db_exec(db, &err, "INSERT INTO kv VALUES (?, ?)", "ti", "k1", (int64_t)1),
+                     CW_ERR_STORE);
+    /* query_int: the first column of the first row, or CW_ERR_NOT_FOUND. */
+    int64_t v = 0;
+    assert_int_equal(cw_db_query_int(db, &v, &err, "SELECT v FROM kv WHERE k = ?", "t", "k2"),
+                     CW_OK);
+    assert_int_equal(v, 20);
+    assert_int_equal(cw_db_query_int(db, &v, &err, "SELECT v FROM kv WHERE k = ?", "t", "zz"),
+                     CW_ERR_NOT_FOUND);
+    /* 'n' binds NULL with no argument. */
+    assert_int_equal(cw_db_query_int(db, &v, &err, "SELECT ? IS NULL", "n"), CW_OK);
+    assert_int_equal(v, 1);
+    cw_error_release(&err);
+}
+
+/* ------------------------------------------------------------ snapshots */
+
+static void test_snapshot_isolation(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *w = cw_store_writer(f->s), *r;
+    assert_int_equal(cw_store_reader_open(f->s, &r, &err), CW_OK);
+    assert_int_equal(cw_db_begin(w, &err), CW_OK);
+    append(w, 1, "a", 1, U1, "{}");
+    assert_int_equal(cw_db_commit(w, &err), CW_OK);
+
+    assert_int_equal(cw_db_snapshot_begin(r, &err), CW_OK);
+    assert_int_equal(query_int(r, "SELECT COUNT(*) FROM events", NULL), 1);
+    /* A commit after the snapshot began... */
+    assert_int_equal(cw_db_begin(w, &err), CW_OK);
+    append(w, 2, "a", 1, U1, "{}");
+    assert_int_equal(cw_db_commit(w, &err), CW_OK);
+    /* ...is invisible inside it, to every read. */
+    assert_int_equal(query_int(r, "SELECT COUNT(*) FROM events", NULL), 1);
+    assert_int_equal(query_int(r, "SELECT MAX(position) FROM events", NULL), 1);
+    expect_scan(r, 0, 0, NULL, NULL, (const int64_t[]){1, 0});
+    cw_db_snapshot_end(r);
+
+    /* A new snapshot sees it. */
+    assert_int_equal(cw_db_snapshot_begin(r, &err), CW_OK);
+    assert_int_equal(query_int(r, "SELECT COUNT(*) FROM events", NULL), 2);
+    expect_scan(r, 0, 0, NULL, NULL, (const int64_t[]){1, 2, 0});
+    cw_db_snapshot_end(r);
+    /* And so does a read outside any snapshot. */
+    assert_int_equal(query_int(r, "SELECT COUNT(*) FROM events", NULL), 2);
+
+    /* Readers do not write. */
+    assert_int_not_equal(cw_db_exec(r, &err, "DELETE FROM events", ""), CW_OK);
+    assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 2);
+    cw_db_close(r);
+}
+
+/* ------------------------------------------------------- transient errors */
+
+static void test_write_lock_is_transient(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *w = cw_store_writer(f->s), *r;
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->h.db_path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    assert_int_equal(cw_db_begin(w, &err), CW_ERR_AGAIN);
+    assert_int_equal(cw_db_begin(w, &err), CW_ERR_AGAIN);
+    /* Reads go on meanwhile (WAL). */
+    assert_int_equal(cw_store_reader_open(f->s, &r, &err), CW_OK);
+    assert_int_equal(cw_db_snapshot_begin(r, &err), CW_OK);
+    assert_int_equal(query_int(r, "SELECT COUNT(*) FROM events", NULL), 0);
+    cw_db_snapshot_end(r);
+
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    /* Released: the writer goes on as if nothing had happened. */
+    assert_int_equal(cw_db_begin(w, &err), CW_OK);
+    append(w, 1, "a", 1, U1, "{}");
+    assert_int_equal(cw_db_commit(w, &err), CW_OK);
+    assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 1);
+    cw_db_close(r);
+}
+
+/* Savepoints: rolling back to one undoes only what followed it. */
+static void test_savepoints(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *w = cw_store_writer(f->s);
+    assert_int_equal(cw_db_begin(w, &err), CW_OK);
+    assert_int_equal(cw_db_savepoint(w, &err), CW_OK);
+    append(w, 1, "a", 1, U1, "{}");
+    assert_int_equal(cw_db_release(w, &err), CW_OK);
+    assert_int_equal(cw_db_savepoint(w, &err), CW_OK);
+    append(w, 2, "a", 1, U1, "{}");
+    cw_db_rollback_to(w);
+    assert_int_equal(cw_db_savepoint(w, &err), CW_OK);
+    append(w, 2, "b", 1, U1, "{}");
+    assert_int_equal(cw_db_release(w, &err), CW_OK);
+    assert_int_equal(cw_db_commit(w, &err), CW_OK);
+    expect_scan(w, 0, 0, NULL, (const char *const[]){"a", NULL}, (const int64_t[]){1, 0});
+    expect_scan(w, 0, 0, NULL, (const char *const[]){"b", NULL}, (const int64_t[]){2, 0});
+    /* A rolled-back transaction leaves nothing. */
+    assert_int_equal(cw_db_begin(w, &err), CW_OK);
+    append(w, 3, "a", 1, U1, "{}");
+    cw_db_rollback(w);
+    assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 2);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_wal),   T(test_missing_file),       T(test_migrate_once),
+        T(test_migrate_failure),    T(test_append_and_scan),    T(test_scan_upcasts),
+        T(test_command_log),        T(test_query_json),         T(test_snapshot_isolation),
+        T(test_write_lock_is_transient), T(test_savepoints),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
