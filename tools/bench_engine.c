@@ -140,6 +140,8 @@ static int one_run(const struct cw_domain *d, const char *dir, int64_t commands,
     int64_t elapsed = cw_mono_us() - t0;
     for (int i = 0; i < producers; i++)
         pthread_join(th[i], NULL);
+    struct cw_processor_stats st;
+    cw_engine_stats(r.e, &st);
     cw_engine_close(r.e);
     qsort(r.commit_us.v, r.commit_us.n, sizeof(int64_t), cmp);
     qsort(r.batch.v, r.batch.n, sizeof(int64_t), cmp);
@@ -148,12 +150,13 @@ static int one_run(const struct cw_domain *d, const char *dir, int64_t commands,
         printf("commands %lld  events %lld  seconds %.2f  producers %d\n", (long long)done,
                (long long)events, elapsed / 1e6, producers);
     printf("max_batch %6lld  commands/s %9.0f  batches %6zu  batch p50 %5lld p99 %5lld max %5lld"
-           "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  overloaded %lld\n",
+           "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  processor_cpu_us/cmd %.2f"
+           "  overloaded %lld\n",
            (long long)max_batch, rate, r.batch.n, (long long)pct(&r.batch, 50),
            (long long)pct(&r.batch, 99), (long long)pct(&r.batch, 100),
            (long long)pct(&r.commit_us, 50), (long long)pct(&r.commit_us, 99),
            (long long)pct(&r.commit_us, 99.9), (long long)pct(&r.commit_us, 100),
-           (long long)atomic_load(&r.overloaded));
+           (double)st.cpu_us / (double)done, (long long)atomic_load(&r.overloaded));
     fflush(stdout);
     free(r.commit_us.v);
     free(r.batch.v);

@@ -44,7 +44,7 @@ static int apply(const struct cw_event *ev, void *arg)
     struct replay *r = arg;
     int rc = r->done % REPLAY_TX_EVENTS == 0 ? cw_db_begin(r->out, r->err) : CW_OK;
     if (!rc)
-        rc = cw_store_append_event(r->out, ev, r->err);
+        rc = cw_store_append_event(r->out, ev, NULL, NULL, r->err);
     const struct cw_event_def *def = cw_domain_event(r->d, ev->name);
     if (!rc && def && def->aggregate) {
         struct cw_event up = *ev;

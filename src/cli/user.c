@@ -77,10 +77,11 @@ int cw_cli_user(int argc, char **argv)
         rc = cw_error_set(&err, CW_ERR_REJECTED, NULL, "%s (%s)", o.reject.message,
                           o.reject.code);
     if (!rc && o.n_events) {
-        json_t *uuid = json_object_get(o.events[0]->ev.data, "user_uuid");
-        printf("registered %s as user %s\n", json_string_value(json_object_get(
-                                                   o.events[0]->ev.data, "email")),
-               json_string_value(uuid));
+        json_t *frame = json_loads(o.events[0]->frame, 0, NULL);
+        json_t *data = json_object_get(json_array_get(frame, 3), "data");
+        printf("registered %s as user %s\n", json_string_value(json_object_get(data, "email")),
+               json_string_value(json_object_get(data, "user_uuid")));
+        json_decref(frame);
     }
     cw_outcome_release(&o);
     cw_engine_close(e);

@@ -18,6 +18,11 @@ int64_t cw_now_us(void)
     return read_clock(CLOCK_REALTIME);
 }
 
+int64_t cw_thread_cpu_us(void)
+{
+    return read_clock(CLOCK_THREAD_CPUTIME_ID);
+}
+
 int64_t cw_mono_us(void)
 {
     return read_clock(CLOCK_MONOTONIC);

@@ -13,6 +13,20 @@
 
 static _Thread_local uint64_t last_ms;
 static _Thread_local uint16_t counter; /* 12 bits used */
+/* Random bytes fetched a page at a time: one getrandom(2) per ~400 UUIDs, not per UUID. */
+static _Thread_local uint8_t pool[4000];
+static _Thread_local size_t pool_left;
+
+static void random_bytes(uint8_t *out, size_t n)
+{
+    if (pool_left < n) {
+        randombytes_buf(pool, sizeof(pool));
+        pool_left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - pool_left, n);
+    sodium_memzero(pool + sizeof(pool) - pool_left, n);
+    pool_left -= n;
+}
 
 void cw_uuid_v7(char out[CW_UUID_LEN + 1])
 {
@@ -20,7 +34,7 @@ void cw_uuid_v7(char out[CW_UUID_LEN + 1])
     uint8_t b[16];
     uint64_t ms = (uint64_t)cw_now_us() / 1000;
 
-    randombytes_buf(b + 6, 10);
+    random_bytes(b + 6, 10);
     if (ms <= last_ms) {
         /* Same (or an earlier, after a clock step) millisecond: count on. */
         ms = last_ms;

@@ -6,19 +6,23 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct cw_envelope *cw_envelope_new(const struct cw_command_def *def, const char *user_uuid,
                                     const char *client_id, int64_t client_seq, json_t *data,
                                     json_t *meta, uint64_t origin)
 {
-    struct cw_envelope *env = cw_xcalloc(1, sizeof(*env));
+    size_t id_len = strlen(client_id);
+    struct cw_envelope *env = cw_xmalloc(sizeof(*env) + id_len + 1);
+    memset(env, 0, sizeof(*env));
+    memcpy(env->client_id, client_id, id_len + 1);
     env->def = def;
     env->origin = origin;
-    env->name = cw_xstrdup(def->name);
-    env->client_id = cw_xstrdup(client_id);
     cw_uuid_v7(env->cmd.uuid);
-    snprintf(env->cmd.user_uuid, sizeof(env->cmd.user_uuid), "%s", user_uuid ? user_uuid : "");
-    env->cmd.name = env->name;
+    size_t user_len = user_uuid ? strnlen(user_uuid, CW_UUID_LEN) : 0;
+    memcpy(env->cmd.user_uuid, user_uuid ? user_uuid : "", user_len);
+    env->cmd.user_uuid[user_len] = '\0';
+    env->cmd.name = def->name;
     env->cmd.client_id = env->client_id;
     env->cmd.client_seq = client_seq;
     env->cmd.received_at = cw_now_us();
@@ -33,7 +37,5 @@ void cw_envelope_free(struct cw_envelope *env)
         return;
     json_decref(env->cmd.data);
     json_decref(env->cmd.meta);
-    free(env->name);
-    free(env->client_id);
     free(env);
 }

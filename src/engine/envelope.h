@@ -12,11 +12,10 @@
 #include "calderwood.h"
 
 struct cw_envelope {
-    struct cw_command cmd; /* name and client_id point into the owned copies below */
+    struct cw_command cmd; /* name is def's; client_id points at the copy below */
     const struct cw_command_def *def;
     uint64_t origin; /* opaque to the engine: the submitter's connection id */
-    char *name;
-    char *client_id;
+    char client_id[]; /* allocated with the envelope */
 };
 
 /*

@@ -13,6 +13,7 @@
 #include "processor.h"
 #include "bus.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -40,6 +41,7 @@ struct cw_emit {
 };
 
 struct cw_processor {
+    struct cw_buf cmd_text, meta_text, data_text; /* serialisations, reused */
     struct cw_store *store;
     const struct cw_domain *d;
     struct cw_queue *q;
@@ -83,7 +85,7 @@ static void add_update(struct cw_outcome *o, struct cw_update *u)
 static int collect_update(const struct cw_event *ev, void *arg)
 {
     void **ctx = arg;
-    add_update(ctx[0], cw_update_new(ctx[1], ev));
+    add_update(ctx[0], cw_update_new(ctx[1], ev, NULL, NULL));
     return CW_OK;
 }
 
@@ -108,7 +110,8 @@ static int replay_duplicate(struct cw_processor *p, struct cw_db *db,
 
 /* Appends and aggregates the emitted events; fills o->events. */
 static int apply_events(struct cw_processor *p, struct cw_db *db, const struct cw_command *cmd,
-                        int64_t *pos, struct cw_outcome *o, struct cw_error *err)
+                        const char *meta_text, int64_t *pos, struct cw_outcome *o,
+                        struct cw_error *err)
 {
     int64_t now = cw_now_us();
     for (size_t i = 0; i < p->emit.n; i++) {
@@ -128,12 +131,15 @@ static int apply_events(struct cw_processor *p, struct cw_db *db, const struct c
             .client_seq = cmd->client_seq,
             .recorded_at = now,
         };
-        int rc = cw_store_append_event(db, &ev, err);
+        cw_buf_reset(&p->data_text);
+        cw_json_add(&p->data_text, pe->data);
+        const char *data_text = cw_buf_cstr(&p->data_text);
+        int rc = cw_store_append_event(db, &ev, data_text, meta_text, err);
         if (!rc && pe->def->aggregate)
             rc = pe->def->aggregate(db, &ev, err);
         if (rc)
             return rc;
-        add_update(o, cw_update_new(p->d, &ev));
+        add_update(o, cw_update_new(p->d, &ev, data_text, meta_text));
     }
     return CW_OK;
 }
@@ -145,67 +151,127 @@ static void drop_events(struct cw_outcome *o)
     o->n_events = 0;
 }
 
+/* Records a rejection in o and in the command log. */
+static int reject(struct cw_db *db, const struct cw_command *cmd, struct cw_outcome *o,
+                  bool by_handler, const char *data_text, const char *meta_text,
+                  struct cw_error *err)
+{
+    /* A handler's refusal keeps its code; any other failure is ours, not the client's. */
+    if (!by_handler || !err->code[0]) {
+        cw_warn("command.failed", "command=%s name=%s error=\"%s\"", cmd->uuid, cmd->name,
+                err->message);
+        cw_error_set(err, CW_ERR_REJECTED, "internal-error", "the command could not be applied");
+    }
+    o->rejected = true;
+    cw_error_copy(&o->reject, err);
+    struct cw_command_record rec = {.rejected = true};
+    snprintf(rec.reject_code, sizeof(rec.reject_code), "%s", err->code);
+    snprintf(rec.reject_message, sizeof(rec.reject_message), "%s", err->message);
+    return cw_store_insert_command(db, cmd, &rec, data_text, meta_text, err);
+}
+
+/* Looks up the command that holds cmd's idempotency key and answers as it did. */
+static int answer_duplicate(struct cw_processor *p, struct cw_db *db,
+                            const struct cw_command *cmd, struct cw_outcome *o,
+                            struct cw_error *err)
+{
+    struct cw_command_record rec;
+    int rc = cw_store_find_command(db, cmd->user_uuid, cmd->client_id, cmd->client_seq, &rec,
+                                   err);
+    return rc ? rc : replay_duplicate(p, db, &rec, o, err);
+}
+
 /*
- * Runs one command inside its savepoint. Returns CW_OK with o filled (events,
- * rejection or duplicate), or CW_ERR_AGAIN when the whole batch must be
- * retried. Permanent failures of domain code become rejections.
+ * Runs one command. Returns CW_OK with o filled (events, rejection or
+ * duplicate); CW_ERR_AGAIN when the whole batch must be retried after a
+ * pause; CW_ERR_STORE, in fast mode only, when something written must be
+ * undone, so the batch must run again in safe mode, where each command has
+ * its own savepoint and permanent failures become rejections.
+ *
+ * The handler runs first and the command row goes in next: inserting it is
+ * the idempotency check (the key is UNIQUE), so a new command costs no
+ * extra lookup. A duplicate is found at that insert and answered from the
+ * log; whatever its handler decided is dropped.
  */
-static int run_command(struct cw_processor *p, struct cw_db *db, int64_t *pos,
+static int run_command(struct cw_processor *p, struct cw_db *db, bool safe, int64_t *pos,
                        struct cw_outcome *o)
 {
     const struct cw_command *cmd = &o->env->cmd;
     struct cw_error err = {0};
-    struct cw_command_record rec = {0};
-    int rc = cw_store_find_command(db, cmd->user_uuid, cmd->client_id, cmd->client_seq, &rec,
-                                   &err);
-    if (rc == CW_OK) {
-        rc = replay_duplicate(p, db, &rec, o, &err);
-        goto out;
-    }
-    if (rc != CW_ERR_NOT_FOUND)
-        goto out;
-
-    memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
-    int64_t first = *pos + 1;
-    rc = cw_db_savepoint(db, &err);
+    cw_buf_reset(&p->cmd_text);
+    cw_json_add(&p->cmd_text, cmd->data);
+    cw_buf_reset(&p->meta_text);
+    cw_json_add(&p->meta_text, cmd->meta);
+    const char *data_text = cw_buf_cstr(&p->cmd_text), *meta_text = cw_buf_cstr(&p->meta_text);
+    int64_t first = *pos + 1, changes = cw_db_total_changes(db);
+    int rc = safe ? cw_db_savepoint(db, &err) : CW_OK;
     if (rc)
         goto out;
     emit_clear(&p->emit);
     rc = o->env->def->handle(db, cmd, &p->emit, &err);
-    if (!rc)
-        rc = apply_events(p, db, cmd, pos, o, &err);
-    if (!rc) {
-        rec.first_position = p->emit.n ? first : 0;
-        rec.last_position = p->emit.n ? *pos : 0;
-        rc = cw_store_insert_command(db, cmd, &rec, &err);
+    bool by_handler = rc == CW_ERR_REJECTED;
+    if (rc && !by_handler)
+        goto failed;
+
+    struct cw_command_record rec = {.rejected = by_handler};
+    if (by_handler) {
+        snprintf(rec.reject_code, sizeof(rec.reject_code), "%s", err.code);
+        snprintf(rec.reject_message, sizeof(rec.reject_message), "%s", err.message);
+    } else if (p->emit.n) {
+        rec.first_position = first;
+        rec.last_position = first + (int64_t)p->emit.n - 1;
     }
-    if (!rc) {
-        rc = cw_db_release(db, &err);
+    struct cw_error insert_err = {0};
+    rc = cw_store_insert_command(db, cmd, &rec, data_text, meta_text, &insert_err);
+    if (rc == CW_ERR_EXISTS) {
+        if (!safe && cw_db_total_changes(db) != changes) {
+            rc = CW_ERR_STORE; /* its handler wrote: only a savepoint can undo that */
+            goto out;
+        }
+        if (safe)
+            cw_db_rollback_to(db);
+        cw_error_release(&err);
+        rc = answer_duplicate(p, db, cmd, o, &err);
         goto out;
     }
-    cw_db_rollback_to(db);
-    drop_events(o);
-    *pos = first - 1;
+    if (rc) {
+        cw_error_copy(&err, &insert_err);
+        cw_error_release(&insert_err);
+        goto failed;
+    }
+    memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
+    if (by_handler) {
+        o->rejected = true;
+        cw_error_copy(&o->reject, &err);
+        rc = safe ? cw_db_release(db, &err) : CW_OK;
+        goto out;
+    }
+    rc = apply_events(p, db, cmd, meta_text, pos, o, &err);
+    if (!rc) {
+        rc = safe ? cw_db_release(db, &err) : CW_OK;
+        goto out;
+    }
+failed:
+    /* Domain code or the store failed: the command is rejected, the batch goes on. */
     if (rc == CW_ERR_AGAIN)
         goto out;
-
-    /* An application error: record the rejection and carry on with the batch. */
-    if (rc != CW_ERR_REJECTED) {
-        cw_warn("command.failed", "command=%s name=%s error=\"%s\"", cmd->uuid, cmd->name,
-                err.message);
-        cw_error_set(&err, CW_ERR_REJECTED, "internal-error", "the command could not be applied");
+    if (!safe && cw_db_total_changes(db) != changes) {
+        rc = CW_ERR_STORE;
+        goto out;
     }
-    o->rejected = true;
-    cw_error_copy(&o->reject, &err);
-    rec.rejected = true;
-    snprintf(rec.reject_code, sizeof(rec.reject_code), "%s", err.code);
-    snprintf(rec.reject_message, sizeof(rec.reject_message), "%s", err.message);
-    rc = cw_store_insert_command(db, cmd, &rec, &err);
+    if (safe)
+        cw_db_rollback_to(db);
+    drop_events(o);
+    *pos = first - 1;
+    memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
+    rc = reject(db, cmd, o, by_handler, data_text, meta_text, &err);
 out:
     emit_clear(&p->emit);
-    if (rc && rc != CW_ERR_AGAIN)
+    if (rc && rc != CW_ERR_AGAIN && (safe || rc != CW_ERR_STORE))
         cw_error("command.store", "command=%s error=\"%s\"", cmd->uuid, err.message);
     cw_error_release(&err);
+    if (rc == CW_ERR_STORE && !safe)
+        return CW_ERR_STORE;
     return rc ? CW_ERR_AGAIN : CW_OK;
 }
 
@@ -220,8 +286,15 @@ static void reset_outcomes(struct cw_outcome *items, size_t n)
     }
 }
 
-/* One attempt at the batch in one transaction. CW_OK once committed. */
-static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n,
+/*
+ * One attempt at the batch in one transaction. CW_OK once committed.
+ *
+ * The fast mode runs without savepoints: they cost a statement journal
+ * copy of every page a command touches. Only a command whose domain code
+ * fails after writing needs one, and then the batch runs again in safe
+ * mode, each command in its own savepoint.
+ */
+static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n, bool safe,
                      struct cw_error *err)
 {
     struct cw_db *db = cw_store_writer(p->store);
@@ -230,12 +303,14 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n,
     if (!rc)
         rc = cw_store_last_position(db, &pos, err);
     for (size_t i = 0; !rc && i < n; i++)
-        rc = run_command(p, db, &pos, &items[i]);
+        rc = run_command(p, db, safe, &pos, &items[i]);
     if (!rc)
         rc = cw_db_commit(db, err);
     if (rc) {
         cw_db_rollback(db);
         reset_outcomes(items, n);
+        if (rc == CW_ERR_STORE && !safe)
+            return run_batch(p, items, n, true, err);
         return rc;
     }
     int64_t commit_us = cw_mono_us() - t0;
@@ -245,6 +320,7 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n,
     p->stats.batches++;
     p->stats.commands += n;
     p->stats.commit_us_total += (uint64_t)commit_us;
+    p->stats.cpu_us = (uint64_t)cw_thread_cpu_us();
     for (size_t i = 0; i < n; i++) {
         p->stats.duplicates += items[i].duplicate;
         p->stats.rejected += items[i].rejected && !items[i].duplicate;
@@ -265,7 +341,7 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
         b->items[i].env = envs[i];
     for (unsigned attempt = 0;; attempt++) {
         struct cw_error err = {0};
-        int rc = run_batch(p, b->items, n, &err);
+        int rc = run_batch(p, b->items, n, false, &err);
         if (!rc) {
             b->committed_at_us = cw_mono_us();
             return b;
@@ -338,6 +414,9 @@ void cw_processor_stop(struct cw_processor *p)
     pthread_join(p->thread, NULL);
     emit_clear(&p->emit);
     free(p->emit.items);
+    cw_buf_release(&p->cmd_text);
+    cw_buf_release(&p->meta_text);
+    cw_buf_release(&p->data_text);
     cw_retry_release(&p->retry);
     pthread_mutex_destroy(&p->lock);
     free(p);

@@ -27,6 +27,7 @@ struct cw_processor;
 struct cw_processor_stats {
     uint64_t batches, commands, events, rejected, duplicates, retries;
     uint64_t commit_us_total; /* sum of BEGIN..COMMIT durations */
+    uint64_t cpu_us;          /* CPU time the processor thread used */
 };
 
 /*

@@ -4,6 +4,7 @@
  */
 #include "update.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/registry.h"
 #include "envelope.h"
 
@@ -39,29 +40,114 @@ json_t *cw_event_to_json(const struct cw_event_def *def, const struct cw_event *
     return o;
 }
 
-static const char *dup_or_null(const char *s)
+/* Appends s as a JSON string, or null. */
+static void add_string_or_null(struct cw_buf *b, const char *s)
 {
-    return s ? cw_xstrdup(s) : NULL;
+    if (s)
+        cw_json_add_string(b, s, strlen(s));
+    else
+        cw_buf_adds(b, "null");
 }
 
-struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev)
+/*
+ * Writes the update frame, key for key as cw_event_to_json orders them, into
+ * b. data_text is the public data (private fields already removed).
+ */
+static void write_frame(struct cw_buf *b, const struct cw_event *ev, const char *data_text,
+                        const char *meta_text)
 {
-    struct cw_update *u = cw_xcalloc(1, sizeof(*u));
+    cw_buf_adds(b, "[\"update\",");
+    add_string_or_null(b, ev->client_id);
+    cw_buf_addc(b, ',');
+    cw_buf_add_int(b, ev->client_seq);
+    cw_buf_adds(b, ",{\"position\":");
+    cw_buf_add_int(b, ev->position);
+    cw_buf_adds(b, ",\"uuid\":");
+    add_string_or_null(b, ev->uuid);
+    cw_buf_adds(b, ",\"command_uuid\":");
+    add_string_or_null(b, ev->command_uuid);
+    cw_buf_adds(b, ",\"name\":");
+    add_string_or_null(b, ev->name);
+    cw_buf_adds(b, ",\"data\":");
+    cw_buf_adds(b, data_text);
+    cw_buf_adds(b, ",\"meta\":");
+    cw_buf_adds(b, meta_text);
+    cw_buf_adds(b, ",\"user_uuid\":");
+    add_string_or_null(b, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    cw_buf_adds(b, ",\"client_id\":");
+    add_string_or_null(b, ev->client_id);
+    cw_buf_adds(b, ",\"client_seq\":");
+    cw_buf_add_int(b, ev->client_seq);
+    cw_buf_adds(b, ",\"recorded_at\":");
+    cw_buf_add_int(b, ev->recorded_at);
+    cw_buf_adds(b, ",\"version\":");
+    cw_buf_add_int(b, ev->version);
+    cw_buf_adds(b, "}]");
+}
+
+/* Copies s to *at and advances it; NULL stays NULL. */
+static const char *pack(char **at, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    memcpy(*at, s, n);
+    *at += n;
+    return *at - n;
+}
+
+static size_t size_of(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev,
+                                const char *data_text, const char *meta_text)
+{
+    const struct cw_event_def *def = cw_domain_event(d, ev->name);
+    struct cw_buf data_buf = CW_BUF_INIT, meta_buf = CW_BUF_INIT, frame = CW_BUF_INIT;
+    if (!data_text || (def && def->private_fields)) {
+        json_t *pub = public_data(def, ev->data);
+        cw_json_add(&data_buf, pub);
+        json_decref(pub);
+        data_text = cw_buf_cstr(&data_buf);
+    }
+    if (!meta_text) {
+        if (ev->meta)
+            cw_json_add(&meta_buf, ev->meta);
+        else
+            cw_buf_adds(&meta_buf, "{}");
+        meta_text = cw_buf_cstr(&meta_buf);
+    }
+    cw_buf_grow(&frame, 256 + strlen(data_text) + strlen(meta_text));
+    write_frame(&frame, ev, data_text, meta_text);
+    cw_buf_release(&data_buf);
+    cw_buf_release(&meta_buf);
+
+    /*
+     * One allocation holds the update, its copies of ev's strings and the
+     * frame: the receiving thread frees it with one free().
+     */
+    size_t strings = size_of(ev->uuid) + size_of(ev->command_uuid) + size_of(ev->name) +
+                     size_of(ev->user_uuid) + size_of(ev->client_id);
+    struct cw_update *u = cw_xmalloc(sizeof(*u) + strings + frame.len + 1);
+    char *at = (char *)(u + 1);
     atomic_init(&u->refs, 1);
-    u->def = cw_domain_event(d, ev->name);
+    u->def = def;
     u->ev = *ev;
-    u->ev.uuid = dup_or_null(ev->uuid);
-    u->ev.command_uuid = dup_or_null(ev->command_uuid);
-    u->ev.name = dup_or_null(ev->name);
-    u->ev.user_uuid = dup_or_null(ev->user_uuid);
-    u->ev.client_id = dup_or_null(ev->client_id);
-    u->ev.data = json_incref(ev->data);
-    u->ev.meta = json_incref(ev->meta);
-    json_t *frame = json_pack("[s,s?,I,o]", "update", ev->client_id, (json_int_t)ev->client_seq,
-                              cw_event_to_json(u->def, ev));
-    u->frame = json_dumps(frame, JSON_COMPACT);
-    u->frame_len = strlen(u->frame);
-    json_decref(frame);
+    u->ev.uuid = pack(&at, ev->uuid);
+    u->ev.command_uuid = pack(&at, ev->command_uuid);
+    u->ev.name = pack(&at, ev->name);
+    u->ev.user_uuid = pack(&at, ev->user_uuid);
+    u->ev.client_id = pack(&at, ev->client_id);
+    /* Only a custom audience reads the data after commit; others let it go now. */
+    bool keep = def && def->audience == CW_AUDIENCE_CUSTOM;
+    u->ev.data = keep ? json_incref(ev->data) : NULL;
+    u->ev.meta = keep ? json_incref(ev->meta) : NULL;
+    u->frame = at;
+    u->frame_len = frame.len;
+    memcpy(u->frame, frame.data, frame.len + 1);
+    cw_buf_release(&frame);
     return u;
 }
 
@@ -75,14 +161,8 @@ void cw_update_unref(struct cw_update *u)
 {
     if (!u || atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free((char *)u->ev.uuid);
-    free((char *)u->ev.command_uuid);
-    free((char *)u->ev.name);
-    free((char *)u->ev.user_uuid);
-    free((char *)u->ev.client_id);
     json_decref(u->ev.data);
     json_decref(u->ev.meta);
-    free(u->frame);
     free(u);
 }
 

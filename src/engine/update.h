@@ -18,14 +18,21 @@ struct cw_envelope;
 
 struct cw_update {
     atomic_int refs;
-    struct cw_event ev; /* strings and JSON owned by the update */
+    struct cw_event ev; /* strings owned; data and meta kept only for a custom audience */
     const struct cw_event_def *def; /* NULL for an event no longer defined */
-    char *frame;                    /* the update frame, NUL-terminated */
+    char *frame;                    /* the update frame, NUL-terminated; inside the update */
     size_t frame_len;
 };
 
-/* Builds an update from ev (copied; data and meta are referenced). refs = 1. */
-struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev);
+/*
+ * Builds an update from ev (strings copied; data and meta referenced only
+ * when the event's audience is custom, NULL otherwise). refs = 1.
+ * data_text and meta_text, when not NULL, are ev's data and meta already
+ * serialised (compact), so the frame is spliced together without encoding
+ * them again.
+ */
+struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev,
+                                const char *data_text, const char *meta_text);
 struct cw_update *cw_update_ref(struct cw_update *u);
 void cw_update_unref(struct cw_update *u);
 

@@ -80,11 +80,20 @@ struct cw_command_record {
 int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
                           int64_t client_seq, struct cw_command_record *out,
                           struct cw_error *err);
-/* Records cmd with its outcome in the command log. */
+/*
+ * Records cmd with its outcome in the command log; CW_ERR_EXISTS (and no
+ * change) when its (user, client_id, client_seq) is already there.
+ * data_text and meta_text are cmd's data and meta serialised, or NULL to
+ * have them serialised here.
+ */
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
-                            const struct cw_command_record *rec, struct cw_error *err);
-/* Appends ev (position set by the caller) with its data and meta as JSON text. */
-int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, struct cw_error *err);
+                            const struct cw_command_record *rec, const char *data_text,
+                            const char *meta_text, struct cw_error *err);
+/* Appends ev (position set by the caller); texts as for cw_store_insert_command. */
+int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                          const char *meta_text, struct cw_error *err);
+/* Rows changed on db since it was opened: tells whether domain code wrote. */
+int64_t cw_db_total_changes(struct cw_db *db);
 /* The position of the newest event, 0 for an empty log. */
 int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err);
 

@@ -8,6 +8,7 @@
  */
 #include "store.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/registry.h"
 #include "core/strmap.h"
 
@@ -24,23 +25,46 @@
 struct cw_stmt {
     sqlite3_stmt *st;
     struct cw_db *db;
+    const char *sql; /* the cache's key */
     int64_t changes;
 };
+
+#define FRONT_SLOTS 64
 
 struct cw_db {
     sqlite3 *conn;
     struct cw_store *store;
     struct cw_strmap cache; /* SQL text -> struct cw_stmt *; keys owned */
+    struct cw_buf scratch;  /* JSON text being bound */
+    /*
+     * Callers pass the same literal each time: a slot per address finds its
+     * statement with one string compare instead of hashing the SQL text.
+     */
+    struct {
+        const char *sql;
+        struct cw_stmt *st;
+    } front[FRONT_SLOTS];
     struct cw_db *next;     /* in the store's list of open readers */
 };
+
+/*
+ * Checkpoints run on their own thread and connection so that copying the
+ * WAL back into the database never lengthens the processor's commits.
+ */
+#define CHECKPOINT_FRAMES 4096 /* WAL frames (pages) that wake the checkpointer */
 
 struct cw_store {
     char *path;
     struct cw_store_options opt;
     struct cw_db *writer;
     const struct cw_domain *domain;
-    pthread_mutex_t lock; /* {readers} */
+    pthread_mutex_t lock;       /* {readers, wal_frames, stopping} */
+    pthread_cond_t checkpoint;  /* signalled when the WAL has grown, or on close */
     struct cw_db *readers;
+    int wal_frames;
+    bool stopping;
+    bool checkpointer_running;
+    pthread_t checkpointer;
 };
 
 /* The core schema, applied before any domain migration. */
@@ -145,6 +169,66 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     return CW_OK;
 }
 
+/* The writer's commit hook: wakes the checkpointer once the WAL is long. */
+static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int frames)
+{
+    struct cw_store *s = arg;
+    if (frames >= CHECKPOINT_FRAMES) {
+        pthread_mutex_lock(&s->lock);
+        s->wal_frames = frames;
+        pthread_cond_signal(&s->checkpoint);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return SQLITE_OK;
+}
+
+static void *run_checkpoints(void *arg)
+{
+    struct cw_store *s = arg;
+    pthread_setname_np(pthread_self(), "cw-checkpoint");
+    struct cw_db *db = NULL;
+    if (connect(s, false, &db, NULL))
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping) {
+        if (s->wal_frames < CHECKPOINT_FRAMES) {
+            pthread_cond_wait(&s->checkpoint, &s->lock);
+            continue;
+        }
+        s->wal_frames = 0;
+        pthread_mutex_unlock(&s->lock);
+        /* PASSIVE: copies what no reader still needs, never blocks the writer. */
+        sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    cw_db_close(db);
+    return NULL;
+}
+
+static void start_checkpointer(struct cw_store *s)
+{
+    sqlite3_exec(s->writer->conn, "PRAGMA wal_autocheckpoint=0;", NULL, NULL, NULL);
+    sqlite3_wal_hook(s->writer->conn, on_wal_commit, s);
+    s->checkpointer_running = pthread_create(&s->checkpointer, NULL, run_checkpoints, s) == 0;
+    if (!s->checkpointer_running) /* fall back to checkpoints in the committing thread */
+        sqlite3_wal_autocheckpoint(s->writer->conn, 1000);
+}
+
+static void stop_checkpointer(struct cw_store *s)
+{
+    if (!s->checkpointer_running)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_signal(&s->checkpoint);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->checkpointer, NULL);
+    s->checkpointer_running = false;
+    /* Leave a short WAL behind for the next start. */
+    sqlite3_wal_checkpoint_v2(s->writer->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
 /* Process-wide SQLite settings, before any connection exists. */
 static void configure_once(void)
 {
@@ -165,6 +249,7 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
     if (!s->opt.busy_ms)
         s->opt.busy_ms = 5000;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->checkpoint, NULL);
     struct stat sb;
     if ((s->opt.no_create || s->opt.read_only) && stat(path, &sb) != 0) {
         int rc = cw_error_set(err, CW_ERR_NOT_FOUND, NULL, "no database at %s", path);
@@ -176,6 +261,8 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
         cw_store_close(s);
         return rc;
     }
+    if (!s->opt.read_only)
+        start_checkpointer(s);
     *out = s;
     return CW_OK;
 }
@@ -204,6 +291,7 @@ void cw_db_close(struct cw_db *db)
         free((char *)db->cache.keys[i]);
     }
     cw_strmap_release(&db->cache);
+    cw_buf_release(&db->scratch);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -212,6 +300,7 @@ void cw_store_close(struct cw_store *s)
 {
     if (!s)
         return;
+    stop_checkpointer(s);
     while (s->readers)
         cw_db_close(s->readers);
     struct cw_db *w = s->writer;
@@ -221,6 +310,7 @@ void cw_store_close(struct cw_store *s)
         cw_db_close(w);
     }
     pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->checkpoint);
     free(s->path);
     free(s);
 }
@@ -259,7 +349,15 @@ const struct cw_domain *cw_db_domain(struct cw_db *db)
 
 struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_strmap_get(&db->cache, sql);
+    size_t slot = ((uintptr_t)sql >> 3) % FRONT_SLOTS;
+    struct cw_stmt *st = db->front[slot].sql == sql ? db->front[slot].st : NULL;
+    if (!st || strcmp(st->sql, sql) != 0) {
+        st = cw_strmap_get(&db->cache, sql);
+        if (st) {
+            db->front[slot].sql = sql;
+            db->front[slot].st = st;
+        }
+    }
     if (st) {
         sqlite3_reset(st->st);
         sqlite3_clear_bindings(st->st);
@@ -275,7 +373,10 @@ struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error
     st = cw_xcalloc(1, sizeof(*st));
     st->st = raw;
     st->db = db;
-    cw_strmap_put(&db->cache, cw_xstrdup(sql), st);
+    st->sql = cw_xstrdup(sql);
+    cw_strmap_put(&db->cache, st->sql, st);
+    db->front[slot].sql = sql;
+    db->front[slot].st = st;
     return st;
 }
 
@@ -528,48 +629,76 @@ int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *c
     return CW_OK;
 }
 
-static char *dump(const json_t *v)
+/*
+ * Binds text without copying it: for the store's own statements, whose
+ * arguments all outlive the step that reads them. NULL binds SQL NULL.
+ */
+static void bind_static(struct cw_stmt *st, int idx, const char *text)
 {
-    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    return s ? s : cw_xstrdup("{}");
+    if (text)
+        sqlite3_bind_text(st->st, idx, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st->st, idx);
+}
+
+/* Binds text, or v serialised through buf when text is NULL (an absent v reads {}). */
+static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_t *v,
+                      struct cw_buf *buf)
+{
+    if (!text) {
+        cw_buf_reset(buf);
+        if (v)
+            cw_json_add(buf, v);
+        else
+            cw_buf_adds(buf, "{}");
+        text = cw_buf_cstr(buf);
+    }
+    sqlite3_bind_text(st->st, idx, text, -1, text == buf->data ? SQLITE_TRANSIENT : SQLITE_STATIC);
+}
+
+int64_t cw_db_total_changes(struct cw_db *db)
+{
+    return sqlite3_total_changes64(db->conn);
 }
 
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
-                            const struct cw_command_record *rec, struct cw_error *err)
+                            const struct cw_command_record *rec, const char *data_text,
+                            const char *meta_text, struct cw_error *err)
 {
     struct cw_stmt *st = cw_db_prepare(
         db,
         "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
         " received_at, outcome, first_position, last_position, reject_code, reject_message)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING",
         err);
     if (!st)
         return CW_ERR_STORE;
-    char *data = dump(cmd->data), *meta = dump(cmd->meta);
-    cw_stmt_bind_text(st, 1, cmd->uuid);
-    cw_stmt_bind_text(st, 2, cmd->user_uuid);
-    cw_stmt_bind_text(st, 3, cmd->client_id);
+    bind_static(st, 1, cmd->uuid);
+    bind_static(st, 2, cmd->user_uuid);
+    bind_static(st, 3, cmd->client_id);
     cw_stmt_bind_int(st, 4, cmd->client_seq);
-    cw_stmt_bind_text(st, 5, cmd->name);
-    cw_stmt_bind_text(st, 6, data);
-    cw_stmt_bind_text(st, 7, meta);
+    bind_static(st, 5, cmd->name);
+    bind_json(st, 6, data_text, cmd->data, &db->scratch);
+    bind_json(st, 7, meta_text, cmd->meta, &db->scratch);
     cw_stmt_bind_int(st, 8, cmd->received_at);
-    cw_stmt_bind_text(st, 9, rec->rejected ? "rejected" : "ok");
+    bind_static(st, 9, rec->rejected ? "rejected" : "ok");
     if (rec->first_position) {
         cw_stmt_bind_int(st, 10, rec->first_position);
         cw_stmt_bind_int(st, 11, rec->last_position);
     }
     if (rec->rejected) {
-        cw_stmt_bind_text(st, 12, rec->reject_code);
-        cw_stmt_bind_text(st, 13, rec->reject_message);
+        bind_static(st, 12, rec->reject_code);
+        bind_static(st, 13, rec->reject_message);
     }
     int rc = cw_stmt_step(st, err);
-    free(data);
-    free(meta);
-    return rc == CW_DONE ? CW_OK : rc;
+    if (rc != CW_DONE)
+        return rc;
+    return cw_stmt_changes(st) ? CW_OK : CW_ERR_EXISTS;
 }
 
-int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, struct cw_error *err)
+int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                          const char *meta_text, struct cw_error *err)
 {
     struct cw_stmt *st = cw_db_prepare(
         db,
@@ -579,21 +708,18 @@ int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, struct cw
         err);
     if (!st)
         return CW_ERR_STORE;
-    char *data = dump(ev->data), *meta = dump(ev->meta);
     cw_stmt_bind_int(st, 1, ev->position);
-    cw_stmt_bind_text(st, 2, ev->uuid);
-    cw_stmt_bind_text(st, 3, ev->command_uuid);
-    cw_stmt_bind_text(st, 4, ev->name);
+    bind_static(st, 2, ev->uuid);
+    bind_static(st, 3, ev->command_uuid);
+    bind_static(st, 4, ev->name);
     cw_stmt_bind_int(st, 5, ev->version);
-    cw_stmt_bind_text(st, 6, data);
-    cw_stmt_bind_text(st, 7, meta);
-    cw_stmt_bind_text(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
-    cw_stmt_bind_text(st, 9, ev->client_id);
+    bind_json(st, 6, data_text, ev->data, &db->scratch);
+    bind_json(st, 7, meta_text, ev->meta, &db->scratch);
+    bind_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    bind_static(st, 9, ev->client_id);
     cw_stmt_bind_int(st, 10, ev->client_seq);
     cw_stmt_bind_int(st, 11, ev->recorded_at);
     int rc = cw_stmt_step(st, err);
-    free(data);
-    free(meta);
     return rc == CW_DONE ? CW_OK : rc;
 }
 

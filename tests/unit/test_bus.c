@@ -54,7 +54,7 @@ static struct cw_update *make_update(struct cw_domain *d)
                           .meta = meta,
                           .client_id = "c",
                           .client_seq = 1};
-    struct cw_update *u = cw_update_new(d, &ev);
+    struct cw_update *u = cw_update_new(d, &ev, NULL, NULL);
     json_decref(data);
     json_decref(meta);
     return u;

@@ -213,8 +213,7 @@ static void test_many_producers(void **state)
                 fail_msg("item %lld arrived twice", (long long)seq);
             seen[seq] = 1;
             if (seq <= last[pid])
-                fail_msg("producer %d: %lld after %lld", pid, (long long)seq,
-                         (long long)last[pid]);
+                fail_msg("producer %d: %lld after %lld", pid, (long long)seq, (long long)last[pid]);
             last[pid] = seq;
             cw_envelope_free(out[i]);
         }

@@ -114,8 +114,8 @@ static void test_invalid(void **state)
     static const struct cw_command_def no_handle = {.name = "ok-name"};
     assert_int_equal(cw_domain_add_command(d, &no_handle), CW_ERR_INVALID);
     assert_int_equal(cw_domain_add_command(d, NULL), CW_ERR_INVALID);
-    const char *bad_names[] = {"", "Upper", "has space", "under_score", "dot.ted", "slash/x",
-                               "tab\t", "é"};
+    const char *bad_names[] = {"",        "Upper",   "has space", "under_score",
+                               "dot.ted", "slash/x", "tab\t",     "é"};
     for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
         struct cw_command_def c = {.name = bad_names[i], .handle = noop_handle};
         assert_int_equal(cw_domain_add_command(d, &c), CW_ERR_INVALID);

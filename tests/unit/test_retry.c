@@ -35,8 +35,8 @@ static void test_delay_bounds(void **state)
 
 static void test_delay_large_attempts(void **state)
 {
-    const unsigned ks[] = {16, 17, 25, 26, 30, 31, 32, 33, 53, 62, 63, 64, 65, 100, 1000,
-                           UINT_MAX / 2, UINT_MAX - 1, UINT_MAX};
+    const unsigned ks[] = {16, 17, 25, 26, 30,  31,   32,           33,           53,
+                           62, 63, 64, 65, 100, 1000, UINT_MAX / 2, UINT_MAX - 1, UINT_MAX};
     for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
         for (int j = 0; j < 50; j++) {
             int64_t d = cw_retry_delay_us(ks[i]);
@@ -105,8 +105,8 @@ static void test_cancel_wakes_sleeper(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_delay_bounds),     cmocka_unit_test(test_delay_large_attempts),
-        cmocka_unit_test(test_delay_has_jitter), cmocka_unit_test(test_sleep_uncancelled),
+        cmocka_unit_test(test_delay_bounds),         cmocka_unit_test(test_delay_large_attempts),
+        cmocka_unit_test(test_delay_has_jitter),     cmocka_unit_test(test_sleep_uncancelled),
         cmocka_unit_test(test_cancel_wakes_sleeper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,8 +54,8 @@ static int64_t query_int(struct cw_db *db, const char *sql, const char *arg)
 {
     struct cw_error err = {0};
     int64_t v = -1;
-    int rc = arg ? cw_db_query_int(db, &v, &err, sql, "t", arg)
-                 : cw_db_query_int(db, &v, &err, sql, "");
+    int rc =
+        arg ? cw_db_query_int(db, &v, &err, sql, "t", arg) : cw_db_query_int(db, &v, &err, sql, "");
     if (rc)
         fail_msg("%s: %s", sql, err.message);
     return v;
@@ -99,6 +99,34 @@ static void test_open_creates_wal(void **state)
     sqlite3_close(raw);
     /* synchronous=FULL (2) on the writer. */
     assert_int_equal(query_int(cw_store_writer(f->s), "PRAGMA synchronous", NULL), 2);
+}
+
+/*
+ * Opening and migrating a fresh database is what every start does: it must
+ * never fail for a lock the store itself holds (a background connection
+ * racing the writer, whose busy timeout is 0).
+ */
+static void test_open_migrate_fresh_repeatedly(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 300 };
+    int failures = 0;
+    char first[320] = "";
+    for (int i = 0; i < N; i++) {
+        char path[400];
+        snprintf(path, sizeof(path), "%s/fresh-%d.db", f->h.dir, i);
+        struct cw_store *s = NULL;
+        struct cw_error err = {0};
+        int rc = cw_store_open(path, NULL, &s, &err);
+        if (!rc)
+            rc = cw_store_migrate(s, NULL, NULL, &err);
+        if (rc && !failures++)
+            snprintf(first, sizeof(first), "run %d: rc %d: %s", i, rc, err.message);
+        if (s)
+            cw_store_close(s);
+    }
+    if (failures)
+        fail_msg("%d of %d fresh open+migrate runs failed; first %s", failures, N, first);
 }
 
 static void test_missing_file(void **state)
@@ -212,8 +240,8 @@ static void test_migrate_failure(void **state)
 static const char *U1 = "0190f6d2-8c1e-7a3b-9f00-000000000001";
 static const char *U2 = "0190f6d2-8c1e-7a3b-9f00-000000000002";
 
-static void append(struct cw_db *db, int64_t pos, const char *name, int version,
-                   const char *user, const char *data_text)
+static void append(struct cw_db *db, int64_t pos, const char *name, int version, const char *user,
+                   const char *data_text)
 {
     struct cw_error err = {0};
     char uuid[CW_UUID_LEN + 1], cmd_uuid[CW_UUID_LEN + 1];
@@ -233,7 +261,7 @@ static void append(struct cw_db *db, int64_t pos, const char *name, int version,
                           .client_id = "cli",
                           .client_seq = pos * 10,
                           .recorded_at = 1000 + pos};
-    if (cw_store_append_event(db, &ev, &err))
+    if (cw_store_append_event(db, &ev, NULL, NULL, &err))
         fail_msg("append %lld: %s", (long long)pos, err.message);
     json_decref(data);
     json_decref(meta);
@@ -242,7 +270,7 @@ static void append(struct cw_db *db, int64_t pos, const char *name, int version,
 struct seen {
     int64_t pos[32];
     int n;
-    int stop_after; /* 0: never */
+    int stop_after;       /* 0: never */
     struct cw_event copy; /* scalar fields of the last event */
     char user[CW_UUID_LEN + 1];
     bool user_null;
@@ -367,6 +395,30 @@ static void test_append_and_scan(void **state)
     expect_scan(r, 0, 0, U2, NULL, (const int64_t[]){2, 5, 0});
     cw_db_close(r);
 
+    /* Pre-serialised data and meta are stored as given and read back as JSON. */
+    char pre_uuid[CW_UUID_LEN + 1];
+    cw_uuid_v7(pre_uuid);
+    json_t *pre_data = json_pack("{s:i}", "i", 7);
+    struct cw_event pre = {.position = 7,
+                           .uuid = pre_uuid,
+                           .command_uuid = pre_uuid,
+                           .name = "p",
+                           .version = 1,
+                           .data = pre_data,
+                           .user_uuid = U1,
+                           .client_id = "cli",
+                           .recorded_at = 1};
+    assert_int_equal(cw_store_append_event(db, &pre, "{\"i\":7}", "{\"via\":\"text\"}", &err),
+                     CW_OK);
+    json_decref(pre_data);
+    struct seen ps = {0};
+    assert_int_equal(cw_db_scan_events(db, 6, 7, NULL, NULL, collect, &ps, &err), CW_OK);
+    assert_int_equal(ps.n, 1);
+    assert_string_equal(ps.data, "{\"i\":7}");
+    assert_string_equal(ps.meta, "{\"via\":\"text\"}");
+    free(ps.data);
+    free(ps.meta);
+
     /* Positions and event uuids are unique. */
     char uuid[CW_UUID_LEN + 1];
     cw_uuid_v7(uuid);
@@ -376,7 +428,7 @@ static void test_append_and_scan(void **state)
                            .name = "a",
                            .version = 1,
                            .recorded_at = 1};
-    assert_int_equal(cw_store_append_event(db, &dup, &err), CW_ERR_STORE);
+    assert_int_equal(cw_store_append_event(db, &dup, NULL, NULL, &err), CW_ERR_STORE);
 }
 
 /* "thing" at version 3: v1 {"msg"} -> v2 {"text"} -> v3 {"text","len"}. */
@@ -487,7 +539,7 @@ static void test_command_log(void **state)
     struct cw_command ok;
     make_cmd(&ok, U1, "c1", 1, "do-thing");
     struct cw_command_record ok_rec = {.first_position = 3, .last_position = 5};
-    assert_int_equal(cw_store_insert_command(db, &ok, &ok_rec, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &ok, &ok_rec, NULL, NULL, &err), CW_OK);
     memset(&rec, 0x55, sizeof(rec));
     assert_int_equal(cw_store_find_command(db, U1, "c1", 1, &rec, &err), CW_OK);
     assert_string_equal(rec.uuid, ok.uuid);
@@ -500,7 +552,7 @@ static void test_command_log(void **state)
     struct cw_command none;
     make_cmd(&none, U1, "c1", 2, "do-nothing");
     struct cw_command_record none_rec = {0};
-    assert_int_equal(cw_store_insert_command(db, &none, &none_rec, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &none, &none_rec, NULL, NULL, &err), CW_OK);
     assert_int_equal(cw_store_find_command(db, U1, "c1", 2, &rec, &err), CW_OK);
     assert_string_equal(rec.uuid, none.uuid);
     assert_false(rec.rejected);
@@ -513,7 +565,7 @@ static void test_command_log(void **state)
     struct cw_command_record bad_rec = {.rejected = true};
     snprintf(bad_rec.reject_code, sizeof(bad_rec.reject_code), "email-taken");
     snprintf(bad_rec.reject_message, sizeof(bad_rec.reject_message), "that email is taken");
-    assert_int_equal(cw_store_insert_command(db, &bad, &bad_rec, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &bad, &bad_rec, NULL, NULL, &err), CW_OK);
     assert_int_equal(cw_store_find_command(db, U2, "c1", 1, &rec, &err), CW_OK);
     assert_string_equal(rec.uuid, bad.uuid);
     assert_true(rec.rejected);
@@ -524,7 +576,7 @@ static void test_command_log(void **state)
     /* A system command (no user). */
     struct cw_command sys;
     make_cmd(&sys, "", "system", 1, "tick");
-    assert_int_equal(cw_store_insert_command(db, &sys, &none_rec, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &sys, &none_rec, NULL, NULL, &err), CW_OK);
     assert_int_equal(cw_store_find_command(db, "", "system", 1, &rec, &err), CW_OK);
     assert_string_equal(rec.uuid, sys.uuid);
 
@@ -533,16 +585,37 @@ static void test_command_log(void **state)
     assert_int_equal(cw_store_find_command(db, U1, "c2", 1, &rec, &err), CW_ERR_NOT_FOUND);
     assert_int_equal(cw_store_find_command(db, "", "c1", 1, &rec, &err), CW_ERR_NOT_FOUND);
 
-    /* The same triple twice (a new command uuid) is a permanent store error. */
+    /* The same triple twice (a new command uuid): refused, nothing changed (store.h). */
     struct cw_command again;
     make_cmd(&again, U1, "c1", 1, "do-thing");
-    assert_int_equal(cw_store_insert_command(db, &again, &ok_rec, &err), CW_ERR_STORE);
+    assert_int_equal(cw_store_insert_command(db, &again, &ok_rec, NULL, NULL, &err), CW_ERR_EXISTS);
     assert_int_equal(cw_store_find_command(db, U1, "c1", 1, &rec, &err), CW_OK);
     assert_string_equal(rec.uuid, ok.uuid);
     assert_int_equal(query_int(db, "SELECT COUNT(*) FROM commands", NULL), 4);
     assert_int_equal(
         query_int(db, "SELECT COUNT(*) FROM commands WHERE uuid = ? AND outcome = 'ok'", ok.uuid),
         1);
+
+    /* Data and meta are stored as JSON text: serialised here, or as handed in. */
+    json_t *rows = NULL;
+    assert_int_equal(cw_db_query_json(db, &rows, &err,
+                                      "SELECT data, meta FROM commands WHERE uuid = ?", "t",
+                                      ok.uuid),
+                     CW_OK);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "data")),
+                        "{\"x\":1}");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "meta")), "{}");
+    json_decref(rows);
+    struct cw_command pre;
+    make_cmd(&pre, U1, "c1", 9, "do-thing");
+    assert_int_equal(cw_store_insert_command(db, &pre, &none_rec, "{\"x\":1}", "{\"m\":2}", &err),
+                     CW_OK);
+    assert_int_equal(query_int(db,
+                               "SELECT COUNT(*) FROM commands WHERE uuid = ? AND data = '{\"x\":1}'"
+                               " AND meta = '{\"m\":2}'",
+                               pre.uuid),
+                     1);
+    free_cmd(&pre);
 
     free_cmd(&ok);
     free_cmd(&none);
@@ -599,8 +672,7 @@ static void test_query_json(void **state)
     free(text);
     json_decref(rows);
     assert_int_equal(
-        cw_db_query_json(db, &rows, &err, "SELECT k FROM kv WHERE v > ?", "i", (int64_t)99),
-        CW_OK);
+        cw_db_query_json(db, &rows, &err, "SELECT k FROM kv WHERE v > ?", "i", (int64_t)99), CW_OK);
     assert_int_equal(json_array_size(rows), 0);
     json_decref(rows);
 
@@ -725,10 +797,18 @@ static void test_savepoints(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_open_creates_wal),   T(test_missing_file),       T(test_migrate_once),
-        T(test_migrate_failure),    T(test_append_and_scan),    T(test_scan_upcasts),
-        T(test_command_log),        T(test_query_json),         T(test_snapshot_isolation),
-        T(test_write_lock_is_transient), T(test_savepoints),
+        T(test_open_creates_wal),
+        T(test_open_migrate_fresh_repeatedly),
+        T(test_missing_file),
+        T(test_migrate_once),
+        T(test_migrate_failure),
+        T(test_append_and_scan),
+        T(test_scan_upcasts),
+        T(test_command_log),
+        T(test_query_json),
+        T(test_snapshot_isolation),
+        T(test_write_lock_is_transient),
+        T(test_savepoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,8 +30,8 @@ static void test_v7_shape(void **state)
             else
                 assert_true(is_lower_hex(u[i]));
         }
-        assert_int_equal(u[14], '7');                   /* version nibble */
-        assert_non_null(strchr("89ab", u[19]));         /* variant 10xx */
+        assert_int_equal(u[14], '7');           /* version nibble */
+        assert_non_null(strchr("89ab", u[19])); /* variant 10xx */
         assert_true(cw_uuid_valid(u));
     }
 }
@@ -90,8 +90,7 @@ static void test_monotonic_and_unique(void **state)
         cw_uuid_v7(u);
         sorted[i] = u;
         if (i > 0 && strcmp(u - (CW_UUID_LEN + 1), u) >= 0)
-            fail_msg("uuid %d not above its predecessor: %s then %s", i,
-                     u - (CW_UUID_LEN + 1), u);
+            fail_msg("uuid %d not above its predecessor: %s then %s", i, u - (CW_UUID_LEN + 1), u);
     }
     /* Strictly increasing already implies unique; check it independently anyway. */
     qsort(sorted, N, sizeof(*sorted), cmp);

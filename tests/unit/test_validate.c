@@ -47,7 +47,8 @@ static int check(const struct cw_field *fields, const char *text, struct cw_erro
 }
 
 /* The single reason reported for field name, or fails. */
-static void assert_one_reason(const struct cw_error *err, const char *field, const char *reason_part)
+static void assert_one_reason(const struct cw_error *err, const char *field,
+                              const char *reason_part)
 {
     assert_true(json_is_array(err->details));
     assert_int_equal(json_array_size(err->details), 1);
@@ -115,7 +116,11 @@ static void test_string_no_max(void **state)
 static void test_integer(void **state)
 {
     static const struct cw_field f[] = {
-        {.name = "n", .type = CW_FIELD_INTEGER, .required = true, .ranged = true, .min = -3,
+        {.name = "n",
+         .type = CW_FIELD_INTEGER,
+         .required = true,
+         .ranged = true,
+         .min = -3,
          .max = 10},
         {0},
     };
@@ -210,9 +215,9 @@ static void test_all_failures_in_order(void **state)
         {0},
     };
     struct cw_error err = {0};
-    assert_int_equal(check(f, "{\"last\":\"toolong\",\"alpha\":\"x\",\"ok\":true,\"mid\":\"no\"}",
-                           &err),
-                     CW_ERR_INVALID);
+    assert_int_equal(
+        check(f, "{\"last\":\"toolong\",\"alpha\":\"x\",\"ok\":true,\"mid\":\"no\"}", &err),
+        CW_ERR_INVALID);
     assert_string_equal(err.code, "command-validation-failed");
     assert_true(json_is_array(err.details));
     assert_int_equal(json_array_size(err.details), 4);
@@ -250,10 +255,17 @@ static void test_describe(void **state)
 {
     static const struct cw_field f[] = {
         {.name = "email", .type = CW_FIELD_STRING, .required = true, .max_length = 254},
-        {.name = "pw", .type = CW_FIELD_STRING, .required = true, .min_length = 8,
+        {.name = "pw",
+         .type = CW_FIELD_STRING,
+         .required = true,
+         .min_length = 8,
          .max_length = 1024},
         {.name = "free", .type = CW_FIELD_STRING},
-        {.name = "qty", .type = CW_FIELD_INTEGER, .required = true, .ranged = true, .min = 1,
+        {.name = "qty",
+         .type = CW_FIELD_INTEGER,
+         .required = true,
+         .ranged = true,
+         .min = 1,
          .max = 1000},
         {.name = "any", .type = CW_FIELD_INTEGER},
         {.name = "flag", .type = CW_FIELD_BOOLEAN},
@@ -262,18 +274,19 @@ static void test_describe(void **state)
         {0},
     };
     json_t *d = cw_describe_fields(f);
-    assert_json_eq(d, "["
-                      "{\"name\":\"email\",\"type\":\"string\",\"required\":true,\"max_length\":254},"
-                      "{\"name\":\"pw\",\"type\":\"string\",\"required\":true,\"min_length\":8,"
-                      "\"max_length\":1024},"
-                      "{\"name\":\"free\",\"type\":\"string\",\"required\":false},"
-                      "{\"name\":\"qty\",\"type\":\"integer\",\"required\":true,\"min\":1,"
-                      "\"max\":1000},"
-                      "{\"name\":\"any\",\"type\":\"integer\",\"required\":false},"
-                      "{\"name\":\"flag\",\"type\":\"boolean\",\"required\":false},"
-                      "{\"name\":\"obj\",\"type\":\"object\",\"required\":false},"
-                      "{\"name\":\"who\",\"type\":\"uuid\",\"required\":true}"
-                      "]");
+    assert_json_eq(d,
+                   "["
+                   "{\"name\":\"email\",\"type\":\"string\",\"required\":true,\"max_length\":254},"
+                   "{\"name\":\"pw\",\"type\":\"string\",\"required\":true,\"min_length\":8,"
+                   "\"max_length\":1024},"
+                   "{\"name\":\"free\",\"type\":\"string\",\"required\":false},"
+                   "{\"name\":\"qty\",\"type\":\"integer\",\"required\":true,\"min\":1,"
+                   "\"max\":1000},"
+                   "{\"name\":\"any\",\"type\":\"integer\",\"required\":false},"
+                   "{\"name\":\"flag\",\"type\":\"boolean\",\"required\":false},"
+                   "{\"name\":\"obj\",\"type\":\"object\",\"required\":false},"
+                   "{\"name\":\"who\",\"type\":\"uuid\",\"required\":true}"
+                   "]");
     json_decref(d);
     d = cw_describe_fields(NULL);
     assert_json_eq(d, "[]");
@@ -298,10 +311,10 @@ static int lower_coerce(json_t *data, struct cw_error *err)
     const char *s = json_string_value(json_object_get(data, "name"));
     assert_non_null(s); /* the generic validation ran first */
     if (strcmp(s, "forbidden") == 0)
-        return cw_error_set_details_take(err, CW_ERR_INVALID, NULL,
-                                         json_pack("[{s:s,s:s}]", "field", "name", "reason",
-                                                   "is forbidden"),
-                                         "name is forbidden");
+        return cw_error_set_details_take(
+            err, CW_ERR_INVALID, NULL,
+            json_pack("[{s:s,s:s}]", "field", "name", "reason", "is forbidden"),
+            "name is forbidden");
     char buf[64];
     snprintf(buf, sizeof(buf), "%s", s);
     for (char *p = buf; *p; p++)
@@ -361,8 +374,7 @@ static void test_coerce_command(void **state)
 
     /* Non-object data. */
     data = J("[1]");
-    assert_int_equal(cw_coerce_command(d, "set-name", data, false, &def, &err),
-                     CW_ERR_MALFORMED);
+    assert_int_equal(cw_coerce_command(d, "set-name", data, false, &def, &err), CW_ERR_MALFORMED);
     assert_string_equal(err.code, "malformed");
     assert_int_equal(coerce_calls, 0);
     json_decref(data);

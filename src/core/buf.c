@@ -1,0 +1,172 @@
+/*
+ * buf.c - growable buffer and compact JSON writer (see buf.h).
+ */
+#include "buf.h"
+#include "alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cw_buf_release(struct cw_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void cw_buf_grow(struct cw_buf *b, size_t n)
+{
+    if (b->len + n + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    b->data = cw_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void cw_buf_add(struct cw_buf *b, const void *p, size_t n)
+{
+    cw_buf_grow(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void cw_buf_addc(struct cw_buf *b, char c)
+{
+    cw_buf_grow(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void cw_buf_add_int(struct cw_buf *b, int64_t v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    cw_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+const char *cw_buf_cstr(struct cw_buf *b)
+{
+    return b->len ? b->data : "";
+}
+
+char *cw_buf_take(struct cw_buf *b)
+{
+    char *s = b->data ? b->data : cw_xstrdup("");
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+void cw_json_add_string(struct cw_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    cw_buf_grow(b, n + 2);
+    b->data[b->len++] = '"';
+    size_t run = 0; /* bytes copied as they are, pending */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        cw_buf_add(b, s + i - run, run);
+        run = 0;
+        char esc[6] = {'\\', 0};
+        size_t len = 2;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            len = 6;
+        }
+        cw_buf_add(b, esc, len);
+    }
+    cw_buf_add(b, s + n - run, run);
+    cw_buf_addc(b, '"');
+}
+
+void cw_json_add(struct cw_buf *b, const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *item;
+        char sep = '{';
+        json_object_foreach((json_t *)v, key, item)
+        {
+            cw_buf_addc(b, sep);
+            sep = ',';
+            cw_json_add_string(b, key, strlen(key));
+            cw_buf_addc(b, ':');
+            cw_json_add(b, item);
+        }
+        cw_buf_adds(b, sep == '{' ? "{}" : "}");
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *item;
+        cw_buf_addc(b, '[');
+        json_array_foreach(v, i, item)
+        {
+            if (i)
+                cw_buf_addc(b, ',');
+            cw_json_add(b, item);
+        }
+        cw_buf_addc(b, ']');
+        break;
+    }
+    case JSON_STRING:
+        cw_json_add_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        cw_buf_add_int(b, json_integer_value(v));
+        break;
+    case JSON_REAL: {
+        /* The same shortest round-tripping form jansson writes. */
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        cw_buf_adds(b, s ? s : "null");
+        free(s);
+        break;
+    }
+    case JSON_TRUE:
+        cw_buf_adds(b, "true");
+        break;
+    case JSON_FALSE:
+        cw_buf_adds(b, "false");
+        break;
+    case JSON_NULL:
+        cw_buf_adds(b, "null");
+        break;
+    }
+}
