@@ -7,7 +7,7 @@
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
-PKGS     := jansson sqlite3 libsodium
+PKGS     := jansson sqlite3 libsodium libwebsockets
 TEST_PKGS := cmocka
 CC       ?= cc
 SANITIZE ?=
@@ -43,7 +43,7 @@ INT_BIN  := $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 MODULES  := $(patsubst tests/modules/%.c,$(BUILD)/tests/%.so,$(wildcard tests/modules/*.c))
 TOOLS    := $(BUILD)/bench-engine
 
-.PHONY: all deps run test test-unit test-integration test-asan bench-engine fmt clean check-fmt
+.PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt
 
 all: $(BIN)
 
@@ -79,7 +79,9 @@ $(BUILD)/tests/%.so: tests/modules/%.c include/calderwood.h
 $(BUILD)/bench-engine: $(BUILD)/tools/bench_engine.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
 
-run: deps $(BIN)
+# deps first, then a sub-make: pkg-config flags are read after the packages exist.
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(BIN) serve --data ./data
 
 test: deps
@@ -94,8 +96,9 @@ test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 
-bench-engine: deps $(BUILD)/bench-engine
-	$(BUILD)/bench-engine $(BENCH_ARGS)
+bench-engine: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
+	$(BUILD)/bench-engine --sweep $(BENCH_ARGS)
 
 fmt:
 	clang-format -i $(shell find src include tests tools -name '*.[ch]')
@@ -107,3 +110,57 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# fuzzing
+#
+#   make fuzz [FUZZ_SECONDS=30]
+#
+# Builds each libFuzzer target tests/fuzz/fuzz_<t>.c with clang, straight from
+# the sources it needs (no gcc objects), into build/fuzz/, then runs it for
+# FUZZ_SECONDS on a scratch copy of tests/fuzz/corpus/<t>/ (the committed
+# corpus is only read). Fails on any crash, leak, sanitizer report or
+# timeout; the input that did it is kept as build/fuzz/<t>-crash-* (or
+# leak-, timeout-), and the log as build/fuzz/<t>.log.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_DIR     := build/fuzz
+FUZZ_TARGETS := wire cookie
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror \
+                -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                $(shell pkg-config --cflags jansson libsodium 2>/dev/null)
+FUZZ_LIBS    := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
+FUZZ_CORE    := src/core/buf.c src/core/alloc.c src/core/error.c
+FUZZ_HDRS    := $(wildcard include/*.h src/core/*.h src/gateway/wire.h src/auth/*.h)
+FUZZ_wire_SRC   := tests/fuzz/fuzz_wire.c src/gateway/wire.c $(FUZZ_CORE)
+FUZZ_cookie_SRC := tests/fuzz/fuzz_cookie.c src/auth/cookie.c $(FUZZ_CORE)
+
+.PHONY: fuzz fuzz-build fuzz-run
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-run
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+define FUZZ_RULE
+$(FUZZ_DIR)/fuzz_$(1): $$(FUZZ_$(1)_SRC) $$(FUZZ_HDRS)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  FUZZ-CC $$@")
+	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ $$(FUZZ_$(1)_SRC) $$(FUZZ_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
+
+fuzz-run: fuzz-build
+	$(Q)for t in $(FUZZ_TARGETS); do \
+	    work=$(FUZZ_DIR)/corpus-$$t; \
+	    rm -rf $$work && mkdir -p $$work && cp tests/fuzz/corpus/$$t/* $$work/ || exit 1; \
+	    dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	    echo "  FUZZ $$t for $(FUZZ_SECONDS)s"; \
+	    if ! $(FUZZ_DIR)/fuzz_$$t $$dict -max_len=70000 -max_total_time=$(FUZZ_SECONDS) \
+	            -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
+	            $$work >$(FUZZ_DIR)/$$t.log 2>&1; then \
+	        tail -n 60 $(FUZZ_DIR)/$$t.log; \
+	        echo "fuzz: $$t FAILED (log: $(FUZZ_DIR)/$$t.log)"; exit 1; \
+	    fi; \
+	    grep '^Done' $(FUZZ_DIR)/$$t.log; \
+	done; echo "fuzz: all targets passed"

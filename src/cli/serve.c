@@ -1,46 +1,122 @@
 /*
  * serve.c - `calderwood serve`: opens the data directory, applies
- * migrations, starts the engine and runs until SIGINT or SIGTERM, then
- * drains the command queue and exits 0.
+ * migrations, starts the engine, creates the demo user on a new database,
+ * and runs the gateway until SIGINT or SIGTERM; then drains the command
+ * queue and exits 0.
  */
 #include "auth/secret.h"
 #include "cli.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/registry.h"
-#include "engine/bus.h"
 #include "engine/engine.h"
 #include "engine/update.h"
+#include "gateway/gateway.h"
+#include "store/store.h"
 
+#include <limits.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEMO_EMAIL "demo@calderwood.local"
 
 struct serve_options {
     struct cw_cli_common c;
-    const char *secret_key_file;
-    int64_t queue_capacity, max_batch;
+    const char *secret_key_file, *listen, *tls_cert, *tls_key, *web_dir;
+    struct cw_strlist origins;
+    int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
+    int64_t max_header, workers, worker_queue, login_rate, login_burst;
+    bool no_demo_user;
 };
 
-/* Until the gateway subscribes, committed outcomes are consumed and dropped here. */
-static void *consume(void *arg)
+static void *wait_for_signal(void *arg)
 {
-    struct cw_bus *bus = arg;
-    struct cw_outcome_batch *b;
-    while ((b = cw_bus_take(bus, -1)))
-        cw_outcome_batch_free(b);
+    sigset_t *stop = arg;
+    int sig = 0;
+    sigwait(stop, &sig);
+    cw_info("serve.signal", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cw_gateway_stop();
     return NULL;
 }
 
-static int serve(struct serve_options *o, struct cw_error *err)
+static bool is_dir(const char *path)
 {
-    char key_path[4200];
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* --web-dir, else ./web, else web/ beside the build folder the binary runs from. */
+static const char *find_web_dir(const char *given, char *buf, size_t len)
+{
+    if (given)
+        return given;
+    if (is_dir("web/static"))
+        return "web";
+    char exe[PATH_MAX - 8];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        *strrchr(exe, '/') = '\0';
+        for (int up = 1; up <= 3; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash)
+                break;
+            *slash = '\0';
+            snprintf(buf, len, "%s/web", exe);
+            if (is_dir(buf))
+                return buf;
+        }
+    }
+    return "web";
+}
+
+/* On a database without users, registers the demo user; fills banner with how to log in. */
+static int ensure_demo_user(struct cw_engine *e, const struct cw_domain *d, char *banner,
+                            size_t len, struct cw_error *err)
+{
+    struct cw_db *db = NULL;
+    int64_t users = 0;
+    int rc = cw_store_reader_open(cw_engine_store(e), &db, err);
+    if (!rc)
+        rc = cw_db_query_int(db, &users, err, "SELECT COUNT(*) FROM users", "");
+    cw_db_close(db);
+    if (rc || users)
+        return rc;
+    unsigned char raw[12];
+    char password[32];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(password, sizeof(password), raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    struct cw_outcome o = {0};
+    rc = cw_cli_run_command(e, d, "register-user", "",
+                            json_pack("{s:s,s:s,s:s,s:s}", "email", DEMO_EMAIL, "first_name",
+                                      "Demo", "last_name", "User", "password", password),
+                            &o, err);
+    if (!rc && o.rejected)
+        rc = cw_error_set(err, CW_ERR_REJECTED, NULL, "demo user: %s", o.reject.message);
+    cw_outcome_release(&o);
+    if (!rc)
+        snprintf(banner, len, "Log in as %s with password %s\n(a new database: this demo user "
+                 "was made for you; it is shown only now)", DEMO_EMAIL, password);
+    return rc;
+}
+
+static int serve(struct serve_options *o, sigset_t *stop, struct cw_error *err)
+{
+    char key_path[4200], web_buf[PATH_MAX], banner[300] = "";
     unsigned char key[CW_SECRET_LEN];
     bool created;
     struct cw_domain *d = NULL;
     struct cw_engine *e = NULL;
+    static struct cw_metrics metrics;
     int rc = cw_cli_prepare(&o->c, true, err);
+    if (!rc && (!o->tls_cert) != (!o->tls_key))
+        rc = cw_error_set(err, CW_ERR_INVALID, NULL, "--tls-cert and --tls-key go together");
     if (!rc) {
         snprintf(key_path, sizeof(key_path), "%s/secret.key", o->c.data_dir);
         rc = cw_secret_load(o->secret_key_file ? o->secret_key_file : key_path, key, &created,
@@ -52,35 +128,47 @@ static int serve(struct serve_options *o, struct cw_error *err)
         .db_path = o->c.db_path,
         .queue_capacity = (size_t)o->queue_capacity,
         .max_batch = (size_t)o->max_batch,
+        .observer = cw_metrics_observe_commit,
+        .observer_arg = &metrics,
     };
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
-    if (rc) {
-        cw_domain_free(d);
-        return rc;
+    if (!rc && !o->no_demo_user && !o->c.no_demo)
+        rc = ensure_demo_user(e, d, banner, sizeof(banner), err);
+    if (!rc) {
+        if (created)
+            cw_info("secret.created", "path=%s",
+                    o->secret_key_file ? o->secret_key_file : key_path);
+        struct cw_gateway_config g = {
+            .listen = o->listen,
+            .tls_cert = o->tls_cert,
+            .tls_key = o->tls_key,
+            .web_dir = find_web_dir(o->web_dir, web_buf, sizeof(web_buf)),
+            .allowed_origins = o->origins.items,
+            .n_allowed_origins = o->origins.n,
+            .max_message = (size_t)o->max_message,
+            .hard_max_message = (size_t)o->hard_max_message,
+            .max_output = (size_t)o->max_output,
+            .max_body = (size_t)o->max_body,
+            .max_header = (size_t)o->max_header,
+            .workers = (int)o->workers,
+            .worker_queue = (size_t)o->worker_queue,
+            .login_rate = (double)o->login_rate / 60.0,
+            .login_burst = (double)o->login_burst,
+            .secret_key = key,
+            .demo_banner = banner[0] ? banner : NULL,
+        };
+        pthread_t signals;
+        pthread_create(&signals, NULL, wait_for_signal, stop);
+        pthread_detach(signals);
+        rc = cw_gateway_run(&g, e, d, &metrics, err);
     }
-    if (created)
-        cw_info("secret.created", "path=%s", o->secret_key_file ? o->secret_key_file : key_path);
-
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_t consumer;
-    pthread_create(&consumer, NULL, consume, cw_engine_bus(e));
-    cw_info("serve.started", "data=%s commands=%zu queries=%zu", o->c.data_dir, d->n_commands,
-            d->n_queries);
-    int sig = 0;
-    sigwait(&stop, &sig);
-    cw_info("serve.stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    cw_engine_drain(e);
-    cw_bus_close(cw_engine_bus(e));
-    pthread_join(consumer, NULL);
     cw_engine_close(e);
     cw_domain_free(d);
     sodium_memzero(key, sizeof(key));
-    cw_info("serve.stopped", "status=clean");
-    return CW_OK;
+    if (!rc)
+        cw_info("serve.stopped", "status=clean");
+    return rc;
 }
 
 int cw_cli_serve(int argc, char **argv)
@@ -88,23 +176,52 @@ int cw_cli_serve(int argc, char **argv)
     struct serve_options o = {0};
     const struct cw_option opts[] = {
         CW_CLI_COMMON_OPTIONS(&o.c),
+        {"listen", CW_OPT_STRING, &o.listen, "127.0.0.1:8080", 0, 0, "HOST:PORT",
+         "address to serve HTTP and WebSocket on"},
+        {"tls-cert", CW_OPT_STRING, &o.tls_cert, NULL, 0, 0, "FILE",
+         "serve HTTPS/WSS with this PEM certificate (cookies then carry Secure)"},
+        {"tls-key", CW_OPT_STRING, &o.tls_key, NULL, 0, 0, "FILE", "the certificate's key"},
+        {"web-dir", CW_OPT_STRING, &o.web_dir, NULL, 0, 0, "DIR",
+         "the console's pages and static/ folder (default ./web, or web/ beside the build)"},
+        {"allowed-origin", CW_OPT_LIST, &o.origins, NULL, 0, 0, "URL",
+         "another Origin allowed to open /ws (besides the server's own); repeatable"},
         {"secret-key-file", CW_OPT_STRING, &o.secret_key_file, NULL, 0, 0, "FILE",
          "the 32-byte key sealing cookies (default DIR/secret.key, made on first start)"},
         {"queue-capacity", CW_OPT_INT, &o.queue_capacity, "65536", 1, 1 << 24, "N",
          "commands waiting for the processor at most; beyond, clients get `overloaded`"},
-        {"max-batch", CW_OPT_INT, &o.max_batch, "4096", 1, 65536, "N",
+        {"max-batch", CW_OPT_INT, &o.max_batch, "2048", 1, 65536, "N",
          "commands per write transaction at most"},
+        {"max-message", CW_OPT_INT, &o.max_message, "65536", 256, 1 << 30, "BYTES",
+         "WebSocket message limit: larger ones get `too-large`, the connection stays"},
+        {"hard-max-message", CW_OPT_INT, &o.hard_max_message, "1048576", 256, 1 << 30, "BYTES",
+         "WebSocket message size that closes the connection (1009)"},
+        {"max-output", CW_OPT_INT, &o.max_output, "1048576", 4096, 1 << 30, "BYTES",
+         "unsent output per connection before it is closed as too slow (1008)"},
+        {"max-body", CW_OPT_INT, &o.max_body, "1048576", 1024, 1 << 30, "BYTES",
+         "HTTP request body limit (413 beyond)"},
+        {"max-header", CW_OPT_INT, &o.max_header, "8192", 1024, 65535, "BYTES",
+         "HTTP request header limit"},
+        {"workers", CW_OPT_INT, &o.workers, "2", 1, 256, "N",
+         "worker threads for queries, logins and look-ups"},
+        {"worker-queue", CW_OPT_INT, &o.worker_queue, "10000", 1, 1 << 24, "N",
+         "jobs waiting for a worker at most; beyond, requests get 503 / `overloaded`"},
+        {"login-rate", CW_OPT_INT, &o.login_rate, "60", 1, 1000000, "N",
+         "login attempts per minute per remote address (429 beyond)"},
+        {"login-burst", CW_OPT_INT, &o.login_burst, "20", 1, 1000000, "N",
+         "login attempts a remote address may make at once"},
+        {"no-demo-user", CW_OPT_BOOL, &o.no_demo_user, "no", 0, 0, NULL,
+         "do not create the demo user on a new database"},
         {0},
     };
     int code;
     if (!cw_cli_parse("usage: calderwood serve [options]", opts, argc, argv, NULL, &code))
         return code;
-    /* Block the stop signals in every thread; serve() waits for them with sigwait. */
-    sigset_t stop;
+    /* Block the stop signals in every thread; one thread waits for them with sigwait. */
+    static sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     struct cw_error err = {0};
-    return serve(&o, &err) ? cw_cli_fail(&err) : 0;
+    return serve(&o, &stop, &err) ? cw_cli_fail(&err) : 0;
 }

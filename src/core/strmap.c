@@ -1,6 +1,7 @@
 /*
  * strmap.c - string-keyed hash map (see strmap.h). FNV-1a hashing; the table
- * doubles when it is half full, so probes stay short.
+ * doubles when it is half full, so probes stay short. Deletion shifts later
+ * entries of the chain back, so there are no tombstones to clean up.
  */
 #include "strmap.h"
 #include "alloc.h"
@@ -77,4 +78,29 @@ int cw_strmap_put(struct cw_strmap *m, const char *key, void *value)
     m->values[i] = value;
     m->len++;
     return 0;
+}
+
+void *cw_strmap_del(struct cw_strmap *m, const char *key)
+{
+    if (!m->cap)
+        return NULL;
+    size_t i = slot_of(m, key, strlen(key));
+    if (!m->keys[i])
+        return NULL;
+    void *value = m->values[i];
+    /* Backward-shift deletion keeps every probe chain unbroken without tombstones. */
+    size_t hole = i;
+    for (size_t j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+        size_t home = hash(m->keys[j], strlen(m->keys[j])) & (m->cap - 1);
+        /* Move j into the hole when its home is not in (hole, j] (cyclically). */
+        if ((j > hole && (home <= hole || home > j)) || (j < hole && home <= hole && home > j)) {
+            m->keys[hole] = m->keys[j];
+            m->values[hole] = m->values[j];
+            hole = j;
+        }
+    }
+    m->keys[hole] = NULL;
+    m->values[hole] = NULL;
+    m->len--;
+    return value;
 }

@@ -2,8 +2,8 @@
  * strmap.h - a string-keyed hash map (open addressing, linear probing).
  *
  * Keys are borrowed: they must outlive the map (definition names in static
- * storage, or strings the caller keeps). Values are opaque pointers. No
- * removal: the registries that use it only grow at start-up.
+ * storage, or strings the caller keeps, such as a field of the value
+ * itself). Values are opaque pointers.
  */
 #ifndef CW_STRMAP_H
 #define CW_STRMAP_H
@@ -25,5 +25,7 @@ void *cw_strmap_get(const struct cw_strmap *m, const char *key);
 void *cw_strmap_getn(const struct cw_strmap *m, const char *key, size_t len);
 /* Inserts key; returns -1 (and changes nothing) when key is already there. */
 int cw_strmap_put(struct cw_strmap *m, const char *key, void *value);
+/* Removes key; returns its value, or NULL when it was not there. */
+void *cw_strmap_del(struct cw_strmap *m, const char *key);
 
 #endif

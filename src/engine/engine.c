@@ -85,6 +85,11 @@ size_t cw_engine_queue_depth(struct cw_engine *e)
     return cw_queue_depth(e->queue);
 }
 
+size_t cw_engine_queue_capacity(struct cw_engine *e)
+{
+    return cw_queue_capacity(e->queue);
+}
+
 void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out)
 {
     if (e->processor)

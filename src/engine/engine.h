@@ -50,6 +50,7 @@ int cw_engine_submit(struct cw_engine *e, struct cw_envelope *env);
 struct cw_bus *cw_engine_bus(struct cw_engine *e);
 struct cw_store *cw_engine_store(struct cw_engine *e);
 size_t cw_engine_queue_depth(struct cw_engine *e);
+size_t cw_engine_queue_capacity(struct cw_engine *e);
 void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out);
 
 #endif

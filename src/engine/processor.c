@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/registry.h"
+#include "core/strmap.h"
 #include "envelope.h"
 #include "queue.h"
 #include "retry.h"
@@ -34,6 +35,11 @@ struct pending_event {
     json_t *data;
 };
 
+/* A command's data and meta, serialised once for the log and the updates. */
+struct cw_texts {
+    const char *data, *meta;
+};
+
 struct cw_emit {
     const struct cw_domain *d;
     struct pending_event *items;
@@ -42,6 +48,7 @@ struct cw_emit {
 
 struct cw_processor {
     struct cw_buf cmd_text, meta_text, data_text; /* serialisations, reused */
+    struct cw_strmap writers; /* names of commands whose handler wrote: they get savepoints */
     struct cw_store *store;
     const struct cw_domain *d;
     struct cw_queue *q;
@@ -67,6 +74,13 @@ int cw_emit_take(struct cw_emit *out, const char *event_name, json_t *data)
     }
     out->items[out->n++] = (struct pending_event){.def = def, .data = data};
     return CW_OK;
+}
+
+static const char *serialise(struct cw_buf *b, const json_t *v)
+{
+    cw_buf_reset(b);
+    cw_json_add(b, v);
+    return cw_buf_cstr(b);
 }
 
 static void emit_clear(struct cw_emit *e)
@@ -151,23 +165,20 @@ static void drop_events(struct cw_outcome *o)
     o->n_events = 0;
 }
 
-/* Records a rejection in o and in the command log. */
-static int reject(struct cw_db *db, const struct cw_command *cmd, struct cw_outcome *o,
-                  bool by_handler, const char *data_text, const char *meta_text,
-                  struct cw_error *err)
+/* A failure of domain code or of the store that is not the client's doing. */
+static void internal_error(const struct cw_command *cmd, struct cw_error *err)
 {
-    /* A handler's refusal keeps its code; any other failure is ours, not the client's. */
-    if (!by_handler || !err->code[0]) {
-        cw_warn("command.failed", "command=%s name=%s error=\"%s\"", cmd->uuid, cmd->name,
-                err->message);
-        cw_error_set(err, CW_ERR_REJECTED, "internal-error", "the command could not be applied");
-    }
-    o->rejected = true;
-    cw_error_copy(&o->reject, err);
-    struct cw_command_record rec = {.rejected = true};
-    snprintf(rec.reject_code, sizeof(rec.reject_code), "%s", err->code);
-    snprintf(rec.reject_message, sizeof(rec.reject_message), "%s", err->message);
-    return cw_store_insert_command(db, cmd, &rec, data_text, meta_text, err);
+    cw_warn("command.failed", "command=%s name=%s error=\"%s\"", cmd->uuid, cmd->name,
+            err->message);
+    cw_error_set(err, CW_ERR_REJECTED, "internal-error", "the command could not be applied");
+}
+
+static void fill_rejection(struct cw_command_record *rec, const struct cw_error *err)
+{
+    rec->rejected = true;
+    rec->first_position = rec->last_position = 0;
+    snprintf(rec->reject_code, sizeof(rec->reject_code), "%s", err->code);
+    snprintf(rec->reject_message, sizeof(rec->reject_message), "%s", err->message);
 }
 
 /* Looks up the command that holds cmd's idempotency key and answers as it did. */
@@ -182,92 +193,134 @@ static int answer_duplicate(struct cw_processor *p, struct cw_db *db,
 }
 
 /*
- * Runs one command. Returns CW_OK with o filled (events, rejection or
- * duplicate); CW_ERR_AGAIN when the whole batch must be retried after a
- * pause; CW_ERR_STORE, in fast mode only, when something written must be
- * undone, so the batch must run again in safe mode, where each command has
- * its own savepoint and permanent failures become rejections.
+ * Records cmd as rejected with err (in a state where its row is absent)
+ * and fills o. A key already present means a duplicate after all.
+ */
+static int record_rejection(struct cw_processor *p, struct cw_db *db, const struct cw_command *cmd,
+                            struct cw_outcome *o, const struct cw_error *why,
+                            const struct cw_texts *t, struct cw_error *err)
+{
+    struct cw_command_record rec = {0};
+    fill_rejection(&rec, why);
+    int rc = cw_store_insert_command(db, cmd, &rec, t->data, t->meta, err);
+    if (rc == CW_ERR_EXISTS)
+        return answer_duplicate(p, db, cmd, o, err);
+    if (rc)
+        return rc;
+    memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
+    o->rejected = true;
+    cw_error_copy(&o->reject, why);
+    return CW_OK;
+}
+
+/*
+ * The steps of one new command after its row is in the log: handle, then
+ * append and aggregate its events, then correct the row when the outcome
+ * is not the one event it was recorded with. Returns CW_ERR_REJECTED when
+ * the handler refused (err says why, nothing of it is written yet).
+ */
+static int apply_command(struct cw_processor *p, struct cw_db *db, const struct cw_command *cmd,
+                         const struct cw_texts *t, int64_t *pos, struct cw_outcome *o,
+                         bool *handler_wrote, struct cw_error *err)
+{
+    int64_t first = *pos + 1, changes = cw_db_total_changes(db);
+    emit_clear(&p->emit);
+    int rc = o->env->def->handle(db, cmd, &p->emit, err);
+    *handler_wrote = cw_db_total_changes(db) != changes;
+    if (*handler_wrote && !cw_strmap_get(&p->writers, cmd->name))
+        cw_strmap_put(&p->writers, o->env->def->name, (void *)o->env->def);
+    if (rc)
+        return rc;
+    rc = apply_events(p, db, cmd, t->meta, pos, o, err);
+    if (!rc && p->emit.n != 1) {
+        struct cw_command_record rec = {.first_position = p->emit.n ? first : 0,
+                                        .last_position = p->emit.n ? *pos : 0};
+        rc = cw_store_update_command(db, cmd, &rec, err);
+    }
+    return rc;
+}
+
+/*
+ * Runs one command: dedupe -> handle -> append events -> aggregate.
+ * Returns CW_OK with o filled (events, rejection or duplicate); CW_ERR_AGAIN
+ * when the whole batch must be retried after a pause; CW_ERR_STORE, in fast
+ * mode only, when something written must be undone, so the batch must run
+ * again in safe mode, where each command has its own savepoint. *failure
+ * keeps why a command failed: on any later attempt of the batch that
+ * command is rejected without running its domain code again (application
+ * errors are never retried).
  *
- * The handler runs first and the command row goes in next: inserting it is
- * the idempotency check (the key is UNIQUE), so a new command costs no
- * extra lookup. A duplicate is found at that insert and answered from the
- * log; whatever its handler decided is dropped.
+ * The command row goes in first: inserting it is the idempotency check (the
+ * key is UNIQUE), so a new command costs no extra lookup. It is recorded as
+ * producing one event at the next position, the common case, and corrected
+ * afterwards only when the outcome differs.
+ *
+ * Fast mode takes no savepoint, except for commands whose handler has been
+ * seen writing: only those can refuse after writing, and after the first
+ * time that happens (one safe re-run) they are guarded from the start.
  */
 static int run_command(struct cw_processor *p, struct cw_db *db, bool safe, int64_t *pos,
-                       struct cw_outcome *o)
+                       struct cw_outcome *o, struct cw_error *failure)
 {
     const struct cw_command *cmd = &o->env->cmd;
     struct cw_error err = {0};
-    cw_buf_reset(&p->cmd_text);
-    cw_json_add(&p->cmd_text, cmd->data);
-    cw_buf_reset(&p->meta_text);
-    cw_json_add(&p->meta_text, cmd->meta);
-    const char *data_text = cw_buf_cstr(&p->cmd_text), *meta_text = cw_buf_cstr(&p->meta_text);
-    int64_t first = *pos + 1, changes = cw_db_total_changes(db);
-    int rc = safe ? cw_db_savepoint(db, &err) : CW_OK;
-    if (rc)
-        goto out;
-    emit_clear(&p->emit);
-    rc = o->env->def->handle(db, cmd, &p->emit, &err);
-    bool by_handler = rc == CW_ERR_REJECTED;
-    if (rc && !by_handler)
-        goto failed;
-
-    struct cw_command_record rec = {.rejected = by_handler};
-    if (by_handler) {
-        snprintf(rec.reject_code, sizeof(rec.reject_code), "%s", err.code);
-        snprintf(rec.reject_message, sizeof(rec.reject_message), "%s", err.message);
-    } else if (p->emit.n) {
-        rec.first_position = first;
-        rec.last_position = first + (int64_t)p->emit.n - 1;
-    }
-    struct cw_error insert_err = {0};
-    rc = cw_store_insert_command(db, cmd, &rec, data_text, meta_text, &insert_err);
-    if (rc == CW_ERR_EXISTS) {
-        if (!safe && cw_db_total_changes(db) != changes) {
-            rc = CW_ERR_STORE; /* its handler wrote: only a savepoint can undo that */
-            goto out;
-        }
-        if (safe)
-            cw_db_rollback_to(db);
+    struct cw_texts t = {
+        .data = serialise(&p->cmd_text, cmd->data),
+        .meta = serialise(&p->meta_text, cmd->meta),
+    };
+    int64_t first = *pos + 1;
+    if (failure->code[0]) {
+        cw_error_copy(&err, failure);
+        int rc = record_rejection(p, db, cmd, o, &err, &t, &err);
         cw_error_release(&err);
+        return rc == CW_ERR_AGAIN || rc == CW_OK ? rc : CW_ERR_AGAIN;
+    }
+    bool sp = safe || cw_strmap_get(&p->writers, cmd->name);
+    int rc = sp ? cw_db_savepoint(db, &err) : CW_OK;
+    struct cw_command_record rec = {.first_position = first, .last_position = first};
+    if (!rc)
+        rc = cw_store_insert_command(db, cmd, &rec, t.data, t.meta, &err);
+    if (rc == CW_ERR_EXISTS) {
+        if (sp)
+            cw_db_rollback_to(db);
         rc = answer_duplicate(p, db, cmd, o, &err);
         goto out;
     }
-    if (rc) {
-        cw_error_copy(&err, &insert_err);
-        cw_error_release(&insert_err);
-        goto failed;
-    }
+    if (rc)
+        goto out;
     memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
-    if (by_handler) {
-        o->rejected = true;
-        cw_error_copy(&o->reject, &err);
-        rc = safe ? cw_db_release(db, &err) : CW_OK;
-        goto out;
+    bool wrote = false;
+    rc = apply_command(p, db, cmd, &t, pos, o, &wrote, &err);
+    if (rc == CW_ERR_REJECTED && !wrote) {
+        /* The usual refusal: nothing written but the row, which now says why. */
+        fill_rejection(&rec, &err);
+        rc = cw_store_update_command(db, cmd, &rec, &err);
+        if (!rc) {
+            o->rejected = true;
+            cw_error_copy(&o->reject, &err);
+        }
     }
-    rc = apply_events(p, db, cmd, meta_text, pos, o, &err);
     if (!rc) {
-        rc = safe ? cw_db_release(db, &err) : CW_OK;
+        rc = sp ? cw_db_release(db, &err) : CW_OK;
         goto out;
     }
-failed:
-    /* Domain code or the store failed: the command is rejected, the batch goes on. */
     if (rc == CW_ERR_AGAIN)
         goto out;
-    if (!safe && cw_db_total_changes(db) != changes) {
+    /* Domain code failed, or refused after writing: undo everything of this command. */
+    if (rc != CW_ERR_REJECTED || !err.code[0])
+        internal_error(cmd, &err);
+    drop_events(o);
+    *pos = first - 1;
+    if (!sp) {
+        cw_error_copy(failure, &err);
         rc = CW_ERR_STORE;
         goto out;
     }
-    if (safe)
-        cw_db_rollback_to(db);
-    drop_events(o);
-    *pos = first - 1;
-    memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
-    rc = reject(db, cmd, o, by_handler, data_text, meta_text, &err);
+    cw_db_rollback_to(db);
+    rc = record_rejection(p, db, cmd, o, &err, &t, &err);
 out:
     emit_clear(&p->emit);
-    if (rc && rc != CW_ERR_AGAIN && (safe || rc != CW_ERR_STORE))
+    if (rc && rc != CW_ERR_AGAIN && rc != CW_ERR_STORE)
         cw_error("command.store", "command=%s error=\"%s\"", cmd->uuid, err.message);
     cw_error_release(&err);
     if (rc == CW_ERR_STORE && !safe)
@@ -294,8 +347,8 @@ static void reset_outcomes(struct cw_outcome *items, size_t n)
  * fails after writing needs one, and then the batch runs again in safe
  * mode, each command in its own savepoint.
  */
-static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n, bool safe,
-                     struct cw_error *err)
+static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw_error *failures,
+                     size_t n, bool safe, struct cw_error *err)
 {
     struct cw_db *db = cw_store_writer(p->store);
     int64_t t0 = cw_mono_us(), pos = 0;
@@ -303,14 +356,14 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, size_t n,
     if (!rc)
         rc = cw_store_last_position(db, &pos, err);
     for (size_t i = 0; !rc && i < n; i++)
-        rc = run_command(p, db, safe, &pos, &items[i]);
+        rc = run_command(p, db, safe, &pos, &items[i], &failures[i]);
     if (!rc)
         rc = cw_db_commit(db, err);
     if (rc) {
         cw_db_rollback(db);
         reset_outcomes(items, n);
         if (rc == CW_ERR_STORE && !safe)
-            return run_batch(p, items, n, true, err);
+            return run_batch(p, items, failures, n, true, err);
         return rc;
     }
     int64_t commit_us = cw_mono_us() - t0;
@@ -339,12 +392,13 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
     b->n = n;
     for (size_t i = 0; i < n; i++)
         b->items[i].env = envs[i];
+    struct cw_error *failures = cw_xcalloc(n, sizeof(*failures));
     for (unsigned attempt = 0;; attempt++) {
         struct cw_error err = {0};
-        int rc = run_batch(p, b->items, n, false, &err);
+        int rc = run_batch(p, b->items, failures, n, false, &err);
         if (!rc) {
             b->committed_at_us = cw_mono_us();
-            return b;
+            break;
         }
         int64_t delay = cw_retry_delay_us(attempt);
         cw_warn("batch.retry", "attempt=%u commands=%zu delay_ms=%lld error=\"%s\"", attempt + 1,
@@ -356,9 +410,14 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
         if (cw_retry_sleep(&p->retry, delay)) {
             cw_error("batch.abandoned", "commands=%zu reason=shutdown", n);
             cw_outcome_batch_free(b);
-            return NULL;
+            b = NULL;
+            break;
         }
     }
+    for (size_t i = 0; i < n; i++)
+        cw_error_release(&failures[i]);
+    free(failures);
+    return b;
 }
 
 static void *run(void *arg)
@@ -394,6 +453,7 @@ int cw_processor_start(struct cw_store *store, const struct cw_domain *d, struct
     if (!p->cfg.max_batch)
         p->cfg.max_batch = 4096;
     p->emit.d = d;
+    cw_strmap_init(&p->writers);
     pthread_mutex_init(&p->lock, NULL);
     cw_retry_init(&p->retry);
     if (pthread_create(&p->thread, NULL, run, p)) {
@@ -414,6 +474,7 @@ void cw_processor_stop(struct cw_processor *p)
     pthread_join(p->thread, NULL);
     emit_clear(&p->emit);
     free(p->emit.items);
+    cw_strmap_release(&p->writers);
     cw_buf_release(&p->cmd_text);
     cw_buf_release(&p->meta_text);
     cw_buf_release(&p->data_text);

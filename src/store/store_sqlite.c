@@ -65,6 +65,7 @@ struct cw_store {
     bool stopping;
     bool checkpointer_running;
     pthread_t checkpointer;
+    struct cw_db *checkpoint_db; /* the checkpointer thread's own connection */
 };
 
 /* The core schema, applied before any domain migration. */
@@ -156,7 +157,7 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     sqlite3_busy_timeout(db->conn, writer ? 0 : s->opt.busy_ms);
     const char *pragmas = s->opt.read_only
                               ? "PRAGMA query_only=1;"
-                              : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                              : "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                 "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
                                 "PRAGMA temp_store=MEMORY;"
                                 "PRAGMA temp_store=MEMORY;";
@@ -185,10 +186,8 @@ static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int frames)
 static void *run_checkpoints(void *arg)
 {
     struct cw_store *s = arg;
+    struct cw_db *db = s->checkpoint_db;
     pthread_setname_np(pthread_self(), "cw-checkpoint");
-    struct cw_db *db = NULL;
-    if (connect(s, false, &db, NULL))
-        return NULL;
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
         if (s->wal_frames < CHECKPOINT_FRAMES) {
@@ -202,7 +201,6 @@ static void *run_checkpoints(void *arg)
         pthread_mutex_lock(&s->lock);
     }
     pthread_mutex_unlock(&s->lock);
-    cw_db_close(db);
     return NULL;
 }
 
@@ -210,9 +208,14 @@ static void start_checkpointer(struct cw_store *s)
 {
     sqlite3_exec(s->writer->conn, "PRAGMA wal_autocheckpoint=0;", NULL, NULL, NULL);
     sqlite3_wal_hook(s->writer->conn, on_wal_commit, s);
-    s->checkpointer_running = pthread_create(&s->checkpointer, NULL, run_checkpoints, s) == 0;
-    if (!s->checkpointer_running) /* fall back to checkpoints in the committing thread */
+    /* Connected here, not on the thread: its set-up must not race the first migration. */
+    s->checkpointer_running = connect(s, false, &s->checkpoint_db, NULL) == CW_OK &&
+                              pthread_create(&s->checkpointer, NULL, run_checkpoints, s) == 0;
+    if (!s->checkpointer_running) { /* fall back to checkpoints in the committing thread */
+        cw_db_close(s->checkpoint_db);
+        s->checkpoint_db = NULL;
         sqlite3_wal_autocheckpoint(s->writer->conn, 1000);
+    }
 }
 
 static void stop_checkpointer(struct cw_store *s)
@@ -225,6 +228,8 @@ static void stop_checkpointer(struct cw_store *s)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->checkpointer, NULL);
     s->checkpointer_running = false;
+    cw_db_close(s->checkpoint_db);
+    s->checkpoint_db = NULL;
     /* Leave a short WAL behind for the next start. */
     sqlite3_wal_checkpoint_v2(s->writer->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
@@ -661,6 +666,20 @@ int64_t cw_db_total_changes(struct cw_db *db)
     return sqlite3_total_changes64(db->conn);
 }
 
+/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
+static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
+{
+    bind_static(st, first, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        cw_stmt_bind_int(st, first + 1, rec->first_position);
+        cw_stmt_bind_int(st, first + 2, rec->last_position);
+    }
+    if (rec->rejected) {
+        bind_static(st, first + 3, rec->reject_code);
+        bind_static(st, first + 4, rec->reject_message);
+    }
+}
+
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, const char *data_text,
                             const char *meta_text, struct cw_error *err)
@@ -682,19 +701,27 @@ int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
     bind_json(st, 6, data_text, cmd->data, &db->scratch);
     bind_json(st, 7, meta_text, cmd->meta, &db->scratch);
     cw_stmt_bind_int(st, 8, cmd->received_at);
-    bind_static(st, 9, rec->rejected ? "rejected" : "ok");
-    if (rec->first_position) {
-        cw_stmt_bind_int(st, 10, rec->first_position);
-        cw_stmt_bind_int(st, 11, rec->last_position);
-    }
-    if (rec->rejected) {
-        bind_static(st, 12, rec->reject_code);
-        bind_static(st, 13, rec->reject_message);
-    }
+    bind_outcome(st, 9, rec);
     int rc = cw_stmt_step(st, err);
     if (rc != CW_DONE)
         return rc;
     return cw_stmt_changes(st) ? CW_OK : CW_ERR_EXISTS;
+}
+
+int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(db,
+                                       "UPDATE commands SET outcome = ?, first_position = ?,"
+                                       " last_position = ?, reject_code = ?, reject_message = ?"
+                                       " WHERE uuid = ?",
+                                       err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_outcome(st, 1, rec);
+    bind_static(st, 6, cmd->uuid);
+    int rc = cw_stmt_step(st, err);
+    return rc == CW_DONE ? CW_OK : rc;
 }
 
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,

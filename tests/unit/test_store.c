@@ -109,7 +109,7 @@ static void test_open_creates_wal(void **state)
 static void test_open_migrate_fresh_repeatedly(void **state)
 {
     struct fixture *f = *state;
-    enum { N = 300 };
+    enum { N = 1000 };
     int failures = 0;
     char first[320] = "";
     for (int i = 0; i < N; i++) {

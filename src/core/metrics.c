@@ -1,0 +1,111 @@
+/*
+ * metrics.c - counters and their Prometheus text form (see metrics.h).
+ */
+#include "metrics.h"
+
+#include <stdio.h>
+
+/* Upper bounds of the commit latency buckets, in microseconds. */
+static const int64_t commit_le_us[CW_COMMIT_BUCKETS] = {
+    250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+};
+
+void cw_metrics_observe_commit(void *arg, size_t batch_size, int64_t commit_us)
+{
+    struct cw_metrics *m = arg;
+    cw_count(m->batches);
+    cw_count_n(m->batch_commands, batch_size);
+    cw_count_n(m->commit_us_sum, (unsigned long long)commit_us);
+    int i = 0;
+    while (i < CW_COMMIT_BUCKETS && commit_us > commit_le_us[i])
+        i++;
+    cw_count(m->commit_bucket[i]);
+}
+
+static unsigned long long get(atomic_ullong *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+static void metric(struct cw_buf *out, const char *name, const char *type, const char *help,
+                   const char *labels, unsigned long long value)
+{
+    char line[512];
+    if (type) {
+        snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        cw_buf_adds(out, line);
+    }
+    snprintf(line, sizeof(line), "%s%s %llu\n", name, labels ? labels : "", value);
+    cw_buf_adds(out, line);
+}
+
+void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_capacity,
+                       struct cw_buf *out)
+{
+    metric(out, "calderwood_connections", "gauge", "Open WebSocket connections.", NULL,
+           get(&m->connections));
+    metric(out, "calderwood_connections_total", "counter", "WebSocket connections accepted.",
+           NULL, get(&m->connections_total));
+    metric(out, "calderwood_connections_closed_slow_total", "counter",
+           "Connections closed because their unsent output passed the bound.", NULL,
+           get(&m->connections_closed_slow));
+    metric(out, "calderwood_http_requests_total", "counter", "HTTP requests.", NULL,
+           get(&m->http_requests));
+    metric(out, "calderwood_commands_total", "counter", "Commands by outcome.",
+           "{outcome=\"acked\"}", get(&m->cmd_acked));
+    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"duplicate\"}",
+           get(&m->cmd_duplicate));
+    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"error\"}",
+           get(&m->cmd_error));
+    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"overloaded\"}",
+           get(&m->cmd_overloaded));
+    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"processed\"}",
+           get(&m->cmd_processed));
+    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"rejected\"}",
+           get(&m->cmd_rejected));
+    metric(out, "calderwood_command_queue_depth", "gauge", "Commands waiting for the processor.",
+           NULL, queue_depth);
+    metric(out, "calderwood_command_queue_capacity", "gauge", "Command queue capacity.", NULL,
+           queue_capacity);
+    metric(out, "calderwood_messages_received_total", "counter", "WebSocket messages received.",
+           NULL, get(&m->messages_in));
+    metric(out, "calderwood_updates_sent_total", "counter", "Update frames sent to clients.", NULL,
+           get(&m->updates_sent));
+    metric(out, "calderwood_frames_sent_total", "counter", "WebSocket frames sent to clients.",
+           NULL, get(&m->frames_out));
+    metric(out, "calderwood_received_bytes_total", "counter", "WebSocket payload bytes received.",
+           NULL, get(&m->bytes_in));
+    metric(out, "calderwood_sent_bytes_total", "counter", "WebSocket bytes sent.", NULL,
+           get(&m->bytes_out));
+    metric(out, "calderwood_logins_total", "counter", "Login attempts by result.",
+           "{result=\"ok\"}", get(&m->logins_ok));
+    metric(out, "calderwood_logins_total", NULL, NULL, "{result=\"failed\"}",
+           get(&m->logins_failed));
+    metric(out, "calderwood_logins_total", NULL, NULL, "{result=\"limited\"}",
+           get(&m->logins_limited));
+    metric(out, "calderwood_queries_total", "counter", "Queries run.", NULL, get(&m->queries));
+    metric(out, "calderwood_query_errors_total", "counter", "Queries answered with an error.",
+           NULL, get(&m->query_errors));
+    metric(out, "calderwood_batches_total", "counter", "Write transactions committed.", NULL,
+           get(&m->batches));
+    metric(out, "calderwood_batch_commands_total", "counter",
+           "Commands in committed batches (divide by batches for the mean batch size).", NULL,
+           get(&m->batch_commands));
+    char le[64];
+    unsigned long long cumulative = 0;
+    cw_buf_adds(out, "# HELP calderwood_commit_seconds Write transaction latency, BEGIN to "
+                     "durable COMMIT.\n# TYPE calderwood_commit_seconds histogram\n");
+    for (int i = 0; i <= CW_COMMIT_BUCKETS; i++) {
+        cumulative += get(&m->commit_bucket[i]);
+        if (i < CW_COMMIT_BUCKETS)
+            snprintf(le, sizeof(le), "{le=\"%g\"}", (double)commit_le_us[i] / 1e6);
+        else
+            snprintf(le, sizeof(le), "{le=\"+Inf\"}");
+        metric(out, "calderwood_commit_seconds_bucket", NULL, NULL, le, cumulative);
+    }
+    char sum[128];
+    snprintf(sum, sizeof(sum), "calderwood_commit_seconds_sum %.6f\n",
+             (double)get(&m->commit_us_sum) / 1e6);
+    cw_buf_adds(out, sum);
+    metric(out, "calderwood_commit_seconds_count", NULL, NULL, NULL, cumulative);
+}

@@ -1,0 +1,49 @@
+/*
+ * gateway.h - the network in front of the engine: HTTP routes, WebSocket
+ * protocol, sessions, audience routing, backpressure (PROTOCOL.md).
+ *
+ * cw_gateway_run() owns the calling thread for the life of the server: it
+ * runs the libwebsockets event loop, and nothing else touches lws objects.
+ * Other threads reach it only through the update bus, the worker pool's
+ * completion list and cw_gateway_stop(), each of which wakes the loop.
+ */
+#ifndef CW_GATEWAY_H
+#define CW_GATEWAY_H
+
+#include "calderwood.h"
+
+struct cw_engine;
+struct cw_domain;
+struct cw_metrics;
+
+struct cw_gateway_config {
+    const char *listen;             /* "HOST:PORT" */
+    const char *tls_cert, *tls_key; /* both or neither */
+    const char *web_dir;            /* holds login.html, console.html and static/ */
+    const char *const *allowed_origins;
+    size_t n_allowed_origins;
+    size_t max_message;      /* soft WebSocket message limit: too-large, stays open */
+    size_t hard_max_message; /* hard limit: close 1009 */
+    size_t max_output;       /* unsent bytes per connection before close 1008 */
+    size_t max_body;         /* HTTP request body: 413 beyond */
+    size_t max_header;       /* HTTP request headers: 431 beyond */
+    int workers;             /* worker threads (queries, logins, look-ups) */
+    size_t worker_queue;     /* jobs waiting at most */
+    double login_rate;       /* login attempts per second per remote address */
+    double login_burst;
+    const unsigned char *secret_key; /* 32 bytes: seals session cookies */
+    const char *demo_banner;         /* printed once listening (URL added), or NULL */
+};
+
+/*
+ * Serves until cw_gateway_stop(): then stops accepting, drains the command
+ * queue, delivers the last outcomes, closes every WebSocket with 1001, and
+ * returns CW_OK. The engine, domain and metrics are borrowed.
+ */
+int cw_gateway_run(const struct cw_gateway_config *cfg, struct cw_engine *e,
+                   const struct cw_domain *d, struct cw_metrics *m, struct cw_error *err);
+
+/* Asks the running gateway to stop. Any thread. */
+void cw_gateway_stop(void);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * gw.h - what the gateway's files share: the state of the one gateway, the
+ * HTTP request and WebSocket connection records, and the functions each
+ * file offers the others. Everything here lives on the loop thread.
+ *
+ *   server.c  lws context, the protocol callback, wake-ups, shutdown
+ *   http.c    HTTP routes, login/logout, queries, responses
+ *   ws.c      WebSocket connections: receive, command pipeline, output
+ *   hub.c     outcomes from the bus to connections: audience, sessions
+ */
+#ifndef CW_GW_H
+#define CW_GW_H
+
+#include "calderwood.h"
+#include "core/buf.h"
+#include "core/idmap.h"
+#include "core/metrics.h"
+#include "core/strmap.h"
+#include "gateway.h"
+
+#include <libwebsockets.h>
+#include <stdatomic.h>
+
+struct cw_engine;
+struct cw_workers;
+struct cw_ratelimit;
+struct cw_update;
+struct cw_outcome_batch;
+struct cw_conn;
+
+/* An entry of the id map: a WebSocket connection or a pending HTTP request. */
+enum cw_endpoint_kind { CW_EP_CONN = 1, CW_EP_HTTP };
+
+/* A valid session, as the gateway knows it from the log (session-started/-ended). */
+struct cw_session {
+    char session_uuid[CW_UUID_LEN + 1]; /* the key of gw.sessions */
+    char user_uuid[CW_UUID_LEN + 1];
+};
+
+/* The connections of one user: the key of gw.users is user_uuid. */
+struct cw_user {
+    char user_uuid[CW_UUID_LEN + 1];
+    struct cw_conn *conns; /* linked through conn->user_next */
+};
+
+/* A command acked and queued but not yet committed: a resend is answered from here. */
+struct cw_inflight {
+    char *key; /* user \n client_id \n seq: the key of gw.inflight */
+    char command_uuid[CW_UUID_LEN + 1];
+    uint64_t also[4]; /* further connections that resent it; 0 = none */
+};
+
+struct cw_gw {
+    const struct cw_gateway_config *cfg;
+    struct cw_engine *engine;
+    const struct cw_domain *domain;
+    struct cw_metrics *metrics;
+    struct lws_context *ctx;
+    struct cw_workers *workers;
+    struct cw_ratelimit *login_limit;
+    struct cw_idmap endpoints; /* id -> endpoint (conn or http), for results that come back */
+    struct cw_strmap users;    /* user_uuid -> struct cw_user */
+    struct cw_strmap sessions; /* session_uuid -> struct cw_session */
+    struct cw_strmap inflight; /* see struct cw_inflight */
+    struct cw_conn *conns;     /* every open connection, through conn->all_next */
+    uint64_t next_id;
+    int64_t last_position; /* highest event position routed so far */
+    bool tls;
+    bool stopping;  /* no new connections or commands */
+    bool draining;  /* the engine drain thread runs */
+    atomic_bool drained;
+    char origin[300]; /* our own origin, "http://HOST:PORT" */
+    char *login_html, *console_html;
+    size_t login_len, console_len;
+    char dummy_hash[128]; /* verified against for unknown emails: equal time, equal answer */
+    struct cw_buf out;    /* scratch for frames and responses */
+};
+
+extern struct cw_gw *cw_gw; /* the one gateway of the process */
+
+/* ------------------------------------------------------------------ HTTP */
+
+struct cw_http {
+    int kind; /* CW_EP_HTTP */
+    uint64_t id;
+    struct lws *wsi;
+    int method; /* LWSHUMETH_* */
+    char path[128];
+    char remote[64];
+    struct cw_buf body;
+    bool body_too_large;
+    bool form; /* login by form (redirects) rather than JSON */
+    /* a login whose start-session command is committing */
+    bool awaiting_session;
+    char session_uuid[CW_UUID_LEN + 1];
+    char user_uuid[CW_UUID_LEN + 1];
+    /* the response, once known */
+    bool ready, headers_sent;
+    int status;
+    const char *content_type;
+    char *resp_body;
+    size_t resp_len;
+    char extra_headers[512]; /* complete "Name: value\r\n" lines */
+};
+
+/* The lws callback's share for HTTP transactions; returns what lws expects. */
+int cw_http_on_request(struct lws *wsi, void **pss, const char *uri);
+int cw_http_on_body(struct lws *wsi, struct cw_http *req, const void *in, size_t len);
+int cw_http_on_body_done(struct lws *wsi, struct cw_http *req);
+/* Writes the response when ready; frees req and clears *slot when the transaction ends. */
+int cw_http_on_writeable(struct lws *wsi, struct cw_http *req, void **slot);
+void cw_http_on_closed(struct cw_http *req);
+/* Upgrade check for /ws: 0 to accept; 1 after writing a refusal; -1 to hang up. */
+int cw_http_confirm_upgrade(struct lws *wsi, struct cw_session **session);
+/* The session of the request's cw_session cookie, or NULL. */
+struct cw_session *cw_http_session(struct lws *wsi);
+/* A login or logout waiting for its session command: the outcome arrived. */
+void cw_http_session_committed(uint64_t id, bool ok);
+
+/* ------------------------------------------------------------- WebSocket */
+
+struct cw_out; /* one queued frame */
+struct cw_pending_cmd;
+
+struct cw_conn {
+    int kind; /* CW_EP_CONN */
+    uint64_t id;
+    struct lws *wsi;
+    char user_uuid[CW_UUID_LEN + 1];
+    char session_uuid[CW_UUID_LEN + 1];
+    struct cw_conn *user_next; /* in the user's list */
+    struct cw_conn *all_next, **all_prev;
+    /* receive */
+    struct cw_buf rx;
+    bool rx_too_large;
+    /* commands waiting for a worker (prepare, idempotency look-up), in order */
+    struct cw_pending_cmd *pipe, **pipe_tail;
+    size_t pipe_len;
+    bool job_out;
+    struct cw_strmap seqs; /* client_id -> highest seq known to be checked (int64 in a box) */
+    /* output */
+    struct cw_out *out, **out_tail;
+    size_t out_bytes;
+    /* resume */
+    bool resuming;
+    struct cw_out *deferred, **deferred_tail; /* live updates held while resuming */
+    int64_t live_from; /* last routed position when the connection opened */
+    int64_t last_sent; /* highest position sent live */
+    /* closing */
+    int close_code;
+    char close_reason[64];
+};
+
+int cw_ws_on_established(struct lws *wsi, void **pss, struct cw_session *session);
+int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len);
+int cw_ws_on_writeable(struct cw_conn *c);
+void cw_ws_on_closed(struct cw_conn *c);
+/* Queues one owned frame text (copied) for c. */
+void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len);
+/* Queues an update for c (takes a reference), or holds it while c is resuming. */
+void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live);
+/* Closes c with code once its queued output is written. */
+void cw_ws_close(struct cw_conn *c, int code, const char *reason);
+/* The command pipeline may go on: a worker finished for c, or the queue has room. */
+void cw_ws_pump(struct cw_conn *c);
+
+/* ------------------------------------------------------------------ hub */
+
+/* Routes every outcome batch waiting on the bus. */
+void cw_hub_drain_bus(void);
+/* Loads the open sessions from the store at start. */
+int cw_hub_load_sessions(struct cw_db *db, struct cw_error *err);
+void cw_hub_add_conn(struct cw_conn *c);
+void cw_hub_remove_conn(struct cw_conn *c);
+struct cw_inflight *cw_hub_inflight_find(const char *user, const char *client_id, int64_t seq);
+void cw_hub_inflight_add(const char *user, const char *client_id, int64_t seq,
+                         const char *command_uuid);
+void cw_hub_release(void);
+
+/* A new id for an endpoint. */
+static inline uint64_t cw_gw_next_id(void)
+{
+    return ++cw_gw->next_id;
+}
+
+#endif

@@ -1,0 +1,351 @@
+/*
+ * server.c - the gateway's event loop: the libwebsockets context, the one
+ * protocol callback that dispatches to http.c and ws.c, the wake-up that
+ * brings in outcomes and worker results, and the graceful stop.
+ *
+ * One protocol serves both HTTP and WebSocket, so a client needs no
+ * Sec-WebSocket-Protocol header. /static/ is an lws file mount (lws
+ * normalises the path, so nothing escapes the folder); every other path
+ * comes to the callback.
+ */
+#include "auth/password.h"
+#include "auth/ratelimit.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "engine/bus.h"
+#include "engine/engine.h"
+#include "gw.h"
+#include "query/workers.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct cw_gw *cw_gw;
+static atomic_bool stop_requested;
+static struct lws_context *volatile running_ctx;
+
+/* The per-connection user space lws keeps for us (see the callback). */
+struct cw_pss {
+    void *ep; /* struct cw_http * or struct cw_conn * (both start with int kind) */
+    struct cw_session session; /* the session found at the WebSocket handshake */
+    bool authorised;
+};
+
+void cw_gateway_stop(void)
+{
+    atomic_store(&stop_requested, true);
+    if (running_ctx)
+        lws_cancel_service(running_ctx);
+}
+
+static void wake(void *arg)
+{
+    (void)arg;
+    lws_cancel_service(cw_gw->ctx);
+}
+
+/* The drain runs off the loop: it waits for the processor, which the loop must keep serving. */
+static void *drain_engine(void *arg)
+{
+    (void)arg;
+    cw_engine_drain(cw_gw->engine);
+    atomic_store(&cw_gw->drained, true);
+    lws_cancel_service(cw_gw->ctx);
+    return NULL;
+}
+
+static void begin_stop(void)
+{
+    cw_info("gateway.stopping", "connections=%llu",
+            (unsigned long long)atomic_load(&cw_gw->metrics->connections));
+    cw_gw->stopping = true;
+    cw_gw->draining = true;
+    pthread_t t;
+    if (pthread_create(&t, NULL, drain_engine, NULL) == 0)
+        pthread_detach(t);
+    else
+        drain_engine(NULL);
+}
+
+static void on_wake(void)
+{
+    cw_workers_complete(cw_gw->workers);
+    cw_hub_drain_bus();
+    if (atomic_load(&stop_requested) && !cw_gw->stopping)
+        begin_stop();
+}
+
+static int on_filter(struct lws *wsi, struct cw_pss *pss)
+{
+    /* The upgrade was checked in HTTP_CONFIRM_UPGRADE; find the session again for this wsi. */
+    struct cw_session *s = cw_http_session(wsi);
+    if (!s)
+        return 1;
+    pss->session = *s;
+    pss->authorised = true;
+    return 0;
+}
+
+/* The endpoint record kept in pss, and its kind (0 when none). */
+#define EP(pss) ((pss) ? (pss)->ep : NULL)
+#define KIND(pss) (EP(pss) ? *(int *)EP(pss) : 0)
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    /* These two come without our per-connection space. */
+    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+        on_wake();
+        return 0;
+    }
+    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION)
+        return cw_gw->stopping ? 1 : 0;
+    /* Every reason handled below comes with our per-connection space in user. */
+    struct cw_pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return cw_http_on_request(wsi, &pss->ep, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return KIND(pss) == CW_EP_HTTP ? cw_http_on_body(wsi, EP(pss), in, len) : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return KIND(pss) == CW_EP_HTTP ? cw_http_on_body_done(wsi, EP(pss)) : 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return KIND(pss) == CW_EP_HTTP ? cw_http_on_writeable(wsi, EP(pss), &pss->ep) : 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (KIND(pss) == CW_EP_HTTP) {
+            cw_http_on_closed(EP(pss));
+            pss->ep = NULL;
+        }
+        break;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return cw_http_confirm_upgrade(wsi, NULL);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return on_filter(wsi, pss);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (!pss->authorised)
+            return -1;
+        return cw_ws_on_established(wsi, &pss->ep, &pss->session);
+    case LWS_CALLBACK_RECEIVE:
+        return KIND(pss) == CW_EP_CONN ? cw_ws_on_receive(EP(pss), in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return KIND(pss) == CW_EP_CONN ? cw_ws_on_writeable(EP(pss)) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (KIND(pss) == CW_EP_CONN) {
+            cw_ws_on_closed(EP(pss));
+            pss->ep = NULL;
+        }
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"calderwood", callback, sizeof(struct cw_pss), 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Reads a whole file into memory (the login and console pages, read once at start). */
+static char *slurp(const char *dir, const char *name, size_t *len, struct cw_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cw_error_set(err, CW_ERR_NOT_FOUND, NULL, "cannot read %s (see --web-dir)", path);
+        return NULL;
+    }
+    struct cw_buf b = CW_BUF_INIT;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        cw_buf_add(&b, chunk, n);
+    fclose(f);
+    *len = b.len;
+    return cw_buf_take(&b);
+}
+
+/* Splits "HOST:PORT" (HOST may be [v6]). */
+static int parse_listen(const char *listen, char *host, size_t host_len, int *port,
+                        struct cw_error *err)
+{
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || *end || p < 1 || p > 65535 || (size_t)(colon - listen) >= host_len)
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "--listen must be HOST:PORT, not '%s'",
+                            listen);
+    const char *h = listen;
+    size_t n = (size_t)(colon - listen);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return CW_OK;
+}
+
+static int create_context(struct cw_gw *gw, struct cw_error *err)
+{
+    const struct cw_gateway_config *cfg = gw->cfg;
+    static char host[256], static_dir[4200];
+    int port = 0;
+    int rc = parse_listen(cfg->listen, host, sizeof(host), &port, err);
+    if (rc)
+        return rc;
+    snprintf(static_dir, sizeof(static_dir), "%s/static", cfg->web_dir);
+    static struct lws_http_mount mount;
+    memset(&mount, 0, sizeof(mount));
+    mount.mountpoint = "/static";
+    mount.mountpoint_len = 7;
+    mount.origin = static_dir;
+    mount.origin_protocol = LWSMPRO_FILE;
+    mount.cache_max_age = 60;
+    mount.cache_reusable = 1;
+    mount.cache_revalidate = 1;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = port;
+    info.iface = host[0] ? host : NULL;
+    info.protocols = protocols;
+    info.mounts = &mount;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (!strchr(host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.max_http_header_data = (unsigned short)(cfg->max_header > 65535 ? 65535 : cfg->max_header);
+    info.max_http_header_pool = 256;
+    info.timeout_secs = 30;
+    info.keepalive_timeout = 30;
+    info.pt_serv_buf_size = 65536;
+    if (cfg->tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+        gw->tls = true;
+    }
+    gw->ctx = lws_create_context(&info);
+    if (!gw->ctx)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot listen on %s (in use, or a bad"
+                            " address or TLS file?)", cfg->listen);
+    snprintf(gw->origin, sizeof(gw->origin), "%s://%s:%d", gw->tls ? "https" : "http",
+             cfg->listen[0] == '[' ? cfg->listen : host, port);
+    if (cfg->listen[0] == '[')
+        snprintf(gw->origin, sizeof(gw->origin), "%s://%s", gw->tls ? "https" : "http",
+                 cfg->listen);
+    return CW_OK;
+}
+
+static int setup(struct cw_gw *gw, struct cw_error *err)
+{
+    const struct cw_gateway_config *cfg = gw->cfg;
+    gw->login_html = slurp(cfg->web_dir, "login.html", &gw->login_len, err);
+    if (!gw->login_html)
+        return CW_ERR_NOT_FOUND;
+    gw->console_html = slurp(cfg->web_dir, "console.html", &gw->console_len, err);
+    if (!gw->console_html)
+        return CW_ERR_NOT_FOUND;
+    char random_password[CW_UUID_LEN + 1];
+    cw_uuid_v7(random_password);
+    if (cw_password_hash(random_password, gw->dummy_hash))
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "password hashing failed (out of memory?)");
+    gw->login_limit = cw_ratelimit_new(cfg->login_rate, cfg->login_burst, 100000);
+    struct cw_db *db = NULL;
+    int rc = cw_store_reader_open(cw_engine_store(gw->engine), &db, err);
+    if (!rc)
+        rc = cw_hub_load_sessions(db, err);
+    cw_db_close(db);
+    if (rc)
+        return rc;
+    rc = create_context(gw, err);
+    if (rc)
+        return rc;
+    rc = cw_workers_start(cw_engine_store(gw->engine), cfg->workers, cfg->worker_queue, wake,
+                          NULL, &gw->workers, err);
+    if (rc)
+        return rc;
+    cw_bus_set_wake(cw_engine_bus(gw->engine), wake, NULL);
+    return CW_OK;
+}
+
+static void teardown(struct cw_gw *gw)
+{
+    if (gw->workers)
+        cw_workers_stop(gw->workers);
+    if (gw->ctx)
+        lws_context_destroy(gw->ctx);
+    running_ctx = NULL;
+    cw_hub_release();
+    cw_ratelimit_free(gw->login_limit);
+    free(gw->login_html);
+    free(gw->console_html);
+    cw_buf_release(&gw->out);
+    cw_idmap_release(&gw->endpoints);
+}
+
+/* Until every connection has had its close frame, or two seconds have passed. */
+static void finish(struct cw_gw *gw)
+{
+    cw_hub_drain_bus();
+    for (struct cw_conn *c = gw->conns; c; c = c->all_next)
+        cw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    int64_t deadline = cw_now_us() + 2000000;
+    while (gw->conns && cw_now_us() < deadline)
+        lws_service(gw->ctx, 0);
+}
+
+static void log_lws(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n')
+        n--;
+    cw_log(level & LLL_ERR ? CW_LOG_ERROR : CW_LOG_WARN, "lws", "message=\"%.*s\"", (int)n, line);
+}
+
+int cw_gateway_run(const struct cw_gateway_config *cfg, struct cw_engine *e,
+                   const struct cw_domain *d, struct cw_metrics *m, struct cw_error *err)
+{
+    static struct cw_gw gw;
+    memset(&gw, 0, sizeof(gw));
+    gw.cfg = cfg;
+    gw.engine = e;
+    gw.domain = d;
+    gw.metrics = m;
+    cw_idmap_init(&gw.endpoints);
+    cw_strmap_init(&gw.users);
+    cw_strmap_init(&gw.sessions);
+    cw_strmap_init(&gw.inflight);
+    cw_gw = &gw;
+    lws_set_log_level(LLL_ERR | LLL_WARN, log_lws);
+    /* A peer that vanishes mid-write must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = setup(&gw, err);
+    if (rc) {
+        teardown(&gw);
+        return rc;
+    }
+    running_ctx = gw.ctx;
+    cw_info("gateway.listening", "url=%s workers=%d", gw.origin, cfg->workers);
+    if (cfg->demo_banner)
+        printf("\nCalderwood is running: open %s/login\n%s\n\n", gw.origin, cfg->demo_banner);
+    else
+        printf("Calderwood is running: open %s/login\n", gw.origin);
+    fflush(stdout);
+    if (atomic_load(&stop_requested))
+        begin_stop();
+    while (!(gw.draining && atomic_load(&gw.drained)))
+        if (lws_service(gw.ctx, 0) < 0)
+            break;
+    finish(&gw);
+    teardown(&gw);
+    cw_gw = NULL;
+    return CW_OK;
+}

@@ -1,0 +1,725 @@
+/*
+ * ws.c - WebSocket connections: messages in, frames out.
+ *
+ * In: a message is assembled from lws fragments (up to the soft limit;
+ * beyond it the message is refused but the connection stays; beyond the
+ * hard limit it is closed with 1009), decoded by wire.c, and a command
+ * joins the connection's pipeline. The pipeline keeps each connection's
+ * commands in order while one of them waits for a worker (a slow prepare,
+ * or the idempotency look-up a resent command needs); the rest go straight
+ * to the command queue and are acked.
+ *
+ * Out: each connection has a queue of frames (shared update frames by
+ * reference, small owned ones for acks and errors). When the socket is
+ * writable, as many as fit in one buffer are framed here and written in one
+ * call, so a busy connection costs one syscall per loop turn, not one per
+ * message. A connection whose unsent output passes the bound is closed
+ * with 1008.
+ */
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/validate.h"
+#include "engine/engine.h"
+#include "engine/envelope.h"
+#include "engine/update.h"
+#include "gw.h"
+#include "query/workers.h"
+#include "store/store.h"
+#include "wire.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WRITE_CHUNK (64 * 1024) /* bytes framed per write */
+#define PIPE_PAUSE 256          /* commands waiting in a pipeline before reading pauses */
+#define MAX_CLIENT_IDS 1024     /* client ids remembered per connection */
+#define RESUME_CHUNK 10000      /* events per catch-up job */
+
+struct cw_out {
+    struct cw_out *next;
+    struct cw_update *u; /* a shared update frame, or NULL for text below */
+    size_t len;
+    char text[];
+};
+
+struct cw_pending_cmd {
+    struct cw_pending_cmd *next;
+    const struct cw_command_def *def;
+    char *client_id;
+    int64_t seq;
+    json_t *data, *meta;
+    bool prepared, checked, found;
+    char found_uuid[CW_UUID_LEN + 1];
+};
+
+/* ---------------------------------------------------------------- output */
+
+static size_t frame_cost(size_t len)
+{
+    return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
+}
+
+static void enqueue(struct cw_out ***tail, struct cw_out *o)
+{
+    o->next = NULL;
+    **tail = o;
+    *tail = &o->next;
+}
+
+static void free_outs(struct cw_out *o)
+{
+    while (o) {
+        struct cw_out *next = o->next;
+        cw_update_unref(o->u);
+        free(o);
+        o = next;
+    }
+}
+
+/* A slow reader: drop what it has not taken and close it. */
+static void close_slow(struct cw_conn *c)
+{
+    free_outs(c->out);
+    c->out = NULL;
+    c->out_tail = &c->out;
+    c->out_bytes = 0;
+    cw_count(cw_gw->metrics->connections_closed_slow);
+    cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
+    cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
+}
+
+static void push_out(struct cw_conn *c, struct cw_out *o)
+{
+    if (c->close_code) { /* closing: nothing more goes out */
+        free_outs(o);
+        return;
+    }
+    enqueue(&c->out_tail, o);
+    c->out_bytes += frame_cost(o->u ? o->u->frame_len : o->len);
+    if (c->out_bytes > cw_gw->cfg->max_output) {
+        close_slow(c);
+        return;
+    }
+    lws_callback_on_writable(c->wsi);
+}
+
+void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len)
+{
+    struct cw_out *o = cw_xmalloc(sizeof(*o) + len);
+    o->u = NULL;
+    o->len = len;
+    memcpy(o->text, text, len);
+    push_out(c, o);
+}
+
+void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
+{
+    struct cw_out *o = cw_xmalloc(sizeof(*o));
+    o->u = cw_update_ref(u);
+    o->len = 0;
+    if (live && c->resuming) {
+        enqueue(&c->deferred_tail, o);
+        return;
+    }
+    if (live)
+        c->last_sent = u->ev.position;
+    push_out(c, o);
+    cw_count(cw_gw->metrics->updates_sent);
+}
+
+void cw_ws_close(struct cw_conn *c, int code, const char *reason)
+{
+    if (c->close_code)
+        return;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    lws_callback_on_writable(c->wsi);
+}
+
+static size_t put_header(unsigned char *p, size_t len)
+{
+    p[0] = 0x81; /* FIN + text */
+    if (len < 126) {
+        p[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        p[1] = 126;
+        p[2] = (unsigned char)(len >> 8);
+        p[3] = (unsigned char)len;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+int cw_ws_on_writeable(struct cw_conn *c)
+{
+    if (!c->out && c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (!c->out)
+        return 0;
+    /* Frame as many queued messages as fit, then one write. */
+    struct cw_buf *b = &cw_gw->out;
+    cw_buf_reset(b);
+    cw_buf_grow(b, LWS_PRE + WRITE_CHUNK);
+    b->len = LWS_PRE;
+    size_t frames = 0;
+    while (c->out && (frames == 0 || b->len - LWS_PRE < WRITE_CHUNK)) {
+        struct cw_out *o = c->out;
+        const char *text = o->u ? o->u->frame : o->text;
+        size_t len = o->u ? o->u->frame_len : o->len;
+        cw_buf_grow(b, len + 10);
+        b->len += put_header((unsigned char *)b->data + b->len, len);
+        memcpy(b->data + b->len, text, len);
+        b->len += len;
+        c->out_bytes -= frame_cost(len);
+        c->out = o->next;
+        o->next = NULL;
+        free_outs(o);
+        frames++;
+    }
+    if (!c->out)
+        c->out_tail = &c->out;
+    size_t n = b->len - LWS_PRE;
+    /*
+     * The frames are already framed: LWS_WRITE_HTTP sends bytes as they are
+     * on a ws connection, and lws keeps what the kernel did not take and
+     * calls back only once it is gone.
+     */
+    if (lws_write(c->wsi, (unsigned char *)b->data + LWS_PRE, n, LWS_WRITE_HTTP) < (int)n)
+        return -1;
+    cw_count_n(cw_gw->metrics->bytes_out, n);
+    cw_count_n(cw_gw->metrics->frames_out, frames);
+    if (c->out || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+/* ------------------------------------------------------------- replies */
+
+static void send_buf(struct cw_conn *c)
+{
+    cw_ws_send_text(c, cw_gw->out.data, cw_gw->out.len);
+}
+
+static void send_error(struct cw_conn *c, const char *client_id, bool has_seq, int64_t seq,
+                       const struct cw_error *err)
+{
+    cw_buf_reset(&cw_gw->out);
+    cw_wire_error(&cw_gw->out, client_id, has_seq, seq, err);
+    send_buf(c);
+    cw_count(cw_gw->metrics->cmd_error);
+}
+
+static void send_code(struct cw_conn *c, const char *client_id, bool has_seq, int64_t seq,
+                      int rc, const char *code, const char *message)
+{
+    struct cw_error err = {0};
+    cw_error_set(&err, rc, code, "%s", message);
+    send_error(c, client_id, has_seq, seq, &err);
+}
+
+static void send_ack(struct cw_conn *c, const char *client_id, int64_t seq, const char *uuid,
+                     bool duplicate)
+{
+    cw_buf_reset(&cw_gw->out);
+    cw_wire_ack(&cw_gw->out, client_id, seq, uuid, duplicate);
+    send_buf(c);
+    if (duplicate)
+        cw_count(cw_gw->metrics->cmd_duplicate);
+    else
+        cw_count(cw_gw->metrics->cmd_acked);
+}
+
+/* ------------------------------------------------------------ pipeline */
+
+static void free_pending(struct cw_pending_cmd *pc)
+{
+    json_decref(pc->data);
+    json_decref(pc->meta);
+    free(pc->client_id);
+    free(pc);
+}
+
+static void pop_pending(struct cw_conn *c)
+{
+    struct cw_pending_cmd *pc = c->pipe;
+    c->pipe = pc->next;
+    if (!c->pipe)
+        c->pipe_tail = &c->pipe;
+    c->pipe_len--;
+    free_pending(pc);
+}
+
+static int64_t *known_seq(struct cw_conn *c, const char *client_id)
+{
+    return cw_strmap_get(&c->seqs, client_id);
+}
+
+static void raise_seq(struct cw_conn *c, const char *client_id, int64_t seq)
+{
+    int64_t *hw = known_seq(c, client_id);
+    if (hw) {
+        if (seq > *hw)
+            *hw = seq;
+        return;
+    }
+    if (c->seqs.len >= MAX_CLIENT_IDS)
+        return; /* many client ids on one connection: each resend is looked up */
+    /* The value lives after the key in one allocation, suitably aligned. */
+    size_t klen = strlen(client_id) + 1, at = (klen + 7) & ~(size_t)7;
+    char *key = cw_xmalloc(at + sizeof(int64_t));
+    memcpy(key, client_id, klen);
+    int64_t *v = (int64_t *)(key + at);
+    *v = seq;
+    cw_strmap_put(&c->seqs, key, v);
+}
+
+/* Queues a new command and acks it; overloaded when the queue is full. */
+static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
+{
+    struct cw_envelope *env = cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq,
+                                              pc->data, pc->meta, c->id);
+    pc->data = pc->meta = NULL; /* the envelope has them */
+    char uuid[CW_UUID_LEN + 1];
+    memcpy(uuid, env->cmd.uuid, sizeof(uuid));
+    int rc = cw_engine_submit(cw_gw->engine, env);
+    if (rc) {
+        cw_envelope_free(env);
+        cw_count(cw_gw->metrics->cmd_overloaded);
+        send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
+                  rc == CW_ERR_SHUTDOWN ? "the server is stopping; retry later"
+                                        : "the command queue is full; retry later");
+        return;
+    }
+    send_ack(c, pc->client_id, pc->seq, uuid, false);
+    cw_hub_inflight_add(c->user_uuid, pc->client_id, pc->seq, uuid);
+    raise_seq(c, pc->client_id, pc->seq);
+}
+
+/* A resend of a command the log already has: ack it as the duplicate it is. */
+static void submit_known(struct cw_conn *c, struct cw_pending_cmd *pc)
+{
+    /* The processor answers it again from the log, with its updates or rejection. */
+    struct cw_envelope *env = cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq,
+                                              pc->data, pc->meta, c->id);
+    pc->data = pc->meta = NULL;
+    if (cw_engine_submit(cw_gw->engine, env)) {
+        cw_envelope_free(env);
+        cw_count(cw_gw->metrics->cmd_overloaded);
+        send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
+                  "the command queue is full; retry later");
+        return;
+    }
+    send_ack(c, pc->client_id, pc->seq, pc->found_uuid, true);
+}
+
+struct cmd_job {
+    struct cw_job job;
+    uint64_t conn;
+    struct cw_pending_cmd *pc; /* the head of the connection's pipeline when submitted */
+    json_t *data;              /* a reference of its own: the connection may go away */
+    const struct cw_command_def *def;
+    char user_uuid[CW_UUID_LEN + 1];
+    char *client_id;
+    int64_t seq;
+    int rc;
+    struct cw_error err;
+    bool found;
+    char found_uuid[CW_UUID_LEN + 1];
+    int64_t max_seq;
+};
+
+static void run_prepare(struct cw_job *job, struct cw_db *db)
+{
+    struct cmd_job *j = (struct cmd_job *)job;
+    j->rc = j->def->prepare(j->data, &j->err);
+}
+
+static void run_lookup(struct cw_job *job, struct cw_db *db)
+{
+    struct cmd_job *j = (struct cmd_job *)job;
+    struct cw_command_record rec;
+    j->rc = cw_store_find_command(db, j->user_uuid, j->client_id, j->seq, &rec, &j->err);
+    j->found = j->rc == CW_OK;
+    if (j->found)
+        memcpy(j->found_uuid, rec.uuid, sizeof(j->found_uuid));
+    if (j->rc == CW_ERR_NOT_FOUND)
+        j->rc = CW_OK;
+    if (!j->rc)
+        j->rc = cw_db_query_int(db, &j->max_seq, &j->err,
+                                "SELECT COALESCE(MAX(client_seq), -1) FROM commands"
+                                " WHERE user_uuid = ? AND client_id = ?",
+                                "tt", j->user_uuid, j->client_id);
+}
+
+static void done_cmd_job(struct cw_job *job, bool cancelled)
+{
+    struct cmd_job *j = (struct cmd_job *)job;
+    struct cw_conn *c = cw_idmap_get(&cw_gw->endpoints, j->conn);
+    if (c && c->kind == CW_EP_CONN && c->pipe == j->pc) {
+        struct cw_pending_cmd *pc = j->pc;
+        c->job_out = false;
+        if (cancelled || j->rc) {
+            if (cancelled)
+                cw_error_set(&j->err, CW_ERR_OVERLOADED, "overloaded", "the server is stopping");
+            else if (j->job.run == run_lookup)
+                cw_error_set(&j->err, CW_ERR_OVERLOADED, "overloaded",
+                             "the command could not be checked; retry later");
+            send_error(c, pc->client_id, true, pc->seq, &j->err);
+            pop_pending(c);
+        } else if (j->job.run == run_prepare) {
+            pc->prepared = true;
+        } else {
+            pc->checked = true;
+            pc->found = j->found;
+            memcpy(pc->found_uuid, j->found_uuid, sizeof(pc->found_uuid));
+            raise_seq(c, pc->client_id, j->max_seq);
+        }
+        cw_ws_pump(c);
+    }
+    json_decref(j->data);
+    free(j->client_id);
+    cw_error_release(&j->err);
+    free(j);
+}
+
+/* Sends the head command to a worker; false (after answering) when the pool is full. */
+static bool submit_job(struct cw_conn *c, struct cw_pending_cmd *pc,
+                       void (*run)(struct cw_job *, struct cw_db *))
+{
+    struct cmd_job *j = cw_xcalloc(1, sizeof(*j));
+    j->job.run = run;
+    j->job.done = done_cmd_job;
+    j->conn = c->id;
+    j->pc = pc;
+    j->data = json_incref(pc->data);
+    j->def = pc->def;
+    memcpy(j->user_uuid, c->user_uuid, sizeof(j->user_uuid));
+    j->client_id = cw_xstrdup(pc->client_id);
+    j->seq = pc->seq;
+    if (cw_workers_submit(cw_gw->workers, &j->job)) {
+        json_decref(j->data);
+        free(j->client_id);
+        free(j);
+        cw_count(cw_gw->metrics->cmd_overloaded);
+        send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
+                  "the server is busy; retry later");
+        return false;
+    }
+    c->job_out = true;
+    return true;
+}
+
+void cw_ws_pump(struct cw_conn *c)
+{
+    while (c->pipe && !c->job_out) {
+        struct cw_pending_cmd *pc = c->pipe;
+        if (pc->def->prepare && !pc->prepared) {
+            if (submit_job(c, pc, run_prepare))
+                break;
+            pop_pending(c);
+            continue;
+        }
+        struct cw_inflight *f = cw_hub_inflight_find(c->user_uuid, pc->client_id, pc->seq);
+        if (f) {
+            /* Still queued: the same command; its outcome goes here too. */
+            for (size_t i = 0; i < sizeof(f->also) / sizeof(f->also[0]); i++) {
+                if (!f->also[i] || f->also[i] == c->id) {
+                    f->also[i] = c->id;
+                    break;
+                }
+            }
+            send_ack(c, pc->client_id, pc->seq, f->command_uuid, true);
+            pop_pending(c);
+            continue;
+        }
+        int64_t *hw = known_seq(c, pc->client_id);
+        if (!pc->checked && !(hw && pc->seq > *hw)) {
+            if (submit_job(c, pc, run_lookup))
+                break;
+            pop_pending(c);
+            continue;
+        }
+        if (pc->found)
+            submit_known(c, pc);
+        else
+            submit_new(c, pc);
+        pop_pending(c);
+    }
+    /* A long pipeline stops reading: TCP then holds the client back. */
+    lws_rx_flow_control(c->wsi, c->pipe_len < PIPE_PAUSE);
+}
+
+static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
+{
+    struct cw_error err = {0};
+    const struct cw_command_def *def = NULL;
+    if (cw_gw->stopping) {
+        send_code(c, m->client_id, true, m->client_seq, CW_ERR_OVERLOADED, "overloaded",
+                  "the server is stopping; retry later");
+        return;
+    }
+    int rc = cw_coerce_command(cw_gw->domain, m->name, m->data, false, &def, &err);
+    if (rc) {
+        send_error(c, m->client_id, true, m->client_seq, &err);
+        cw_error_release(&err);
+        return;
+    }
+    struct cw_pending_cmd *pc = cw_xcalloc(1, sizeof(*pc));
+    pc->def = def;
+    pc->client_id = cw_xstrdup(m->client_id);
+    pc->seq = m->client_seq;
+    pc->data = json_incref(m->data);
+    pc->meta = m->meta ? json_incref(m->meta) : NULL;
+    pc->next = NULL;
+    *c->pipe_tail = pc;
+    c->pipe_tail = &pc->next;
+    c->pipe_len++;
+    cw_ws_pump(c);
+}
+
+/* -------------------------------------------------------------- resume */
+
+struct resume_job {
+    struct cw_job job;
+    uint64_t conn;
+    char user_uuid[CW_UUID_LEN + 1];
+    int64_t after, skip_from, skip_to; /* positions in (skip_from, skip_to] went out live */
+    int64_t reached;                   /* the log position this catch-up covers */
+    bool more;
+    struct cw_update **updates;
+    size_t n, cap;
+    int rc;
+};
+
+static int collect(const struct cw_event *ev, void *arg)
+{
+    struct resume_job *r = arg;
+    if (r->n == RESUME_CHUNK) {
+        r->more = true;
+        return CW_ERR_TOO_LARGE; /* stop here; another job goes on */
+    }
+    r->reached = ev->position;
+    if (ev->position > r->skip_from && ev->position <= r->skip_to)
+        return CW_OK;
+    const struct cw_event_def *def = cw_domain_event(cw_gw->domain, ev->name);
+    if (!def || !cw_domain_audience_allows(def, ev, r->user_uuid))
+        return CW_OK;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 64;
+        r->updates = cw_xrealloc(r->updates, r->cap * sizeof(*r->updates));
+    }
+    r->updates[r->n++] = cw_update_new(cw_gw->domain, ev, NULL, NULL);
+    return CW_OK;
+}
+
+static void run_resume(struct cw_job *job, struct cw_db *db)
+{
+    struct resume_job *r = (struct resume_job *)job;
+    int64_t last = 0;
+    r->rc = cw_db_snapshot_begin(db, NULL);
+    if (!r->rc)
+        r->rc = cw_store_last_position(db, &last, NULL);
+    r->reached = r->after < last ? r->after : last;
+    if (!r->rc && r->after < last) {
+        r->rc = cw_db_scan_events(db, r->after, last, NULL, NULL, collect, r, NULL);
+        if (r->rc == CW_ERR_TOO_LARGE)
+            r->rc = CW_OK;
+        else if (!r->rc)
+            r->reached = last;
+    }
+    cw_db_snapshot_end(db);
+}
+
+static bool start_resume(struct cw_conn *c, int64_t after);
+
+static void done_resume(struct cw_job *job, bool cancelled)
+{
+    struct resume_job *r = (struct resume_job *)job;
+    struct cw_conn *c = cw_idmap_get(&cw_gw->endpoints, r->conn);
+    if (c && c->kind == CW_EP_CONN && !cancelled && !r->rc) {
+        for (size_t i = 0; i < r->n; i++)
+            cw_ws_send_update(c, r->updates[i], false);
+        if (!r->more || !start_resume(c, r->reached)) {
+            /* Caught up: say where, then what arrived live meanwhile, without repeats. */
+            int64_t reached = r->reached > c->last_sent ? r->reached : c->last_sent;
+            cw_buf_reset(&cw_gw->out);
+            cw_wire_resumed(&cw_gw->out, reached);
+            send_buf(c);
+            c->resuming = false;
+            c->last_sent = reached;
+            struct cw_out *o = c->deferred;
+            c->deferred = NULL;
+            c->deferred_tail = &c->deferred;
+            while (o) {
+                struct cw_out *next = o->next;
+                if (o->u->ev.position > c->last_sent)
+                    cw_ws_send_update(c, o->u, true);
+                o->next = NULL;
+                free_outs(o);
+                o = next;
+            }
+        }
+    } else if (c && c->kind == CW_EP_CONN) {
+        c->resuming = false;
+        send_code(c, NULL, false, 0, CW_ERR_OVERLOADED, "overloaded",
+                  "the catch-up could not be read; resume again");
+    }
+    for (size_t i = 0; i < r->n; i++)
+        cw_update_unref(r->updates[i]);
+    free(r->updates);
+    free(r);
+}
+
+static bool start_resume(struct cw_conn *c, int64_t after)
+{
+    struct resume_job *r = cw_xcalloc(1, sizeof(*r));
+    r->job.run = run_resume;
+    r->job.done = done_resume;
+    r->conn = c->id;
+    memcpy(r->user_uuid, c->user_uuid, sizeof(r->user_uuid));
+    r->after = after;
+    r->skip_from = c->live_from;
+    r->skip_to = c->last_sent;
+    if (cw_workers_submit(cw_gw->workers, &r->job)) {
+        free(r);
+        return false;
+    }
+    c->resuming = true;
+    return true;
+}
+
+static void on_resume(struct cw_conn *c, int64_t after)
+{
+    if (c->resuming) {
+        send_code(c, NULL, false, 0, CW_ERR_MALFORMED, "malformed",
+                  "a resume is already running on this connection");
+        return;
+    }
+    if (!start_resume(c, after))
+        send_code(c, NULL, false, 0, CW_ERR_OVERLOADED, "overloaded",
+                  "the server is busy; resume again later");
+}
+
+/* ------------------------------------------------------------- receive */
+
+static void on_message(struct cw_conn *c, const char *text, size_t len)
+{
+    struct cw_client_msg m;
+    struct cw_error err = {0};
+    cw_count(cw_gw->metrics->messages_in);
+    cw_count_n(cw_gw->metrics->bytes_in, len);
+    if (cw_wire_parse(text, len, &m, &err)) {
+        send_error(c, m.client_id, m.has_seq, m.client_seq, &err);
+        cw_error_release(&err);
+        cw_wire_msg_release(&m);
+        return;
+    }
+    switch (m.type) {
+    case CW_MSG_PING:
+        cw_buf_reset(&cw_gw->out);
+        cw_wire_pong(&cw_gw->out, m.ping);
+        send_buf(c);
+        break;
+    case CW_MSG_RESUME:
+        on_resume(c, m.after_position);
+        break;
+    case CW_MSG_CMD:
+        on_cmd(c, &m);
+        break;
+    }
+    cw_wire_msg_release(&m);
+}
+
+int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    if (lws_frame_is_binary(wsi)) {
+        const char *why = "binary frames are not part of the protocol";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
+                         strlen(why));
+        return -1;
+    }
+    size_t total = c->rx.len + len;
+    if (total > cw_gw->cfg->hard_max_message) {
+        const char *why = "message over the hard size limit";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         strlen(why));
+        return -1;
+    }
+    if (!c->rx_too_large) {
+        if (total > cw_gw->cfg->max_message) {
+            c->rx_too_large = true;
+            cw_buf_release(&c->rx);
+        } else {
+            cw_buf_add(&c->rx, in, len);
+        }
+    } else {
+        c->rx.len += len; /* counted, not kept: the hard limit still applies */
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return 0;
+    if (c->rx_too_large) {
+        send_code(c, NULL, false, 0, CW_ERR_TOO_LARGE, "too-large",
+                  "message over the size limit; it was not read");
+        c->rx_too_large = false;
+        c->rx.len = 0;
+        return 0;
+    }
+    on_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
+    cw_buf_reset(&c->rx);
+    if (c->rx.cap > 4 * 65536) /* one big message must not pin its buffer */
+        cw_buf_release(&c->rx);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *session)
+{
+    struct cw_conn *c = cw_xcalloc(1, sizeof(*c));
+    c->kind = CW_EP_CONN;
+    c->id = cw_gw_next_id();
+    c->wsi = wsi;
+    memcpy(c->user_uuid, session->user_uuid, sizeof(c->user_uuid));
+    memcpy(c->session_uuid, session->session_uuid, sizeof(c->session_uuid));
+    c->pipe_tail = &c->pipe;
+    c->out_tail = &c->out;
+    c->deferred_tail = &c->deferred;
+    c->live_from = c->last_sent = cw_gw->last_position;
+    cw_strmap_init(&c->seqs);
+    cw_idmap_put(&cw_gw->endpoints, c->id, c);
+    cw_hub_add_conn(c);
+    *slot = c;
+    cw_count(cw_gw->metrics->connections);
+    cw_count(cw_gw->metrics->connections_total);
+    cw_info("ws.open", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
+    return 0;
+}
+
+void cw_ws_on_closed(struct cw_conn *c)
+{
+    cw_hub_remove_conn(c);
+    cw_idmap_del(&cw_gw->endpoints, c->id);
+    while (c->pipe)
+        pop_pending(c);
+    free_outs(c->out);
+    free_outs(c->deferred);
+    for (size_t i = 0; i < c->seqs.cap; i++)
+        free((char *)c->seqs.keys[i]);
+    cw_strmap_release(&c->seqs);
+    cw_buf_release(&c->rx);
+    atomic_fetch_sub(&cw_gw->metrics->connections, 1);
+    cw_info("ws.close", "conn=%llu user=%s code=%d", (unsigned long long)c->id, c->user_uuid,
+            c->close_code);
+    free(c);
+}

@@ -1,0 +1,258 @@
+// http.test.mjs - the HTTP endpoint table of PROTOCOL.md: every row's verb,
+// status and content type; 404 and 405 for the rest; /health and /metrics.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startServer, guard } from './lib/server.mjs';
+import { request, loginAs, WsClient, newClientId } from './lib/client.mjs';
+
+const ALICE = { email: 'alice@example.org', password: 'alice-password-1', first: 'Alice', last: 'Liddell' };
+
+let srv;
+let cookie;
+before(async () => {
+    srv = await startServer({ users: [ALICE] });
+    cookie = (await loginAs(srv, ALICE.email)).cookie;
+});
+after(() => srv?.stop());
+
+const it = (name, fn) => test(name, guard(() => srv, fn));
+
+function mediaType(res) {
+    return String(res.headers['content-type'] || '')
+        .split(';')[0]
+        .trim()
+        .toLowerCase();
+}
+
+function assertNotFound(res, what) {
+    assert.equal(res.status, 404, `${what}: status ${res.status} ${res.text.slice(0, 200)}`);
+    assert.equal(mediaType(res), 'application/json', `${what}: content type`);
+    const body = res.json();
+    assert.equal(body?.error?.code, 'not-found', `${what}: ${res.text}`);
+    assert.equal(typeof body.error.message, 'string', `${what}: error.message is a string`);
+}
+
+function isRedirect(status) {
+    return status === 301 || status === 302 || status === 303 || status === 307;
+}
+
+/** The path of a Location header (absolute or relative). */
+function locationPath(res) {
+    const loc = res.headers.location;
+    assert.ok(loc, 'redirect has a Location header');
+    return new URL(loc, srv.url).pathname + new URL(loc, srv.url).search;
+}
+
+/** One asset path the console page refers to under /static/. */
+async function someAsset() {
+    const res = await request(srv, 'GET', '/console', { cookie });
+    const m = /(?:src|href)\s*=\s*["']([^"']*\/static\/[^"']+)["']/i.exec(res.text);
+    assert.ok(m, `the console page refers to an asset under /static/: ${res.text.slice(0, 400)}`);
+    return new URL(m[1], `${srv.url}/console`).pathname;
+}
+
+it('GET /health answers 200 {"status":"ok"} as JSON', async () => {
+    const res = await request(srv, 'GET', '/health');
+    assert.equal(res.status, 200);
+    assert.equal(mediaType(res), 'application/json');
+    const body = res.json();
+    assert.equal(body.status, 'ok');
+});
+
+/** Parses Prometheus text: { types: Map(name -> type), samples: Map("name{labels}" -> number) }. */
+function parseMetrics(text) {
+    const types = new Map();
+    const samples = new Map();
+    for (const line of text.split('\n')) {
+        if (!line.trim()) continue;
+        let m;
+        if ((m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line))) {
+            assert.ok(!types.has(m[1]), `one TYPE line per family: ${m[1]}`);
+            types.set(m[1], m[2]);
+            continue;
+        }
+        if (line.startsWith('#')) {
+            assert.match(line, /^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|.*)$/, `comment line: ${line}`);
+            continue;
+        }
+        m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)( -?[0-9]+)?$/.exec(line);
+        assert.ok(m, `sample line is well formed: ${JSON.stringify(line)}`);
+        const key = m[1] + (m[2] || '');
+        assert.ok(!samples.has(key), `sample ${key} appears once`);
+        samples.set(key, Number(m[3]));
+        const family = m[1].replace(/_(bucket|sum|count)$/, '');
+        assert.ok(types.has(m[1]) || types.has(family), `sample ${m[1]} follows its TYPE line`);
+    }
+    return { types, samples };
+}
+
+async function metrics() {
+    const res = await request(srv, 'GET', '/metrics');
+    assert.equal(res.status, 200);
+    assert.equal(mediaType(res), 'text/plain');
+    assert.match(String(res.headers['content-type']), /version=0\.0\.4/, 'Prometheus text format version');
+    return parseMetrics(res.text);
+}
+
+it('GET /metrics answers Prometheus text exposition format with the server\'s metric families', async () => {
+    const before = await metrics();
+    const expected = {
+        calderwood_connections: 'gauge',
+        calderwood_connections_total: 'counter',
+        calderwood_connections_closed_slow_total: 'counter',
+        calderwood_http_requests_total: 'counter',
+        calderwood_commands_total: 'counter',
+        calderwood_command_queue_depth: 'gauge',
+        calderwood_command_queue_capacity: 'gauge',
+        calderwood_messages_received_total: 'counter',
+        calderwood_updates_sent_total: 'counter',
+        calderwood_logins_total: 'counter',
+        calderwood_queries_total: 'counter',
+        calderwood_batches_total: 'counter',
+        calderwood_commit_seconds: 'histogram',
+    };
+    for (const [name, type] of Object.entries(expected)) {
+        assert.equal(before.types.get(name), type, `family ${name} of type ${type}`);
+    }
+    assert.equal(before.samples.get('calderwood_command_queue_capacity'), 65536, 'the default queue capacity');
+    assert.ok(before.samples.get('calderwood_logins_total{result="ok"}') >= 1, 'the login of before() is counted');
+
+    // Activity moves the counters.
+    const ws = await WsClient.connect(srv, { cookie });
+    const cid = newClientId();
+    await ws.run(cid, 1, 'visit-page', { url: 'https://example.org/metrics-test' });
+    const during = await metrics();
+    assert.ok(during.samples.get('calderwood_connections') >= 1, 'the open connection is counted');
+    await ws.close();
+    const after = (await metrics()).samples;
+    const b = before.samples;
+    const grew = (k) => assert.ok(after.get(k) > b.get(k), `${k} grew: ${b.get(k)} -> ${after.get(k)}`);
+    grew('calderwood_connections_total');
+    grew('calderwood_commands_total{outcome="acked"}');
+    grew('calderwood_commands_total{outcome="processed"}');
+    grew('calderwood_messages_received_total');
+    grew('calderwood_updates_sent_total');
+    grew('calderwood_http_requests_total');
+    grew('calderwood_commit_seconds_count');
+    // The histogram is cumulative and ends with +Inf == count.
+    const buckets = [...after.entries()].filter(([k]) => k.startsWith('calderwood_commit_seconds_bucket'));
+    assert.ok(buckets.length >= 2);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1], 'cumulative buckets');
+    assert.equal(after.get('calderwood_commit_seconds_bucket{le="+Inf"}'), after.get('calderwood_commit_seconds_count'));
+});
+
+it('unknown paths answer 404 with {"error":{"code":"not-found"}}', async () => {
+    for (const [method, path] of [
+        ['GET', '/nope'],
+        ['GET', '/'],
+        ['POST', '/nope'],
+        ['GET', '/health/extra'],
+        ['GET', '/querys'],
+        ['DELETE', '/api/v1/things'],
+        ['GET', '/static/no-such-asset.js'],
+    ]) {
+        const res = await request(srv, method, path, { cookie });
+        if (path === '/' && isRedirect(res.status)) continue; // a root that redirects to the console is fine
+        assertNotFound(res, `${method} ${path}`);
+    }
+});
+
+it('a known path with the wrong verb answers 405 with an Allow header', async () => {
+    const asset = await someAsset();
+    const table = [
+        ['POST', '/health', ['GET']],
+        ['DELETE', '/health', ['GET']],
+        ['POST', '/metrics', ['GET']],
+        ['GET', '/query', ['POST']],
+        ['PUT', '/query', ['POST']],
+        ['POST', '/ws', ['GET']],
+        ['PUT', '/login', ['GET', 'POST']],
+        ['DELETE', '/logout', ['GET', 'POST']],
+        ['POST', '/console', ['GET']],
+        ['POST', asset, ['GET']],
+    ];
+    for (const [method, path, allowed] of table) {
+        const res = await request(srv, method, path, { cookie, body: method === 'GET' ? undefined : '' });
+        assert.equal(res.status, 405, `${method} ${path}: status ${res.status} ${res.text.slice(0, 200)}`);
+        const allow = String(res.headers.allow || '');
+        assert.ok(allow, `${method} ${path}: Allow header present`);
+        const verbs = allow.split(',').map((v) => v.trim().toUpperCase());
+        for (const v of allowed) assert.ok(verbs.includes(v), `${method} ${path}: Allow "${allow}" lists ${v}`);
+        assert.ok(!verbs.includes(method), `${method} ${path}: Allow "${allow}" does not list ${method}`);
+    }
+});
+
+it('GET /login without a session serves the HTML login form', async () => {
+    const res = await request(srv, 'GET', '/login');
+    assert.equal(res.status, 200);
+    assert.equal(mediaType(res), 'text/html');
+    assert.match(res.text, /<form[^>]*method\s*=\s*["']?post/i, 'a POST form');
+    assert.match(res.text, /<input[^>]*name\s*=\s*["']?email/i, 'an email field');
+    assert.match(res.text, /<input[^>]*name\s*=\s*["']?password/i, 'a password field');
+    assert.match(res.text, /type\s*=\s*["']?password/i, 'the password field hides its text');
+});
+
+it('GET /login with a session redirects to /console', async () => {
+    const res = await request(srv, 'GET', '/login', { cookie });
+    assert.ok(isRedirect(res.status), `redirect, got ${res.status}`);
+    assert.equal(locationPath(res), '/console');
+});
+
+it('GET /console without a session redirects to /login', async () => {
+    const res = await request(srv, 'GET', '/console');
+    assert.ok(isRedirect(res.status), `redirect, got ${res.status}`);
+    assert.match(locationPath(res), /^\/login(\?|$)/);
+});
+
+it('GET /console with a session serves the console page', async () => {
+    const res = await request(srv, 'GET', '/console', { cookie });
+    assert.equal(res.status, 200);
+    assert.equal(mediaType(res), 'text/html');
+    assert.match(res.text, /<html/i);
+});
+
+it('GET /static/... serves the console assets without a session, with a fitting content type', async () => {
+    const asset = await someAsset();
+    const res = await request(srv, 'GET', asset);
+    assert.equal(res.status, 200, `${asset}: ${res.status}`);
+    assert.ok(res.body.length > 0, 'asset is not empty');
+    const type = mediaType(res);
+    if (asset.endsWith('.js') || asset.endsWith('.mjs')) assert.match(type, /^(text|application)\/javascript$/);
+    else if (asset.endsWith('.css')) assert.equal(type, 'text/css');
+    else if (asset.endsWith('.svg')) assert.equal(type, 'image/svg+xml');
+    else assert.ok(type, 'has a content type');
+});
+
+it('/static/ does not serve files outside its folder (path traversal)', async () => {
+    const key = readFileSync(join(srv.dataDir, 'secret.key'));
+    for (const path of [
+        '/static/../secret.key',
+        '/static/%2e%2e/secret.key',
+        '/static/..%2fsecret.key',
+        '/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+        '/static/../../../../../../etc/passwd',
+        '/static/....//....//etc/passwd',
+        `/static/..%2f..%2f..%2f..%2f..%2f..%2f..%2f..${srv.dataDir.replace(/\//g, '%2f')}%2fsecret.key`,
+    ]) {
+        const res = await request(srv, 'GET', path);
+        assert.notEqual(res.status, 200, `${path} must not be served (got ${res.status})`);
+        assert.ok(!res.body.includes(key), `${path}: body holds the secret key`);
+        assert.ok(!/root:.*:0:0:/.test(res.text), `${path}: body holds /etc/passwd`);
+    }
+});
+
+it('GET /ws without an Upgrade header is refused with a client error', async () => {
+    const res = await request(srv, 'GET', '/ws', { cookie });
+    assert.ok(res.status === 400 || res.status === 426, `400 or 426 Upgrade Required, got ${res.status}`);
+});
+
+it('every JSON error answer carries Content-Type application/json', async () => {
+    const a = await request(srv, 'GET', '/does-not-exist');
+    assert.equal(mediaType(a), 'application/json');
+    const b = await request(srv, 'POST', '/query', { body: { name: 'describe' } });
+    assert.equal(b.status, 401);
+    assert.equal(mediaType(b), 'application/json');
+});
