@@ -84,10 +84,14 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(BIN) serve --data ./data
 
+# Unit, CLI and end-to-end tests plain and under ASan+UBSan; then the browser
+# tests (plain build) and a short fuzzing run.
 test: deps
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
-	@echo "all tests passed (plain and ASan+UBSan)"
+	$(Q)BUILD=build tests/browser/run.sh
+	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), browser, fuzz"
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
@@ -95,6 +99,7 @@ test-asan: deps
 test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
+	$(Q)BUILD=$(BUILD) tests/e2e/run.sh
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine

@@ -5,7 +5,8 @@
  * spliced into the update frame, to every receiver. jansson's json_dumps is
  * general and slow (a callback per token); this writer appends straight into
  * one buffer, in jansson's own key order (insertion order), so text written
- * here equals json_dumps(v, JSON_COMPACT) for the same value.
+ * here equals json_dumps(v, JSON_COMPACT) for the same value, except that
+ * \u escapes of control characters use lower-case hex.
  */
 #ifndef CW_BUF_H
 #define CW_BUF_H

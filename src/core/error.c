@@ -7,6 +7,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A cut message must stay valid UTF-8 (it goes into JSON): drop a split last character. */
+static void utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--; /* back over continuation bytes to the lead byte */
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (n - (i - 1) < want)
+        s[i - 1] = '\0';
+}
+
 static int vset(struct cw_error *err, int rc, const char *code, json_t *details, const char *fmt,
                 va_list ap)
 {
@@ -17,7 +31,9 @@ static int vset(struct cw_error *err, int rc, const char *code, json_t *details,
     json_decref(err->details);
     err->details = details;
     snprintf(err->code, sizeof(err->code), "%s", code ? code : cw_result_code(rc));
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    int n = vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    if (n >= (int)sizeof(err->message))
+        utf8_trim(err->message);
     return rc;
 }
 

@@ -643,8 +643,10 @@ int cw_http_on_request(struct lws *wsi, void **pss, const char *uri)
     if (req->method != LWSHUMETH_POST)
         return dispatch(req);
     char length[32];
-    if (lws_hdr_copy(wsi, length, sizeof(length), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-        strtoull(length, NULL, 10) > cw_gw->cfg->max_body) {
+    if (lws_hdr_copy(wsi, length, sizeof(length), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) <= 0)
+        return dispatch(req); /* a POST without a body: no body callbacks will come */
+    if (strtoull(length, NULL, 10) > cw_gw->cfg->max_body) {
         add_header(req, "Connection", "close");
         return respond_error(req, 413, "too-large", "the request body is over the limit");
     }
