@@ -50,3 +50,15 @@ void cw_log(enum cw_log_level level, const char *event, const char *fmt, ...)
     ssize_t unused = write(STDERR_FILENO, line, (size_t)n);
     (void)unused;
 }
+
+char *cw_log_safe(char *out, size_t len, const char *in)
+{
+    size_t i = 0;
+    for (; in && in[i] && i + 1 < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = c > 0x20 && c < 0x7f && c != '"' && c != '\\' ? (char)c : '?';
+    }
+    if (len)
+        out[i] = '\0';
+    return out;
+}

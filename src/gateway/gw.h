@@ -87,6 +87,7 @@ struct cw_http {
     int method; /* LWSHUMETH_* */
     char path[128];
     char remote[64];
+    int64_t started_us;
     struct cw_buf body;
     bool body_too_large;
     bool form; /* login by form (redirects) rather than JSON */

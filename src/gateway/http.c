@@ -134,6 +134,13 @@ int cw_http_on_writeable(struct lws *wsi, struct cw_http *req, void **slot)
                          LWS_WRITE_HTTP_FINAL) != (int)req->resp_len) {
         return -1;
     }
+    static const char *const methods[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE",
+                                          "CONNECT", "HEAD"};
+    char path[64];
+    cw_info("http", "method=%s path=%s status=%d bytes=%zu us=%lld remote=%s",
+            req->method >= 0 && req->method < 8 ? methods[req->method] : "?",
+            cw_log_safe(path, sizeof(path), req->path),
+            req->status, req->resp_len, (long long)(cw_now_us() - req->started_us), req->remote);
     /* The transaction is over: a keep-alive request that follows starts anew. */
     cw_http_on_closed(req);
     *slot = NULL;
@@ -626,6 +633,7 @@ int cw_http_on_request(struct lws *wsi, void **pss, const char *uri)
     req->kind = CW_EP_HTTP;
     req->id = cw_gw_next_id();
     req->wsi = wsi;
+    req->started_us = cw_now_us();
     char *method_uri;
     int uri_len;
     req->method = lws_http_get_uri_and_method(wsi, &method_uri, &uri_len);

@@ -41,6 +41,7 @@ export function request(server, method, path, { headers = {}, body, cookie, time
                 res.on('data', (c) => chunks.push(c));
                 res.on('error', reject);
                 res.on('end', () => {
+                    req.destroy(); // no keep-alive: an idle socket would hold the test process open
                     const buf = Buffer.concat(chunks);
                     const text = buf.toString('utf8');
                     resolveP({

@@ -80,7 +80,10 @@ function probe(url, timeoutMs) {
         const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
             const chunks = [];
             res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolveP({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+            res.on('end', () => {
+                req.destroy();
+                resolveP({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') });
+            });
             res.on('error', reject);
         });
         req.on('timeout', () => req.destroy(new Error('timeout')));
