@@ -24,6 +24,7 @@ void cw_buf_grow(struct cw_buf *b, size_t n)
         cap *= 2;
     b->data = cw_xrealloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0'; /* the promise of buf.h holds even before anything is added */
 }
 
 void cw_buf_add(struct cw_buf *b, const void *p, size_t n)

@@ -106,6 +106,11 @@ static int load_file(const struct cw_option *opts, const char *path, struct cw_e
     while (!rc && fgets(line, sizeof(line), f)) {
         lineno++;
         char *p = line, *end = line + strlen(line);
+        if (end - line == (long)sizeof(line) - 1 && end[-1] != '\n' && !feof(f)) {
+            rc = cw_error_set(err, CW_ERR_INVALID, NULL, "%s:%d: line longer than %zu bytes",
+                              path, lineno, sizeof(line) - 2);
+            break;
+        }
         while (end > p && isspace((unsigned char)end[-1]))
             *--end = '\0';
         while (isspace((unsigned char)*p))
@@ -144,15 +149,22 @@ int cw_config_load(const struct cw_option *opts, int argc, char **argv, int firs
                    struct cw_strlist *positional, struct cw_error *err)
 {
     int rc;
+    /* --help wins over any error in what else was given. */
+    for (int i = first; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return CW_ERR_NOT_FOUND;
     for (const struct cw_option *o = opts; o->name; o++)
         if (o->def && (rc = set(o, o->def, "default", err)))
             return rc;
     const char *file = getenv("CW_CONFIG");
     for (int i = first; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            file = argv[i + 1];
-        else if (!strncmp(argv[i], "--config=", 9))
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc)
+                return cw_error_set(err, CW_ERR_INVALID, NULL, "option --config needs a value");
+            file = argv[++i];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
             file = argv[i] + 9;
+        }
     }
     if (file && (rc = load_file(opts, file, err)))
         return rc;
@@ -165,8 +177,6 @@ int cw_config_load(const struct cw_option *opts, int argc, char **argv, int firs
     }
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return CW_ERR_NOT_FOUND;
         if (strncmp(a, "--", 2) != 0) {
             if (!positional)
                 return cw_error_set(err, CW_ERR_INVALID, NULL, "unexpected argument '%s'", a);

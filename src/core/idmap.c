@@ -56,6 +56,8 @@ static void grow(struct cw_idmap *m)
 
 void cw_idmap_put(struct cw_idmap *m, uint64_t id, void *value)
 {
+    if (!id)
+        return; /* 0 is reserved: never a key */
     if ((m->len + 1) * 2 > m->cap)
         grow(m);
     size_t i = slot_of(m, id);

@@ -51,6 +51,8 @@ void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_ca
            get(&m->connections_closed_slow));
     metric(out, "calderwood_http_requests_total", "counter", "HTTP requests.", NULL,
            get(&m->http_requests));
+    metric(out, "calderwood_http_errors_total", "counter", "HTTP responses with status >= 400.",
+           NULL, get(&m->http_errors));
     metric(out, "calderwood_commands_total", "counter", "Commands by outcome.",
            "{outcome=\"acked\"}", get(&m->cmd_acked));
     metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"duplicate\"}",
