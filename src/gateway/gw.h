@@ -133,6 +133,7 @@ struct cw_conn {
     struct cw_conn *all_next, **all_prev;
     /* receive */
     struct cw_buf rx;
+    size_t rx_total; /* bytes of the message being received, kept or not */
     bool rx_too_large;
     /* commands waiting for a worker (prepare, idempotency look-up), in order */
     struct cw_pending_cmd *pipe, **pipe_tail;
@@ -154,6 +155,8 @@ struct cw_conn {
 
 int cw_ws_on_established(struct lws *wsi, void **pss, struct cw_session *session);
 int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len);
+/* The peer sent a close frame (payload in/len): nonzero to answer it with 1002. */
+int cw_ws_on_peer_close(struct cw_conn *c, const unsigned char *in, size_t len);
 int cw_ws_on_writeable(struct cw_conn *c);
 void cw_ws_on_closed(struct cw_conn *c);
 /* Queues one owned frame text (copied) for c. */

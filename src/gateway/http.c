@@ -24,6 +24,7 @@
 #include "query/workers.h"
 
 #include <ctype.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,43 @@ static int dispatch(struct cw_http *req)
     return respond_error(req, 404, "not-found", "no such path");
 }
 
+/* A path under /static/ that stays inside the folder: no dot segments, no odd bytes. */
+static bool safe_static_path(const char *rest)
+{
+    if (!*rest || strlen(rest) > 200 || strstr(rest, "..") || strstr(rest, "//"))
+        return false;
+    for (const char *p = rest; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("-_./", *p)))
+            return false;
+    return rest[0] != '.' && rest[0] != '/';
+}
+
+static const char *mime_type(const char *path)
+{
+    static const char *const types[][2] = {
+        {".js", "text/javascript"},   {".mjs", "text/javascript"}, {".css", "text/css"},
+        {".html", "text/html"},       {".svg", "image/svg+xml"},   {".png", "image/png"},
+        {".json", "application/json"}, {".ico", "image/x-icon"},   {".txt", "text/plain"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(dot, types[i][0]))
+            return types[i][1];
+    return "application/octet-stream";
+}
+
+/* GET /static/...: a file of web/static, streamed by lws. 1 when not a static file. */
+static int serve_static(struct lws *wsi, const char *path)
+{
+    char file[4400];
+    struct stat sb;
+    snprintf(file, sizeof(file), "%s/static/%s", cw_gw->cfg->web_dir, path + 8);
+    if (!safe_static_path(path + 8) || stat(file, &sb) || !S_ISREG(sb.st_mode))
+        return 1;
+    int n = lws_serve_http_file(wsi, file, mime_type(file), NULL, 0);
+    return n < 0 || (n > 0 && lws_http_transaction_completed(wsi)) ? -1 : 0;
+}
+
 int cw_http_on_request(struct lws *wsi, void **pss, const char *uri)
 {
     cw_count(cw_gw->metrics->http_requests);
@@ -639,8 +677,20 @@ int cw_http_on_request(struct lws *wsi, void **pss, const char *uri)
     req->method = lws_http_get_uri_and_method(wsi, &method_uri, &uri_len);
     snprintf(req->path, sizeof(req->path), "%s", uri ? uri : "/");
     lws_get_peer_simple(wsi, req->remote, sizeof(req->remote));
+    bool is_static = !strncmp(req->path, "/static/", 8);
+    if (is_static && req->method == LWSHUMETH_GET) {
+        int rc = serve_static(wsi, req->path);
+        if (rc <= 0) {
+            free(req);
+            return rc;
+        }
+    }
     cw_idmap_put(&cw_gw->endpoints, req->id, req);
     *pss = req;
+    if (is_static && req->method != LWSHUMETH_GET) {
+        add_header(req, "Allow", "GET");
+        return respond_error(req, 405, "method-not-allowed", "static files are only read");
+    }
     const struct route *r = find_route(req->path);
     if (!r)
         return respond_error(req, 404, "not-found", "no such path");

@@ -4,9 +4,8 @@
  * brings in outcomes and worker results, and the graceful stop.
  *
  * One protocol serves both HTTP and WebSocket, so a client needs no
- * Sec-WebSocket-Protocol header. /static/ is an lws file mount (lws
- * normalises the path, so nothing escapes the folder); every other path
- * comes to the callback.
+ * Sec-WebSocket-Protocol header. Every path comes to the callback; static
+ * files are checked there (method, path) and then streamed by lws.
  */
 #include "auth/password.h"
 #include "auth/ratelimit.h"
@@ -132,6 +131,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return cw_ws_on_established(wsi, &pss->ep, &pss->session);
     case LWS_CALLBACK_RECEIVE:
         return KIND(pss) == CW_EP_CONN ? cw_ws_on_receive(EP(pss), in, len) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return KIND(pss) == CW_EP_CONN ? cw_ws_on_peer_close(EP(pss), in, len) : 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return KIND(pss) == CW_EP_CONN ? cw_ws_on_writeable(EP(pss)) : 0;
     case LWS_CALLBACK_CLOSED:
@@ -196,28 +197,17 @@ static int parse_listen(const char *listen, char *host, size_t host_len, int *po
 static int create_context(struct cw_gw *gw, struct cw_error *err)
 {
     const struct cw_gateway_config *cfg = gw->cfg;
-    static char host[256], static_dir[4200];
+    static char host[256];
     int port = 0;
     int rc = parse_listen(cfg->listen, host, sizeof(host), &port, err);
     if (rc)
         return rc;
-    snprintf(static_dir, sizeof(static_dir), "%s/static", cfg->web_dir);
-    static struct lws_http_mount mount;
-    memset(&mount, 0, sizeof(mount));
-    mount.mountpoint = "/static";
-    mount.mountpoint_len = 7;
-    mount.origin = static_dir;
-    mount.origin_protocol = LWSMPRO_FILE;
-    mount.cache_max_age = 60;
-    mount.cache_reusable = 1;
-    mount.cache_revalidate = 1;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.port = port;
     info.iface = host[0] ? host : NULL;
     info.protocols = protocols;
-    info.mounts = &mount;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     if (!strchr(host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -230,6 +220,8 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
+        /* HTTP/1.1 only: ws.c frames WebSocket messages itself, which ws-over-h2 would not take. */
+        info.alpn = "http/1.1";
         gw->tls = true;
     }
     gw->ctx = lws_create_context(&info);

@@ -45,9 +45,52 @@ static int not_json(struct cw_error *err, const json_error_t *jerr)
     }
 }
 
+/*
+ * Messages are parsed with NUL allowed in strings, so that a ping may carry
+ * any JSON value back. Everything the server keeps or looks up by name is
+ * then checked to hold none: the C side reads those strings to their NUL.
+ */
+static bool plain_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/*
+ * Does v hold a NUL in an object key, or (when in_values) in a string
+ * value? Keys are C strings everywhere, so no message may put one there.
+ */
+static bool has_nul(const json_t *v, bool in_values, int depth)
+{
+    const char *key;
+    size_t key_len, i;
+    json_t *item;
+    if (depth > 64)
+        return true; /* deeper than any message needs: refuse rather than recurse on */
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return in_values && !plain_string(v);
+    case JSON_OBJECT:
+        json_object_keylen_foreach((json_t *)v, key, key_len, item)
+        {
+            if (strlen(key) != key_len || has_nul(item, in_values, depth + 1))
+                return true;
+        }
+        return false;
+    case JSON_ARRAY:
+        json_array_foreach(v, i, item)
+        {
+            if (has_nul(item, in_values, depth + 1))
+                return true;
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
 static bool valid_client_id(const json_t *v)
 {
-    if (!json_is_string(v))
+    if (!plain_string(v))
         return false;
     size_t n = json_string_length(v);
     return n > 0 && n <= CW_WIRE_CLIENT_ID_MAX;
@@ -86,7 +129,7 @@ static int parse_cmd(json_t *msg, struct cw_client_msg *out, struct cw_error *er
     if (!json_is_object(cmd))
         return malformed(err, "the command must be an object with name and data");
     json_t *name = json_object_get(cmd, "name");
-    if (!json_is_string(name))
+    if (!plain_string(name))
         return malformed(err, "the command name must be a string");
     json_t *data = json_object_get(cmd, "data");
     if (!json_is_object(data))
@@ -96,6 +139,9 @@ static int parse_cmd(json_t *msg, struct cw_client_msg *out, struct cw_error *er
         meta = NULL;
     if (meta && !json_is_object(meta))
         return malformed(err, "the command meta must be an object when present");
+    if (has_nul(data, true, 0) || (meta && has_nul(meta, true, 0)))
+        return malformed(err, "strings in data and meta must not contain NUL characters, nor"
+                              " nest deeper than 64 levels");
 
     out->name = json_string_value(name);
     out->data = data;
@@ -121,6 +167,9 @@ static int parse_ping(json_t *msg, struct cw_client_msg *out, struct cw_error *e
     if (json_array_size(msg) != 2)
         return malformed(err, "ping takes 1 element after its type: the payload");
     out->ping = json_array_get(msg, 1);
+    if (has_nul(out->ping, false, 0))
+        return malformed(err, "object keys must not contain NUL characters, nor nest deeper"
+                              " than 64 levels");
     return CW_OK;
 }
 
@@ -132,7 +181,8 @@ int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struc
 
     json_error_t jerr;
     /* DECODE_ANY: a bare scalar is answered "must be an array", not "not JSON". */
-    out->root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    out->root =
+        json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!out->root)
         return not_json(err, &jerr);
 
@@ -141,7 +191,8 @@ int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struc
         return malformed(err, "message must be a JSON array");
     if (json_array_size(msg) == 0)
         return malformed(err, "message must not be an empty array");
-    const char *type = json_string_value(json_array_get(msg, 0));
+    json_t *type_v = json_array_get(msg, 0);
+    const char *type = plain_string(type_v) ? json_string_value(type_v) : NULL;
     if (!type)
         return malformed(err, "the first element must be the message type, a string");
     if (strcmp(type, "cmd") == 0)

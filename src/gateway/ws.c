@@ -669,30 +669,26 @@ int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
                          strlen(why));
         return -1;
     }
-    size_t total = c->rx.len + len;
-    if (total > cw_gw->cfg->hard_max_message) {
+    c->rx_total += len;
+    if (c->rx_total > cw_gw->cfg->hard_max_message) {
         const char *why = "message over the hard size limit";
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
                          strlen(why));
         return -1;
     }
-    if (!c->rx_too_large) {
-        if (total > cw_gw->cfg->max_message) {
-            c->rx_too_large = true;
-            cw_buf_release(&c->rx);
-        } else {
-            cw_buf_add(&c->rx, in, len);
-        }
-    } else {
-        c->rx.len += len; /* counted, not kept: the hard limit still applies */
+    if (!c->rx_too_large && c->rx_total > cw_gw->cfg->max_message) {
+        c->rx_too_large = true; /* counted from here on, not kept */
+        cw_buf_release(&c->rx);
     }
+    if (!c->rx_too_large)
+        cw_buf_add(&c->rx, in, len);
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
         return 0;
+    c->rx_total = 0;
     if (c->rx_too_large) {
         send_code(c, NULL, false, 0, CW_ERR_TOO_LARGE, "too-large",
                   "message over the size limit; it was not read");
         c->rx_too_large = false;
-        c->rx.len = 0;
         return 0;
     }
     on_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
@@ -700,6 +696,21 @@ int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
     if (c->rx.cap > 4 * 65536) /* one big message must not pin its buffer */
         cw_buf_release(&c->rx);
     return 0;
+}
+
+/* RFC 6455 7.4: a close code that may not be sent, or a 1-byte payload, is a protocol error. */
+int cw_ws_on_peer_close(struct cw_conn *c, const unsigned char *in, size_t len)
+{
+    if (len == 0)
+        return 0;
+    unsigned code = len >= 2 ? (unsigned)in[0] << 8 | in[1] : 0;
+    bool valid = len >= 2 && ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                              (code >= 3000 && code <= 4999));
+    if (valid)
+        return 0;
+    const char *why = "invalid close frame";
+    lws_close_reason(c->wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why, strlen(why));
+    return -1;
 }
 
 /* ------------------------------------------------------------ lifecycle */
