@@ -79,7 +79,13 @@ static void free_outs(struct cw_out *o)
     }
 }
 
-/* A slow reader: drop what it has not taken and close it. */
+/*
+ * A slow reader: drop what it has not taken and close it with 1008. The
+ * close frame goes out as soon as the socket takes it; a reader that takes
+ * nothing at all within the grace period is cut off without it.
+ */
+#define SLOW_CLOSE_GRACE_S 5
+
 static void close_slow(struct cw_conn *c)
 {
     free_outs(c->out);
@@ -89,6 +95,7 @@ static void close_slow(struct cw_conn *c)
     cw_count(cw_gw->metrics->connections_closed_slow);
     cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
     cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, SLOW_CLOSE_GRACE_S);
 }
 
 static void push_out(struct cw_conn *c, struct cw_out *o)
