@@ -169,3 +169,26 @@ fuzz-run: fuzz-build
 	    fi; \
 	    grep '^Done' $(FUZZ_DIR)/$$t.log; \
 	done; echo "fuzz: all targets passed"
+
+# benchmarks
+#
+#   make bench [BENCH_ARGS=...]
+#
+# Builds the server (normal -O2 build) and the load generator
+# build/calderwood-bench (tools/bench/, no libwebsockets, no jansson), then
+# runs tools/bench/run-suite.sh: a fresh server on a free loopback port with
+# a fresh data directory, the standard suite (under 10 minutes on 2 cores),
+# and bench/results/<date>/report.md with its gnuplot figures (raw outputs
+# in bench/results/<date>/raw/, git-ignored). BENCH_ARGS go to run-suite.sh
+# (--quick for a short smoke run).
+BENCH_SRC := $(wildcard tools/bench/*.c)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+$(BUILD)/calderwood-bench: $(BENCH_OBJ)
+	@$(if $(Q),echo "  LD $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
+
+.PHONY: bench
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
+	$(Q)BUILD=$(BUILD) tools/bench/run-suite.sh $(BENCH_ARGS)

@@ -29,6 +29,8 @@ void cw_buf_grow(struct cw_buf *b, size_t n)
 
 void cw_buf_add(struct cw_buf *b, const void *p, size_t n)
 {
+    if (!n)
+        return; /* p may be NULL then (an empty HTTP body) */
     cw_buf_grow(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;

@@ -242,6 +242,24 @@ static int run_list_users(struct cw_db *db, const struct cw_query *q, json_t **r
                             NULL);
 }
 
+/* whoami: the asking user, for a client that cannot read its HttpOnly cookie. */
+static int run_whoami(struct cw_db *db, const struct cw_query *q, json_t **result,
+                      struct cw_error *err)
+{
+    json_t *rows = NULL;
+    int rc = cw_db_query_json(db, &rows, err,
+                              "SELECT user_uuid, email, first_name, last_name FROM users"
+                              " WHERE user_uuid = ?",
+                              "t", q->user_uuid);
+    if (rc)
+        return rc;
+    json_t *me = json_array_get(rows, 0);
+    *result = me ? json_incref(me) : json_pack("{s:s,s:n,s:n,s:n}", "user_uuid", q->user_uuid,
+                                               "email", "first_name", "last_name");
+    json_decref(rows);
+    return CW_OK;
+}
+
 /* ------------------------------------------------------------ lookups */
 
 /* Copies src into dst of size len; CW_ERR_TOO_LARGE when it does not fit. */
@@ -354,6 +372,7 @@ static const struct cw_command_def commands[] = {
 
 static const struct cw_query_def queries[] = {
     {.name = "list-users", .run = run_list_users},
+    {.name = "whoami", .run = run_whoami},
 };
 
 int cw_accounts_register(struct cw_domain *d)

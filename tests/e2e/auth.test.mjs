@@ -274,8 +274,21 @@ for (const verb of ['POST', 'GET']) {
             ws.next((m) => m[0] === 'error', 20_000, 'an unauthorized error').then((m) => ({ msg: m })),
             ws.closed.then((c) => ({ close: c })),
         ]);
-        if (got.msg) assertWsError(got.msg, null, null, 'unauthorized');
-        else assert.ok(got.close, 'closed');
+        if (got.msg) {
+            assertWsError(got.msg, null, null, 'unauthorized');
+            // Still open? Then it must not take commands for the ended session.
+            if (ws.isOpen) {
+                const cid = newClientId();
+                ws.cmd(cid, 1, 'visit-page', { url: 'https://example.org/after-logout' });
+                // Either an answer, or the close (which also fails the wait for an answer).
+                const after = await ws.reply(cid, 1).then(
+                    (m) => ({ msg: m }),
+                    () => ({ close: ws.closeInfo }),
+                );
+                if (after.msg) assertWsError(after.msg, cid, 1, 'unauthorized');
+                else assert.ok(after.close, 'closed instead of answering');
+            }
+        } else assert.ok(got.close, 'closed');
 
         await assertRefused(l.cookie, 'cookie after logout');
         await assertAccepted(other.cookie, 'another session of the same user');

@@ -5,9 +5,32 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
 import { startServer, guard } from './lib/server.mjs';
-import { login, loginAs, queryOk, WsClient, RawWs, newClientId, percentile, tcpState, until } from './lib/client.mjs';
+import { request, login, loginAs, queryOk, WsClient, RawWs, newClientId, percentile, tcpState, until } from './lib/client.mjs';
 import { cartOf } from './lib/expect.mjs';
+
+/** The server process's resident memory in KB (Linux), for failure messages. */
+function rssKb(srv) {
+    try {
+        return readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1];
+    } catch {
+        return '?';
+    }
+}
+
+let metricsServer;
+async function metricsText() {
+    try {
+        return (await request(metricsServer, 'GET', '/metrics')).text;
+    } catch (e) {
+        return e.message;
+    }
+}
+
+function slowMetric(text) {
+    return (text.split('\n').find((l) => l.startsWith('calderwood_connections_closed_slow_total')) || 'no slow-close metric').trim();
+}
 
 const ALICE = { email: 'alice@example.org', password: 'alice-password-1', first: 'Alice', last: 'Liddell' };
 const BOB = { email: 'bob@example.org', password: 'bob-password-22', first: 'Bob', last: 'Builder' };
@@ -15,9 +38,10 @@ const CAROL = { email: 'carol@example.org', password: 'carol-password-3', first:
 
 describe('a slow consumer', () => {
     let srv;
-    const MAX_OUTPUT = 256 * 1024;
     before(async () => {
-        srv = await startServer({ users: [ALICE, BOB, CAROL], args: ['--max-output', String(MAX_OUTPUT)] });
+        // The default --max-output (1 MiB): bursts to fast readers stay far below it.
+        srv = await startServer({ users: [ALICE, BOB, CAROL] });
+        metricsServer = srv;
     });
     after(() => srv?.stop());
 
@@ -26,7 +50,7 @@ describe('a slow consumer', () => {
         { timeout: 300_000 },
         guard(
             () => srv,
-            async () => {
+            async (t) => {
                 const slow = await RawWs.connect(srv, { cookie: (await loginAs(srv, BOB.email)).cookie });
                 slow.pause(); // reads nothing from now on
                 const floodCid = newClientId('flood');
@@ -39,7 +63,7 @@ describe('a slow consumer', () => {
                     if (m[0] === 'update' && m[1] === floodCid) floodSeen += 1;
                 };
                 let probeSawFlood = 0;
-                probe.keep = (m) => m[1] === probeCid;
+                probe.keep = (m) => m[1] === probeCid || m[0] === 'pong';
                 probe.onMessage = (m) => {
                     if (m[0] === 'update' && m[1] === floodCid) probeSawFlood += 1;
                 };
@@ -58,16 +82,21 @@ describe('a slow consumer', () => {
                         await delay(20);
                     }
                 })();
+                probing.catch(() => {}); // its failure is awaited (and reported) below, not unhandled
 
                 try {
-                    const WINDOW = 200;
+                    const WINDOW = 100; // 100 x 2 KB in flight: a fifth of the output bound
                     const url = `https://example.org/flood/${'u'.repeat(2000)}`;
                     let seq = 0;
                     let state = 'ESTABLISHED';
                     let rounds = 0;
-                    // 2 KB page views in windows of 200 until the server drops the
+                    // 2 KB page views in windows of 100 until the server drops the
                     // slow reader (bounded: at most 40 MB of views).
-                    while (state === 'ESTABLISHED' && rounds < 100) {
+                    let probeFailed = null;
+                    probing.catch((e) => {
+                        probeFailed = e;
+                    });
+                    while (state === 'ESTABLISHED' && rounds < 200 && !probeFailed) {
                         rounds += 1;
                         const first = seq;
                         for (let i = 0; i < WINDOW; i++) flooder.cmd(floodCid, seq++, 'visit-page', { url });
@@ -75,15 +104,33 @@ describe('a slow consumer', () => {
                             const r = await flooder.reply(floodCid, s, 60_000);
                             assert.equal(r[0], 'cmd-ack', JSON.stringify(r));
                         }
-                        await until(() => floodSeen >= seq, 60_000, `flooder's own ${seq} updates`);
-                        state = await tcpState(slow.socket);
+                        await until(
+                            () => {
+                                if (flooder.closeInfo) throw new Error(`the flooder was closed: ${JSON.stringify(flooder.closeInfo)}`);
+                                return floodSeen >= seq;
+                            },
+                            60_000,
+                            `flooder's own ${seq} updates`,
+                        );
+                        // The server's own count says when it gave up on the reader (it then
+                        // waits a few seconds for the reader to take the close frame); the
+                        // kernel's TCP states say so once the connection is cut.
+                        const slowClosed = /\s[1-9][0-9]*$/.test(slowMetric(await metricsText()));
+                        const mine = await tcpState(slow.socket);
+                        const theirs = await tcpState(slow.socket, { peer: true });
+                        if (slowClosed) state = `counted as closed slow (client ${mine}, server ${theirs})`;
+                        else if (mine !== 'ESTABLISHED' || theirs !== 'ESTABLISHED') state = `client ${mine}, server ${theirs}`;
                     }
-                    assert.notEqual(state, 'ESTABLISHED', `the slow reader is still connected after ${seq} page views of 2 KB`);
+                    if (probeFailed) throw probeFailed;
+                    assert.notEqual(
+                        state,
+                        'ESTABLISHED',
+                        `the slow reader is still connected after ${seq} page views of 2 KB (${slowMetric(await metricsText())}; server RSS ${rssKb(srv)} KB)`,
+                    );
+                    // Read what the server had sent to the slow reader at once: it ends with close 1008.
+                    slow.resume();
                     flooding = false;
                     await probing;
-
-                    // Read what the server had sent to the slow reader: it ends with close 1008.
-                    slow.resume();
                     const close = await slow.closeFrame(60_000);
                     assert.ok(close, `a close frame reached the slow reader before the TCP end (TCP state was ${state}, error ${slow.error?.message ?? 'none'})`);
                     assert.equal(close.code, 1008, `close code ${close.code} "${close.reason}"`);
@@ -95,6 +142,7 @@ describe('a slow consumer', () => {
                     const p50 = percentile(latencies, 50);
                     assert.ok(latencies.length >= 30, `enough latency samples (${latencies.length})`);
                     assert.ok(p99 < 500, `probe update latency p99 ${p99.toFixed(1)} ms (p50 ${p50.toFixed(1)} ms, ${latencies.length} samples) under 500 ms`);
+                    t.diagnostic(`slow reader cut after ${seq} page views; probe latency p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${latencies.length} samples`);
                 } finally {
                     flooding = false;
                     await probing.catch(() => {});
@@ -150,7 +198,7 @@ describe('200 concurrent clients', () => {
                     // Each connection counts the cart updates it receives, by position.
                     for (const c of conns) {
                         c.seen = new Map();
-                        c.keep = (m) => m[1] === c.cid || m[0] === 'error';
+                        c.keep = (m) => m[1] === c.cid || m[0] === 'error' || m[0] === 'pong';
                         c.onMessage = (m) => {
                             if (m[0] === 'update' && m[3].name === 'item-added-to-cart') c.seen.set(m[3].position, (c.seen.get(m[3].position) || 0) + 1);
                         };
@@ -176,7 +224,15 @@ describe('200 concurrent clients', () => {
 
                     // Every connection gets every cart event of its user, once.
                     const perUser = CONNS_PER_USER * COMMANDS;
-                    await until(() => conns.every((c) => c.seen.size >= perUser), 180_000, 'every connection received its user\'s updates');
+                    await until(
+                        () => {
+                            const gone = conns.find((c) => c.closeInfo);
+                            if (gone) throw new Error(`${gone.label} was closed: ${JSON.stringify(gone.closeInfo)}`);
+                            return conns.every((c) => c.seen.size >= perUser);
+                        },
+                        180_000,
+                        "every connection received its user's updates",
+                    );
                     for (const c of conns) {
                         await c.roundTrip(60_000); // anything still in flight to it has arrived
                     }

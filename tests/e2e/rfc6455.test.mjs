@@ -41,12 +41,28 @@ const it = (name, fn) =>
  * unless `answer` is false) ends the TCP connection.
  */
 async function expectClose(raw, code, what, { answer = true } = {}) {
-    const f = await raw.closeFrame(20_000);
+    // The first close or data frame: a data frame means the message was taken.
+    const f = await raw.nextFrame((x) => x.opcode === OP.CLOSE || x.opcode === OP.TEXT || x.opcode === OP.CONT, 20_000, 'a close frame');
     assert.ok(f, `${what}: a close frame before the connection ended (error: ${raw.error?.message ?? 'none'})`);
+    assert.equal(f.opcode, OP.CLOSE, `${what}: expected close ${code}, got a message instead: ${String(f.text).slice(0, 200)}`);
     assert.equal(f.code, code, `${what}: close code ${f.code} "${f.reason}", expected ${code}`);
     assert.equal(f.masked, false, 'server frames are not masked');
     if (answer && !raw.ended) await raw.sendFrame({ opcode: OP.CLOSE, payload: closePayload(code) });
     assert.ok(await raw.waitEnd(20_000), `${what}: the server ends the TCP connection after the close handshake`);
+}
+
+/**
+ * A protocol error _Fails the WebSocket Connection_ (RFC 6455 section 7.1.7):
+ * the server SHOULD send close 1002 first, and may also just drop the TCP
+ * connection. A close frame with another code, or no end at all, fails.
+ */
+async function expectProtocolError(raw, what) {
+    const f = await raw.closeFrame(20_000);
+    if (f) {
+        assert.equal(f.code, 1002, `${what}: close code ${f.code} "${f.reason}", expected 1002`);
+        if (!raw.ended) await raw.sendFrame({ opcode: OP.CLOSE, payload: closePayload(1002) });
+    }
+    assert.ok(await raw.waitEnd(20_000), `${what}: the server ends the connection`);
 }
 
 /** Asserts the connection still answers a ping message. */
@@ -85,11 +101,14 @@ it('answers pings interleaved between fragments with pongs, then the message', a
     await raw.sendFrame({ opcode: OP.PING, payload: '' });
     await raw.sendFrame({ opcode: OP.PONG, payload: 'unsolicited pong is ignored' });
     await raw.sendFrame({ fin: true, opcode: OP.CONT, payload: bytes.subarray(12) });
-    const p1 = await raw.nextFrame((f) => f.opcode === OP.PONG);
-    const p2 = await raw.nextFrame((f) => f.opcode === OP.PONG);
-    assert.equal(p1.payload.toString(), 'first');
-    assert.equal(p2.payload.length, 0);
     assert.deepEqual(await raw.nextMessage(), ['pong', 'around the pings']);
+    // RFC 6455 section 5.5.3: a pong for every ping, or at least for the most
+    // recent one when earlier ones were not answered yet.
+    const last = await raw.nextFrame((f) => f.opcode === OP.PONG && f.payload.length === 0, 20_000, 'the pong of the last ping (empty payload)');
+    assert.equal(last.fin, true);
+    const pongs = raw.frames.filter((f) => f.opcode === OP.PONG).map((f) => f.payload.toString());
+    assert.ok(pongs.every((p) => p === 'first' || p === ''), `pongs echo the pings: ${JSON.stringify(pongs)}`);
+    assert.equal(pongs[pongs.length - 1], '', 'the last pong answers the last ping');
 });
 
 it('answers a ping control frame with a pong carrying the same payload (up to 125 bytes)', async (raw) => {
@@ -161,33 +180,33 @@ it('closes with 1002 on an unmasked client frame', async (raw) => {
 
 it('closes with 1002 on a reserved opcode', async (raw) => {
     await raw.sendFrame({ opcode: 0x3, payload: 'x' });
-    await expectClose(raw, 1002, 'opcode 3');
+    await expectProtocolError(raw, 'opcode 3');
 });
 
 it('closes with 1002 on RSV bits without a negotiated extension', async (raw) => {
     await raw.sendFrame({ opcode: OP.TEXT, payload: JSON.stringify(['ping', 1]), rsv: 4 });
-    await expectClose(raw, 1002, 'RSV1');
+    await expectProtocolError(raw, 'RSV1');
 });
 
 it('closes with 1002 on a control frame with more than 125 bytes of payload', async (raw) => {
     await raw.sendFrame({ opcode: OP.PING, payload: Buffer.alloc(126, 1) });
-    await expectClose(raw, 1002, 'long ping');
+    await expectProtocolError(raw, 'long ping');
 });
 
 it('closes with 1002 on a fragmented control frame', async (raw) => {
     await raw.sendFrame({ fin: false, opcode: OP.PING, payload: 'half' });
-    await expectClose(raw, 1002, 'fragmented ping');
+    await expectProtocolError(raw, 'fragmented ping');
 });
 
 it('closes with 1002 on a continuation frame with no message started', async (raw) => {
     await raw.sendFrame({ fin: true, opcode: OP.CONT, payload: JSON.stringify(['ping', 1]) });
-    await expectClose(raw, 1002, 'orphan continuation');
+    await expectProtocolError(raw, 'orphan continuation');
 });
 
 it('closes with 1002 on a new text frame while a fragmented message is open', async (raw) => {
     await raw.sendFrame({ fin: false, opcode: OP.TEXT, payload: '["ping",' });
     await raw.sendFrame({ fin: true, opcode: OP.TEXT, payload: JSON.stringify(['ping', 2]) });
-    await expectClose(raw, 1002, 'text inside a fragmented message');
+    await expectProtocolError(raw, 'text inside a fragmented message');
 });
 
 it('closes with 1002 on a close frame with an invalid code or a 1-byte payload', async () => {
@@ -195,7 +214,7 @@ it('closes with 1002 on a close frame with an invalid code or a 1-byte payload',
         const raw = await RawWs.connect(srv, { cookie });
         try {
             await raw.sendFrame({ opcode: OP.CLOSE, payload });
-            await expectClose(raw, 1002, `close payload ${payload.toString('hex')}`);
+            await expectProtocolError(raw, `close payload ${payload.toString('hex')}`);
         } finally {
             raw.destroy();
         }

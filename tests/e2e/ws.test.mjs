@@ -44,6 +44,7 @@ async function barrier(sender, receivers) {
     const url = `https://example.org/barrier/${cid}`;
     const { event } = await sender.run(cid, 0, 'visit-page', { url });
     for (const r of receivers) {
+        if (r === sender) continue; // run() already took it there
         await r.next((m) => m[0] === 'update' && m[3].name === 'page-view' && m[3].data.url === url, undefined, `barrier ${url}`);
     }
     return event.position;
@@ -68,7 +69,7 @@ it('ping is answered with pong carrying the same JSON value', async () => {
             false,
             '',
             'hello',
-            'ünïcødé ✓ 😀 \u0000 "quoted" \\ back',
+            'ünïcødé ✓ 😀 "quoted" \\ back \t\n',
             [],
             [1, 'two', [3, [4]], { five: 5 }],
             {},
@@ -81,6 +82,15 @@ it('ping is answered with pong carrying the same JSON value', async () => {
             assert.equal(pong.length, 2, `pong has two elements: ${JSON.stringify(pong).slice(0, 200)}`);
             assert.deepEqual(pong[1], v, `pong echoes ${JSON.stringify(v).slice(0, 80)}`);
         }
+    });
+});
+
+it('ping echoes a string holding an escaped NUL character (\\u0000 is valid JSON)', async () => {
+    await withConns([aliceCookie], async (ws) => {
+        const v = 'before\u0000after';
+        ws.send(['ping', v]);
+        const reply = await ws.next((m) => m[0] === 'pong' || m[0] === 'error');
+        assert.deepEqual(reply, ['pong', v], `got ${JSON.stringify(reply)}`);
     });
 });
 
@@ -182,9 +192,9 @@ it('invalid client ids and sequence numbers are malformed and never queued', asy
             ws.send(['cmd', cid, seq, data]);
             const err = await ws.next((m) => m[0] === 'error', undefined, `error for ${JSON.stringify([cid, seq]).slice(0, 60)}`);
             assert.equal(err[3].code, 'malformed', `${JSON.stringify([cid, seq]).slice(0, 60)}: ${JSON.stringify(err).slice(0, 200)}`);
-            const nulls = err[1] === null && err[2] === null;
-            const echoed = err[1] === cid && err[2] === seq;
-            assert.ok(nulls || echoed, `ids are null/null or the ones sent: ${JSON.stringify(err).slice(0, 200)}`);
+            // An id that cannot be read is null; one that can may be echoed.
+            assert.ok(err[1] === null || err[1] === cid, `client id is null or the one sent: ${JSON.stringify(err).slice(0, 200)}`);
+            assert.ok(err[2] === null || err[2] === seq, `seq is null or the one sent: ${JSON.stringify(err).slice(0, 200)}`);
         }
         // The limits themselves are accepted: 128 bytes, seq 0 and 2^53 - 1.
         const long = bytes(128, 'k');
@@ -474,15 +484,20 @@ it('the idempotency key includes the user: another user may use the same client 
 
 // ------------------------------------------------------------------ resume
 
-it('resume after a reconnect: every missed event once, in order, then resumed, then live with no gap or duplicate', async () => {
+/**
+ * Alice sees a page view (p0) and goes away; while she is away Bob makes
+ * page views (she may see them), she adds to her cart from another
+ * connection (she may see it), Bob fills his cart (she may not). She
+ * reconnects and resumes from p0 while Bob streams page views. With
+ * liveFirst, Bob's live views already reach her new connection before she
+ * sends resume; otherwise she sends resume first.
+ */
+async function resumeScenario({ liveFirst }) {
     const aliceCid = newClientId('alice');
     const bobCid = newClientId('bob');
-    // Alice sees her own page view, then goes away.
     const p0 = await withConns([aliceCookie], async (ws) => (await ws.run(aliceCid, 1, 'visit-page', { url: 'https://example.org/before' })).event.position);
 
     await withConns([bobCookie, aliceCookie], async (bob, alice2) => {
-        // While she is away: Bob's page views (she may see), her own cart
-        // events from another connection (she may see), Bob's cart (she may not).
         for (let i = 1; i <= 5; i++) await bob.run(bobCid, i, 'visit-page', { url: `https://example.org/missed/${i}` });
         const otherCid = newClientId('alice-other');
         await alice2.run(otherCid, 1, 'add-to-cart', { sku: 'missed', quantity: 1 });
@@ -490,41 +505,69 @@ it('resume after a reconnect: every missed event once, in order, then resumed, t
         await bob.run(bobCid, 6, 'add-to-cart', { sku: 'bob-only', quantity: 1 });
         await bob.run(bobCid, 7, 'add-to-cart', { sku: 'bob-only', quantity: 1 });
 
-        // She reconnects and resumes while Bob keeps sending page views.
         const ws = await WsClient.connect(srv, { cookie: aliceCookie, label: 'alice-resumed' });
         try {
             const LIVE = 150;
-            for (let i = 0; i < LIVE; i++) bob.cmd(bobCid, 100 + i, 'visit-page', { url: `https://example.org/live/${i}` });
-            ws.send(['resume', p0]);
+            const stream = () => {
+                for (let i = 0; i < LIVE; i++) bob.cmd(bobCid, 100 + i, 'visit-page', { url: `https://example.org/live/${i}` });
+            };
+            let sentAt;
+            if (liveFirst) {
+                stream();
+                await ws.next((m) => m[0] === 'update' && m[1] === bobCid && m[2] >= 100, undefined, 'a live update before resuming');
+                sentAt = ws.log.length;
+                ws.send(['resume', p0]);
+            } else {
+                sentAt = ws.log.length;
+                ws.send(['resume', p0]);
+                stream();
+            }
             const resumed = await ws.nextOf('resumed');
             assert.equal(resumed.length, 2);
             assert.ok(Number.isSafeInteger(resumed[1]), `resumed position: ${JSON.stringify(resumed)}`);
-            // Bob's last command done, and delivered to Alice.
             const lastBob = await bob.outcome(bobCid, 100 + LIVE - 1, 60_000);
             const lastPos = lastBob[3].position;
             await ws.next((m) => m[0] === 'update' && m[3].position === lastPos, 60_000, `update ${lastPos}`);
 
-            const updates = ws.all((m) => m[0] === 'update');
-            const got = updates.map((m) => m[3].position);
-            for (let i = 1; i < got.length; i++) {
-                assert.ok(got[i] > got[i - 1], `strictly increasing positions, no duplicate: ${got[i - 1]} then ${got[i]}`);
-            }
+            const pos = (list) => list.filter((m) => m[0] === 'update').map((m) => m[3].position);
+            const increasing = (list, what) => {
+                for (let i = 1; i < list.length; i++) assert.ok(list[i] > list[i - 1], `${what}: ${list[i - 1]} then ${list[i]}`);
+            };
             const idx = ws.log.indexOf(resumed);
-            const before = ws.log.slice(0, idx).filter((m) => m[0] === 'update').map((m) => m[3].position);
-            const afterR = ws.log.slice(idx + 1).filter((m) => m[0] === 'update').map((m) => m[3].position);
-            assert.ok(before.every((p) => p <= resumed[1]), 'catch-up updates are at or before the resumed position');
-            assert.ok(afterR.every((p) => p > resumed[1]), 'live updates come after the resumed position');
-            assert.ok(before.length >= 7, `at least the 7 missed events she may see were replayed (${before.length})`);
+            const earlyLive = pos(ws.log.slice(0, sentAt));
+            const catchUp = pos(ws.log.slice(sentAt, idx));
+            const live = pos(ws.log.slice(idx + 1));
+            const got = pos(ws.log);
+            const updates = ws.all((m) => m[0] === 'update');
 
-            // Exactly what she may see after p0, as the events query says.
+            assert.equal(new Set(got).size, got.length, `no position twice: ${JSON.stringify(got)}`);
+            if (liveFirst) {
+                // Live updates in flight while the resume travels may come before
+                // the replay; the replayed ones are those older than the first live one.
+                const firstLive = Math.min(...earlyLive);
+                increasing(catchUp.filter((p) => p < firstLive), 'the replay is in position order');
+                increasing(catchUp.filter((p) => p >= firstLive), 'live updates are in position order');
+            } else {
+                increasing(catchUp, 'the catch-up is in position order');
+            }
+            increasing(live, 'live updates after resumed are in position order');
+            assert.ok(catchUp.every((p) => p > p0 && p <= resumed[1]), `catch-up within (${p0}, ${resumed[1]}]: ${catchUp}`);
+            assert.ok(live.every((p) => p > resumed[1]), `live updates come after the resumed position ${resumed[1]}`);
+            assert.ok(earlyLive.every((p) => p <= resumed[1]), 'the resumed position covers what was already sent');
+            if (!liveFirst) {
+                assert.deepEqual(earlyLive, [], 'nothing before the resume');
+                increasing(got, 'the whole stream is in position order');
+                assert.ok(catchUp.length >= 7, `at least the 7 missed events she may see were replayed (${catchUp.length})`);
+            }
+
+            // Exactly what she may see after p0, as the events query says: no gap, nothing foreign.
             const visible = (await queryOk(srv, aliceCookie, 'events', { after_position: p0, before_position: lastPos + 1, limit: 1000 }))
                 .map((e) => e.position)
                 .reverse();
-            assert.deepEqual(got, visible, 'every visible event after p0 once, none she may not see');
-            // Her replayed events carry full EVENTs with the issuers' ids.
+            assert.deepEqual([...got].sort((a, b) => a - b), visible, 'every visible event after p0 once, none she may not see');
             const missed = updates.find((m) => m[3].data.url === 'https://example.org/missed/3');
             assert.ok(missed, 'missed page view replayed');
-            assert.equal(missed[1], bobCid);
+            assert.equal(missed[1], bobCid, "replayed with the issuer's client id");
             assert.equal(missed[2], 3);
             assertEvent(missed[3], { name: 'page-view', client_id: bobCid, client_seq: 3 });
             assert.ok(!updates.some((m) => m[3].data.sku === 'bob-only'), "Bob's cart is not replayed to Alice");
@@ -533,7 +576,12 @@ it('resume after a reconnect: every missed event once, in order, then resumed, t
             ws.terminate();
         }
     });
-});
+}
+
+it('resume after a reconnect: every missed event once, in order, then resumed, then live with no gap or duplicate', () =>
+    resumeScenario({ liveFirst: false }));
+
+it('resume while live updates already flow: no gap, no duplicate, catch-up in order', () => resumeScenario({ liveFirst: true }));
 
 it('resume from the head of the log replays nothing and answers resumed', async () => {
     await withConns([aliceCookie], async (ws) => {

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#define US INT64_C(1000)
-#define MS INT64_C(1000000)
+#define US   INT64_C(1000)
+#define MS   INT64_C(1000000)
 #define HOUR (INT64_C(3600) * 1000 * MS)
 
 static struct cw_hist *new_hist(void)

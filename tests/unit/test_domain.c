@@ -453,6 +453,17 @@ static void test_register(void **state)
     free(text);
     json_decref(users);
 
+    /* whoami: the asking user's own row, without the hash; an unknown user gets nulls. */
+    json_t *me = query(&h, "whoami", NULL, alice);
+    assert_string_equal(json_string_value(json_object_get(me, "email")), "alice@example.com");
+    assert_string_equal(json_string_value(json_object_get(me, "user_uuid")), alice);
+    assert_int_equal(json_object_size(me), 4);
+    json_decref(me);
+    me = query(&h, "whoami", NULL, issuer);
+    assert_string_equal(json_string_value(json_object_get(me, "user_uuid")), issuer);
+    assert_true(json_is_null(json_object_get(me, "email")));
+    json_decref(me);
+
     /* Nor does the events query show it. */
     json_t *events = query(&h, "events", NULL, issuer);
     assert_true(json_array_size(events) >= 2);

@@ -26,13 +26,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CW_HIST_SUB_BITS 8                            /* sub-buckets per bucket: 256 */
-#define CW_HIST_SUB_COUNT (1 << CW_HIST_SUB_BITS)     /* 256 */
-#define CW_HIST_HALF (CW_HIST_SUB_COUNT / 2)          /* 128 */
-#define CW_HIST_MAX_BITS 42                           /* values < 2^42 */
-#define CW_HIST_MAX ((INT64_C(1) << CW_HIST_MAX_BITS) - 1)
-#define CW_HIST_BUCKETS (CW_HIST_MAX_BITS - CW_HIST_SUB_BITS + 1) /* 35 */
-#define CW_HIST_LEN ((CW_HIST_BUCKETS + 1) * CW_HIST_HALF)         /* 4608 counters */
+#define CW_HIST_SUB_BITS  8                       /* sub-buckets per bucket: 256 */
+#define CW_HIST_SUB_COUNT (1 << CW_HIST_SUB_BITS) /* 256 */
+#define CW_HIST_HALF      (CW_HIST_SUB_COUNT / 2) /* 128 */
+#define CW_HIST_MAX_BITS  42                      /* values < 2^42 */
+#define CW_HIST_MAX       ((INT64_C(1) << CW_HIST_MAX_BITS) - 1)
+#define CW_HIST_BUCKETS   (CW_HIST_MAX_BITS - CW_HIST_SUB_BITS + 1) /* 35 */
+#define CW_HIST_LEN       ((CW_HIST_BUCKETS + 1) * CW_HIST_HALF)    /* 4608 counters */
 
 struct cw_hist {
     uint64_t total;   /* values recorded */

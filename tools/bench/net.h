@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 struct net_target {
-    char host[64];  /* as given, for the Host header */
+    char host[64]; /* as given, for the Host header */
     int port;
     struct sockaddr_in addr;
 };
@@ -45,7 +45,10 @@ void bbuf_reserve(struct bbuf *b, size_t more); /* room for `more` bytes at p + 
 void bbuf_add(struct bbuf *b, const void *data, size_t n);
 void bbuf_consume(struct bbuf *b, size_t n); /* drops n bytes from the front */
 void bbuf_free(struct bbuf *b);
-static inline size_t bbuf_pending(const struct bbuf *b) { return b->len - b->off; }
+static inline size_t bbuf_pending(const struct bbuf *b)
+{
+    return b->len - b->off;
+}
 
 /* Writes as much of b as the socket takes. Returns 0 (all written or
  * EAGAIN), or -1 on a socket error. */

@@ -11,9 +11,11 @@
 // updates the client has already seen (same position) are not reported
 // twice. The wire protocol is shared/PROTOCOL.md; the guide is docs/CLIENT.md.
 //
-// What it deliberately does not do: retry commands the server refused
-// (`error`, including `overloaded`) or rejected; that is the application's
-// choice. Commands still pending when the page is closed are lost.
+// A command refused as `overloaded` (nothing was queued; the server is busy
+// or stopping) is sent again after a backoff, a few times. What it
+// deliberately does not do: retry any other refusal (`error`) or a
+// `rejected` command; that is the application's choice. Commands still
+// pending when the page is closed are lost.
 
 /** Connection states, in the order a healthy client goes through them. */
 export const STATES = Object.freeze(['idle', 'connecting', 'live', 'reconnecting', 'unauthorized', 'closed']);
@@ -61,6 +63,7 @@ export class Command {
         /** Every state this command went through, with performance.now() times: [{state, at}]. */
         this.history = [{ state: 'queued', at: performance.now() }];
         this.sends = 0; // how many times it was written to a socket (more than 1 after a reconnect)
+        this.overloaded = 0; // how many times the server answered `overloaded` (then it was sent again)
         this.commandUuid = null;
         this.duplicate = false; // the server had seen this (client id, seq) before
         this.events = []; // the events it produced, in position order
@@ -96,6 +99,7 @@ const DEFAULTS = {
     pongTimeoutMs: 10000, // ... and a connection without a pong this long after it is dropped
     maxMessageBytes: 65536, // the server's default --max-message; larger commands fail locally
     sentAtKey: 'sent_at', // meta key stamped with the send time in µs (null: no stamp)
+    overloadedRetries: 8, // times a command refused as `overloaded` is sent again before it ends in error
 };
 
 /**
@@ -389,7 +393,15 @@ export class Calderwood extends EventTarget {
                 break;
             case 'error': {
                 const code = body?.code ?? 'error';
-                if (own && own.pending) this.#finish(own, 'error', body || {});
+                let retrying = false;
+                if (own && own.pending) {
+                    if (code === 'overloaded' && own.overloaded < this.options.overloadedRetries) {
+                        retrying = true; // nothing was queued: the protocol says try again later
+                        this.#retryLater(own);
+                    } else {
+                        this.#finish(own, 'error', body || {});
+                    }
+                }
                 this.#emit('error', {
                     command: own,
                     clientId,
@@ -397,8 +409,21 @@ export class Calderwood extends EventTarget {
                     code,
                     message: body?.message ?? '',
                     details: body?.details ?? null,
+                    retrying,
                 });
-                if (code === 'unauthorized') this.#unauthorized(); // the session ended: no reconnecting
+                if (code === 'unauthorized') {
+                    this.#unauthorized(); // the session ended: no reconnecting
+                } else if (clientId === null && code === 'overloaded' && !this.#live && this.#ws) {
+                    // The resume itself was refused (the server is busy): try again on a new
+                    // connection after the usual backoff.
+                    const ws = this.#ws;
+                    this.#dropped(true);
+                    try {
+                        ws.close(4001, 'resume refused');
+                    } catch {
+                        /* closed */
+                    }
+                }
                 break;
             }
             case 'update':
@@ -463,6 +488,19 @@ export class Calderwood extends EventTarget {
 
     #frame(cmd) {
         return JSON.stringify(['cmd', this.clientId, cmd.seq, { name: cmd.name, data: cmd.data, meta: cmd.meta }]);
+    }
+
+    /** An `overloaded` command goes back to queued and is sent again after a jittered backoff. */
+    #retryLater(cmd) {
+        const base = Math.min(5000, 250 * 2 ** cmd.overloaded);
+        cmd.overloaded++;
+        cmd.history.push({ state: 'overloaded', at: performance.now() });
+        cmd._to('queued');
+        this.#emit('command', { command: cmd });
+        setTimeout(() => {
+            // Still waiting (a reconnect in between may have resent it already).
+            if (this.#live && cmd.state === 'queued') this.#transmit(cmd);
+        }, Math.round(base / 2 + Math.random() * (base / 2)));
     }
 
     #transmit(cmd) {

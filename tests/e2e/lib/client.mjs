@@ -678,9 +678,13 @@ export class RawWs {
  * The TCP state of a local client socket as the kernel sees it
  * (/proc/net/tcp): 'ESTABLISHED', 'CLOSE_WAIT' (the peer closed), ... or
  * 'GONE' when no such socket exists any more (reset). Lets a test see that
- * the server closed a connection the test is not reading from.
+ * the server closed a connection the test is not reading from. With
+ * { peer: true }, the state of the server's end of the same connection
+ * (on loopback both ends are in the table): a server that closes while its
+ * unsent data waits for a zero window sits in FIN_WAIT1 while the client
+ * still sees ESTABLISHED.
  */
-export async function tcpState(socket) {
+export async function tcpState(socket, opts = {}) {
     const { readFile } = await import('node:fs/promises');
     const states = {
         '01': 'ESTABLISHED',
@@ -695,8 +699,8 @@ export async function tcpState(socket) {
         '0A': 'LISTEN',
         '0B': 'CLOSING',
     };
-    const localPort = socket.localPort;
-    const remotePort = socket.remotePort;
+    const localPort = opts.peer ? socket.remotePort : socket.localPort;
+    const remotePort = opts.peer ? socket.localPort : socket.remotePort;
     if (!localPort) return 'GONE';
     const hex = (p) => p.toString(16).toUpperCase().padStart(4, '0');
     let text = '';

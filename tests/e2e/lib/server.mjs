@@ -201,8 +201,12 @@ export class Server {
         let result = this.exit;
         if (this.proc && !this.exit) {
             this.proc.kill('SIGTERM');
-            const timer = new Promise((r) => setTimeout(r, timeoutMs, 'timeout'));
+            let handle;
+            const timer = new Promise((r) => {
+                handle = setTimeout(r, timeoutMs, 'timeout');
+            });
             const first = await Promise.race([this.exited, timer]);
+            clearTimeout(handle);
             if (first === 'timeout') {
                 this.proc.kill('SIGKILL');
                 await this.exited;
@@ -271,8 +275,9 @@ export function guard(getServer, fn) {
                 if (!s) continue;
                 s.failed = true;
                 const where = KEEP ? ` (data ${s.dataDir}, log ${s.logPath})` : '';
-                const tail = s.logTail(40).split('\n').map((l) => `# | ${l}`).join('\n');
-                t.diagnostic(`server ${s.url}${where} log tail:\n${tail}`);
+                const state = s.exit ? `EXITED (code ${s.exit.code}, signal ${s.exit.signal})` : 'running';
+                t.diagnostic(`server ${s.url} ${state}${where}, last lines of its log:`);
+                for (const line of s.logTail(40).split('\n')) if (line) t.diagnostic(`| ${line}`);
             }
             throw e;
         }
