@@ -149,7 +149,8 @@ struct cw_conn {
     int64_t live_from; /* last routed position when the connection opened */
     int64_t last_sent; /* highest position sent live */
     /* closing */
-    int close_code;
+    int close_code;  /* our close frame is queued (or sent) with this code */
+    bool close_sent; /* it has been written: waiting for the peer's answer */
     char close_reason[64];
 };
 

@@ -40,10 +40,15 @@
 
 struct cw_out {
     struct cw_out *next;
-    struct cw_update *u; /* a shared update frame, or NULL for text below */
+    struct cw_update *u;  /* a shared update frame, or NULL for text below */
+    unsigned char opcode; /* first header byte: 0x81 text, 0x88 close */
     size_t len;
     char text[];
 };
+
+#define OP_TEXT 0x81
+#define OP_CLOSE 0x88
+#define CLOSE_ACK_WAIT_S 5 /* after our close frame, how long the peer has to answer */
 
 struct cw_pending_cmd {
     struct cw_pending_cmd *next;
@@ -120,14 +125,20 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
     lws_callback_on_writable(c->wsi);
 }
 
-void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len)
+static struct cw_out *new_out(unsigned char opcode, const char *text, size_t len)
 {
     struct cw_out *o = cw_xmalloc(sizeof(*o) + len);
     o->next = NULL;
     o->u = NULL;
+    o->opcode = opcode;
     o->len = len;
     memcpy(o->text, text, len);
-    push_out(c, o);
+    return o;
+}
+
+void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len)
+{
+    push_out(c, new_out(OP_TEXT, text, len));
 }
 
 void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
@@ -135,6 +146,7 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
     struct cw_out *o = cw_xmalloc(sizeof(*o));
     o->next = NULL;
     o->u = cw_update_ref(u);
+    o->opcode = OP_TEXT;
     o->len = 0;
     if (live && c->resuming) {
         enqueue(&c->deferred_tail, o);
@@ -146,18 +158,31 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
     cw_count(cw_gw->metrics->updates_sent);
 }
 
+/*
+ * Our close frame goes out after what is already queued, through the same
+ * path as everything else; then the connection reads on (discarding) until
+ * the peer answers or CLOSE_ACK_WAIT_S pass. Closing the socket at once,
+ * with the peer's data unread, would reset it and lose the close frame.
+ */
 void cw_ws_close(struct cw_conn *c, int code, const char *reason)
 {
     if (c->close_code)
         return;
     c->close_code = code;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    char payload[2 + sizeof(c->close_reason)];
+    payload[0] = (char)(code >> 8);
+    payload[1] = (char)(code & 0xff);
+    size_t n = strlen(c->close_reason);
+    memcpy(payload + 2, c->close_reason, n);
+    enqueue(&c->out_tail, new_out(OP_CLOSE, payload, 2 + n));
+    c->out_bytes += frame_cost(2 + n);
     lws_callback_on_writable(c->wsi);
 }
 
-static size_t put_header(unsigned char *p, size_t len)
+static size_t put_header(unsigned char *p, unsigned char opcode, size_t len)
 {
-    p[0] = 0x81; /* FIN + text */
+    p[0] = opcode; /* FIN + opcode */
     if (len < 126) {
         p[1] = (unsigned char)len;
         return 2;
@@ -186,8 +211,10 @@ static int write_chunk(struct cw_conn *c)
         struct cw_out *o = c->out;
         const char *text = o->u ? o->u->frame : o->text;
         size_t len = o->u ? o->u->frame_len : o->len;
+        if (o->opcode == OP_CLOSE)
+            c->close_sent = true;
         cw_buf_grow(b, len + 10);
-        b->len += put_header((unsigned char *)b->data + b->len, len);
+        b->len += put_header((unsigned char *)b->data + b->len, o->opcode, len);
         memcpy(b->data + b->len, text, len);
         b->len += len;
         c->out_bytes -= frame_cost(len);
@@ -213,11 +240,7 @@ static int write_chunk(struct cw_conn *c)
 
 int cw_ws_on_writeable(struct cw_conn *c)
 {
-    if (!c->out && c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
+    bool was_sent = c->close_sent;
     /* Several chunks while the kernel takes them whole; lws keeps any remainder. */
     for (int i = 0; c->out && i < WRITES_PER_TURN; i++) {
         if (write_chunk(c))
@@ -225,7 +248,9 @@ int cw_ws_on_writeable(struct cw_conn *c)
         if (lws_send_pipe_choked(c->wsi))
             break;
     }
-    if (c->out || c->close_code)
+    if (c->close_sent && !was_sent)
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_WAIT_S);
+    if (c->out)
         lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -670,18 +695,22 @@ static void on_message(struct cw_conn *c, const char *text, size_t len)
 int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
 {
     struct lws *wsi = c->wsi;
+    /*
+     * A connection being closed reads on and discards: closing the socket on
+     * unread input would reset it, and the client might never see why.
+     */
+    if (c->close_code)
+        return 0;
     if (lws_frame_is_binary(wsi)) {
-        const char *why = "binary frames are not part of the protocol";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
-                         strlen(why));
-        return -1;
+        cw_ws_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                    "binary frames are not part of the protocol");
+        return 0;
     }
     c->rx_total += len;
     if (c->rx_total > cw_gw->cfg->hard_max_message) {
-        const char *why = "message over the hard size limit";
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
-                         strlen(why));
-        return -1;
+        cw_buf_release(&c->rx);
+        cw_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message over the hard size limit");
+        return 0;
     }
     if (!c->rx_too_large && c->rx_total > cw_gw->cfg->max_message) {
         c->rx_too_large = true; /* counted from here on, not kept */
@@ -708,6 +737,8 @@ int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
 /* RFC 6455 7.4: a close code that may not be sent, or a 1-byte payload, is a protocol error. */
 int cw_ws_on_peer_close(struct cw_conn *c, const unsigned char *in, size_t len)
 {
+    if (c->close_code)
+        return -1; /* the answer to our close frame: done, nothing to echo */
     if (len == 0)
         return 0;
     unsigned code = len >= 2 ? (unsigned)in[0] << 8 | in[1] : 0;

@@ -254,7 +254,10 @@ export async function startServer(opts = {}) {
         await srv.start();
     } catch (e) {
         srv.failed = true;
-        if (ownsDataDir && !KEEP) rmSync(dataDir, { recursive: true, force: true });
+        if (!KEEP) {
+            if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
+            rmSync(srv.logPath, { force: true }); // its tail is in the error message
+        }
         throw e;
     }
     return srv;
