@@ -157,8 +157,9 @@ static void test_replay_until_matches_as_of(void **state)
     make_history(&h, user);
     struct cw_error err = {0};
     for (int64_t until = 10; until <= 60; until += 25) {
-        json_t *as_of = harness_query(&h, "get-cart", json_pack("{s:I}", "as_of_position", until),
-                                      user, &err);
+        json_t *ask = json_pack("{s:I}", "as_of_position", (json_int_t)until);
+        json_t *as_of = harness_query(&h, "get-cart", ask, user, &err);
+        json_decref(ask);
         assert_non_null(as_of);
         char args[1024], out[600];
         snprintf(out, sizeof(out), "%s/until-%lld.db", h.dir, (long long)until);

@@ -30,6 +30,10 @@ struct bench_opts {
     double unit_scale;
     bool quiet;
     double connect_timeout;
+    double quiet_pct;  /* < 0: off; else other processes' CPU (% of a core) that makes a run
+                          "disturbed" */
+    double quiet_wait; /* wait up to this for the machine to be quiet before a run */
+    int retries;       /* repeat a disturbed run this many times at most */
 
     /* rate, find-max */
     double rate, duration, grace, warmup;
@@ -66,6 +70,7 @@ int bench_rate_main(const struct bench_opts *o);
 int bench_findmax_main(const struct bench_opts *o);
 int bench_conns_main(const struct bench_opts *o);
 int bench_query_main(const struct bench_opts *o);
+int bench_wait_quiet_main(const struct bench_opts *o);
 
 /* The number of source addresses for n connections under o. */
 int bench_source_addrs(const struct bench_opts *o, int n);

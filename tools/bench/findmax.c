@@ -70,7 +70,7 @@ int bench_findmax_main(const struct bench_opts *o)
                o->step_duration);
     while (steps < o->max_steps) {
         steps++;
-        if (rate_run(o, &s, rate, o->step_duration, r)) {
+        if (rate_run_calm(o, &s, rate, o->step_duration, r)) {
             rc = 1;
             break;
         }

@@ -5,6 +5,7 @@
  * client would: POST /login, GET /ws, POST /query.
  */
 #include "bench.h"
+#include "proc.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -26,6 +27,8 @@ static const char USAGE[] =
     "  connections   K idle authenticated WebSockets: server RSS per connection, then one\n"
     "                page-view fanned out to all K (delivery latency)\n"
     "  query         POST /query over keep-alive connections, at a rate or flat out\n"
+    "  wait-quiet    wait until other processes leave the CPU alone (for scripts on a\n"
+    "                shared machine)\n"
     "\n"
     "`calderwood-bench MODE --help` lists the options of a mode. Output: the percentile\n"
     "distributions in HdrHistogram's text format, then one JSON summary line (last line).\n";
@@ -53,6 +56,12 @@ static const char COMMON[] =
     "  --hgrm PREFIX            write each distribution to PREFIX-<name>.hgrm\n"
     "  --unit ms|us             unit of the printed distributions (default ms)\n"
     "  --quiet                  print only the JSON summary\n"
+    "  --max-other-cpu PCT      a rate run during which other processes (neither the bench nor\n"
+    "                           --server-pid) used more than PCT % of one core is disturbed:\n"
+    "                           it is repeated, up to --retries times (default: off)\n"
+    "  --quiet-wait S           before each rate run, wait up to S s for the machine to be\n"
+    "                           that quiet (needs --max-other-cpu; default 0)\n"
+    "  --retries N              repeats of a disturbed run at most (default 2)\n"
     "  --help                   this text\n";
 
 static const char RATE_HELP[] =
@@ -120,6 +129,14 @@ static const char CONNS_HELP[] =
     "  --timeout S              wait at most this for one event to reach all (default 10)\n"
     "\n";
 
+static const char QUIET_HELP[] =
+    "usage: calderwood-bench wait-quiet [--max-other-cpu PCT] [--timeout S] [--server-pid PID]\n"
+    "\n"
+    "Waits until processes other than the server (--server-pid) used less than PCT % of one\n"
+    "core (default 25) over half a second, or S seconds (default 15) passed, and prints one\n"
+    "JSON line saying which. Exit status 0 either way.\n"
+    "\n";
+
 static const char QUERY_HELP[] =
     "usage: calderwood-bench query [options]\n"
     "\n"
@@ -174,7 +191,10 @@ enum {
     O_EVENTS,
     O_SETTLE,
     O_TIMEOUT,
-    O_QUERY
+    O_QUERY,
+    O_MAX_OTHER,
+    O_QUIET_WAIT,
+    O_RETRIES
 };
 
 static const struct option OPTIONS[] = {
@@ -216,6 +236,9 @@ static const struct option OPTIONS[] = {
     {"settle", required_argument, 0, O_SETTLE},
     {"timeout", required_argument, 0, O_TIMEOUT},
     {"query", required_argument, 0, O_QUERY},
+    {"max-other-cpu", required_argument, 0, O_MAX_OTHER},
+    {"quiet-wait", required_argument, 0, O_QUIET_WAIT},
+    {"retries", required_argument, 0, O_RETRIES},
     {0, 0, 0, 0},
 };
 
@@ -261,7 +284,23 @@ static void help(const char *mode)
         fputs(CONNS_HELP, stdout);
     else if (!strcmp(mode, "query"))
         fputs(QUERY_HELP, stdout);
+    else if (!strcmp(mode, "wait-quiet")) {
+        fputs(QUIET_HELP, stdout);
+        return;
+    }
     fputs(COMMON, stdout);
+}
+
+int bench_wait_quiet_main(const struct bench_opts *o)
+{
+    double waited, other = wait_quiet(o->server_pid, o->quiet_pct, o->timeout, &waited);
+    char json[256];
+    snprintf(json, sizeof(json),
+             "{\"mode\":\"wait-quiet\",\"quiet\":%s,\"waited_s\":%.1f,\"other_cpu_pct\":%.1f,"
+             "\"max_other_cpu_pct\":%.0f}",
+             other >= 0 && other < o->quiet_pct ? "true" : "false", waited, other, o->quiet_pct);
+    bench_emit_json(o, json);
+    return 0;
 }
 
 int bench_source_addrs(const struct bench_opts *o, int n)
@@ -310,10 +349,12 @@ int main(int argc, char **argv)
         .settle = 2,
         .timeout = 10,
         .query = "list-page-views",
+        .quiet_pct = -1,
+        .retries = 2,
     };
     const char *mode = o.mode;
     if (strcmp(mode, "rate") && strcmp(mode, "find-max") && strcmp(mode, "connections") &&
-        strcmp(mode, "query")) {
+        strcmp(mode, "query") && strcmp(mode, "wait-quiet")) {
         fprintf(stderr, "calderwood-bench: unknown mode '%s'\n\n", mode);
         fputs(USAGE, stderr);
         return 2;
@@ -321,7 +362,7 @@ int main(int argc, char **argv)
     const char *server = "127.0.0.1:8080";
     optind = 2;
     int c;
-    bool ok = true;
+    bool ok = true, timeout_set = false;
     while (ok && (c = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
         const char *name = NULL;
         for (const struct option *op = OPTIONS; op->name; op++)
@@ -452,9 +493,19 @@ int main(int argc, char **argv)
             break;
         case O_TIMEOUT:
             ok = number(name, optarg, 0.1, 3600, &o.timeout);
+            timeout_set = true;
             break;
         case O_QUERY:
             o.query = optarg;
+            break;
+        case O_MAX_OTHER:
+            ok = number(name, optarg, 0, 10000, &o.quiet_pct);
+            break;
+        case O_QUIET_WAIT:
+            ok = number(name, optarg, 0, 3600, &o.quiet_wait);
+            break;
+        case O_RETRIES:
+            ok = integer(name, optarg, 0, 8, &o.retries);
             break;
         default:
             ok = false;
@@ -500,6 +551,13 @@ int main(int argc, char **argv)
                 "calderwood-bench: %ld connections need more descriptors than the limit (%ld)\n",
                 need - 64, nofile);
         return 2;
+    }
+    if (!strcmp(mode, "wait-quiet")) {
+        if (o.quiet_pct < 0)
+            o.quiet_pct = 25;
+        if (!timeout_set)
+            o.timeout = 15;
+        return bench_wait_quiet_main(&o);
     }
     if (!strcmp(mode, "rate"))
         return bench_rate_main(&o);

@@ -208,7 +208,7 @@ for d in rates:
 if fm1 and hgrm(os.path.join(RAW, "findmax-1conn-update.hgrm")):
     series.append('"%s" using 4:1 with lines lw 2 dt 2 title "%s commands/s (find-max result)"'
                   % (os.path.join(RAW, "findmax-1conn-update.hgrm"), num(fm1["max_rate"])))
-if series and gnuplot("latency-by-percentile", PCT_AXIS +
+if series and gnuplot("latency-by-percentile", PCT_AXIS + "set key right bottom\n" +
                       'set title "update latency by percentile, 1 connection, visit-page (intended send -> own update)"\n'
                       "plot " + ", \\\n     ".join(series) + "\n"):
     figures["percentiles"] = "latency-by-percentile.png"
@@ -218,7 +218,7 @@ for d in rates:
     path = os.path.join(RAW, "rate-%d-ack.hgrm" % d["rate_asked"])
     if hgrm(path):
         series.append('"%s" using 4:1 with lines lw 2 title "%s commands/s"' % (path, num(d["rate_asked"])))
-if series and gnuplot("ack-latency-by-percentile", PCT_AXIS +
+if series and gnuplot("ack-latency-by-percentile", PCT_AXIS + "set key right bottom\n" +
                       'set title "ack latency by percentile, 1 connection, visit-page (intended send -> cmd-ack)"\n'
                       "plot " + ", \\\n     ".join(series) + "\n"):
     figures["ack"] = "ack-latency-by-percentile.png"
@@ -237,29 +237,48 @@ def p999(d, key):
     return None if v is None or get(d, key, "count") == 0 else v / 1000.0
 
 
-tp1 = sorted([(d["rate_sent"], p999(d, "update_us")) for d in rates + steps1 if p999(d, "update_us")])
-tp50 = sorted([(d["rate_sent"], p999(d, "update_us")) for d in steps50 if p999(d, "update_us")])
-if tp1 or tp50:
+def ok_run(d):
+    return d["lost"] == 0 and not d["closed"] and not d["errored"] and not d.get("deliveries_lost")
+
+
+def tp_series(runs, key, x_of):
+    good = sorted((x_of(d), p999(d, key)) for d in runs if p999(d, key) and ok_run(d))
+    bad = sorted((x_of(d), p999(d, key)) for d in runs if p999(d, key) and not ok_run(d))
+    return good, bad
+
+
+tp1, tp1_bad = tp_series(rates + steps1, "update_us", lambda d: d["rate_sent"])
+tp50, tp50_bad = tp_series(steps50, "update_us", lambda d: d["rate_sent"])
+if tp1 or tp50 or tp1_bad or tp50_bad:
     plots = []
     if tp1:
-        plots.append('"%s" using 1:2 with linespoints pt 7 lw 2 title "1 connection, visit-page"' % dat("tp-1conn", tp1))
+        plots.append('"%s" using 1:2 with linespoints pt 7 lw 2 lc rgb "#9400d3" title "1 connection, visit-page"' % dat("tp-1conn", tp1))
     if tp50:
-        plots.append('"%s" using 1:2 with linespoints pt 5 lw 2 title "50 users x 1 connection, add-to-cart"' % dat("tp-50users", tp50))
+        plots.append('"%s" using 1:2 with linespoints pt 5 lw 2 lc rgb "#009e73" title "50 users x 1 connection, add-to-cart"' % dat("tp-50users", tp50))
+    if tp1_bad:
+        plots.append('"%s" using 1:2 with points pt 2 ps 2 lw 2 lc rgb "#9400d3" title "1 connection: lost commands or connection closed"' % dat("tp-1conn-bad", tp1_bad))
+    if tp50_bad:
+        plots.append('"%s" using 1:2 with points pt 2 ps 2 lw 2 lc rgb "#009e73" title "50 users: lost commands or connection closed"' % dat("tp-50users-bad", tp50_bad))
     plots.append('100 with lines dt 2 lc rgb "red" title "bound: 100 ms"')
     if gnuplot("throughput-vs-p999",
-               'set title "update latency p99.9 vs command rate (each point: one rate or find-max step)"\n'
-               'set xlabel "commands/s (sent)"\nset ylabel "update p99.9 (ms)"\nset logscale y\n'
-               'set format x "%.0s%c"\nplot ' + ", \\\n     ".join(plots) + "\n"):
+               'set title "update latency p99.9 vs command rate (each point: one rate run or find-max step)"\n'
+               'set xlabel "commands/s (sent, open loop)"\nset ylabel "update p99.9 (ms)"\nset logscale y\n'
+               'set key left top\nset format x "%.1s%c"\nplot ' + ", \\\n     ".join(plots) + "\n"):
         figures["throughput"] = "throughput-vs-p999.png"
 
-tpf = sorted([(d["deliveries_per_s"], p999(d, "delivery_us")) for d in stepsf if p999(d, "delivery_us")])
-if tpf and gnuplot("fanout-deliveries-vs-p999",
-                   'set title "fan-out: 50 connections receive every page-view (1 sender + 49 receivers)"\n'
-                   'set xlabel "update deliveries/s"\nset ylabel "delivery p99.9 (ms)"\nset logscale y\n'
-                   'set format x "%%.0s%%c"\n'
-                   'plot "%s" using 1:2 with linespoints pt 7 lw 2 title "delivery p99.9", '
-                   '100 with lines dt 2 lc rgb "red" title "bound: 100 ms"\n' % dat("tp-fanout", tpf)):
-    figures["fanout_rate"] = "fanout-deliveries-vs-p999.png"
+tpf, tpf_bad = tp_series(stepsf, "delivery_us", lambda d: d["rate_sent"] * (d["connections"] + d["receivers"]))
+if tpf or tpf_bad:
+    plots = []
+    if tpf:
+        plots.append('"%s" using 1:2 with linespoints pt 7 lw 2 title "delivery p99.9"' % dat("tp-fanout", tpf))
+    if tpf_bad:
+        plots.append('"%s" using 1:2 with points pt 2 ps 2 lw 2 title "lost commands or connections closed"' % dat("tp-fanout-bad", tpf_bad))
+    plots.append('100 with lines dt 2 lc rgb "red" title "bound: 100 ms"')
+    if gnuplot("fanout-deliveries-vs-p999",
+               'set title "fan-out: 50 connections receive every page-view (1 sender + 49 receivers)"\n'
+               'set xlabel "update deliveries/s offered (commands/s x 50)"\nset ylabel "delivery p99.9 (ms)"\n'
+               'set logscale y\nset key left top\nset format x "%.1s%c"\nplot ' + ", \\\n     ".join(plots) + "\n"):
+        figures["fanout_rate"] = "fanout-deliveries-vs-p999.png"
 
 fc = [(d["connections"], get(d, "delivery_us", "p50") / 1e3, get(d, "delivery_us", "p99") / 1e3,
        get(d, "delivery_us", "max") / 1e3) for d in conns if get(d, "delivery_us", "count")]
@@ -369,6 +388,29 @@ w("| issue | target | measured | | where |")
 w("|---|---|---|---|---|")
 R.extend(rows)
 w("")
+repeats = []
+for name, _ in commands:
+    for d in lines(name):
+        if d.get("attempts", 1) > 1:
+            repeats.append("%s%s at %s/s: %d attempts; other processes used %s %% of a core in the discarded ones" % (
+                name, " step %d" % d["step"] if "step" in d else "", num(d.get("rate_asked")), d["attempts"],
+                ", ".join("%.0f" % x for x in d.get("disturbed_other_cpu_pct", []))))
+quiet_waits = []
+for name, _ in commands:
+    q = last(name + ".quiet")
+    if q and not q.get("quiet"):
+        quiet_waits.append("%s: started with other processes at %.0f %% of a core after waiting %.0f s" % (
+            name, q["other_cpu_pct"], q["waited_s"]))
+if repeats or quiet_waits:
+    w("## Disturbed runs")
+    w("")
+    w("Other processes shared the machine during the suite. A rate run or find-max step during which "
+      "they used more than 40 % of one core was repeated (at most twice, within the time budget); "
+      "every figure above is from the last attempt, whose *other CPU* column shows what remained.")
+    w("")
+    for x in repeats + quiet_waits:
+        w("- " + x)
+    w("")
 if incidents:
     w("## Incidents")
     w("")

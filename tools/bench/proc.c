@@ -85,3 +85,29 @@ int64_t machine_busy_ns(void)
     long hz = sysconf(_SC_CLK_TCK);
     return (int64_t)(busy * (1000000000ULL / (unsigned long long)hz));
 }
+
+double wait_quiet(int server_pid, double max_pct, double timeout_s, double *waited_s)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double other = -1, waited = 0;
+    for (;;) {
+        int64_t b0 = machine_busy_ns(), s0 = self_cpu_ns();
+        int64_t v0 = server_pid ? proc_cpu_ns(server_pid) : 0;
+        struct timespec half = {.tv_sec = 0, .tv_nsec = 500000000};
+        nanosleep(&half, NULL);
+        int64_t b1 = machine_busy_ns(), s1 = self_cpu_ns();
+        int64_t v1 = server_pid ? proc_cpu_ns(server_pid) : 0;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        waited = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+        if (b0 < 0 || b1 < 0 || v0 < 0 || v1 < 0)
+            break;
+        int64_t o = (b1 - b0) - (s1 - s0) - (v1 - v0);
+        other = 100.0 * (double)(o > 0 ? o : 0) / 0.5e9;
+        if (other < max_pct || waited >= timeout_s)
+            break;
+    }
+    if (waited_s)
+        *waited_s = waited;
+    return other;
+}

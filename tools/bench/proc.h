@@ -27,4 +27,9 @@ int64_t thread_cpu_ns(void);
  * show so that a noisy run can be told from a slow server. */
 int64_t machine_busy_ns(void);
 
+/* Waits until the CPU used by processes other than this one and server_pid
+ * (0: none) stays under max_pct % of one core for one 500 ms window, or
+ * timeout_s pass. Returns the last window's figure (-1 if unreadable). */
+double wait_quiet(int server_pid, double max_pct, double timeout_s, double *waited_s);
+
 #endif

@@ -34,6 +34,8 @@ struct rate_result {
     double bench_cpu_pct, bench_thread_cpu_max_pct, bench_cpu_us_per_cmd, bench_polls_per_s;
     double bench_max_stall_us; /* longest a bench thread came back late from a wait */
     double other_cpu_pct;      /* CPU used by other processes of the machine, % of one core */
+    int attempts;              /* runs made (more than 1: earlier ones were disturbed) */
+    double disturbed[8];       /* other_cpu_pct of the disturbed attempts */
     double server_cpu_pct, server_cpu_us_per_cmd, server_cpu_us_per_delivery; /* < 0: unknown */
 };
 
@@ -42,6 +44,11 @@ struct rate_result {
  * connections could not be opened. */
 int rate_run(const struct bench_opts *o, const struct sessions *s, double rate, double duration,
              struct rate_result *r);
+
+/* rate_run, but first waits (--quiet-wait) for the machine to be quiet and
+ * repeats a run that other processes disturbed (--max-other-cpu, --retries). */
+int rate_run_calm(const struct bench_opts *o, const struct sessions *s, double rate,
+                  double duration, struct rate_result *r);
 
 /* Appends the fields of r (no braces) to b. */
 void rate_json_fields(const struct rate_result *r, const char *command, struct bbuf *b);
