@@ -26,7 +26,7 @@ static void die(const char *what, struct cw_buf *b)
 /* The frame in b: strict JSON, an array of n elements, first the type. */
 static json_t *frame(struct cw_buf *b, const char *type, size_t n)
 {
-    json_t *f = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *f = json_loadb(b->data, b->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     if (!f || !json_is_array(f) || json_array_size(f) != n)
         die("not a frame", b);
     if (strcmp(json_string_value(json_array_get(f, 0)), type) != 0)
