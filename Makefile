@@ -189,6 +189,7 @@ $(BUILD)/calderwood-bench: $(BENCH_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
 
 .PHONY: bench
-bench: deps
+bench:
+	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
 	$(Q)BUILD=$(BUILD) tools/bench/run-suite.sh $(BENCH_ARGS)

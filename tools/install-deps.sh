@@ -9,6 +9,10 @@ for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
         missing="$missing $p"
 done
+# The benchmark report needs gnuplot (without X), python3 and curl.
+[ -n "${CW_BENCH_DEPS:-}" ] && for p in gnuplot-nox python3 curl; do
+    command -v "${p%-nox}" >/dev/null 2>&1 || missing="$missing $p"
+done
 # The end-to-end and browser tests run on Node.js; any node >= 18 will do.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0

@@ -64,6 +64,8 @@ struct cw_gw {
     struct cw_strmap inflight; /* see struct cw_inflight */
     struct cw_conn *conns;     /* every open connection, through conn->all_next */
     uint64_t next_id;
+    size_t out_total;    /* unsent bytes over all connections */
+    bool intake_paused;  /* no connection's messages are read */
     int64_t last_position; /* highest event position routed so far */
     bool tls;
     bool stopping;  /* no new connections or commands */
@@ -142,7 +144,8 @@ struct cw_conn {
     struct cw_strmap seqs; /* client_id -> highest seq known to be checked (int64 in a box) */
     /* output */
     struct cw_out *out, **out_tail;
-    size_t out_bytes;
+    size_t out_bytes; /* unsent, as framed */
+    bool reading;     /* lws reads this connection (flow control) */
     /* resume */
     bool resuming;
     struct cw_out *deferred, **deferred_tail; /* live updates held while resuming */
@@ -168,6 +171,8 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live);
 void cw_ws_close(struct cw_conn *c, int code, const char *reason);
 /* The command pipeline may go on: a worker finished for c, or the queue has room. */
 void cw_ws_pump(struct cw_conn *c);
+/* Pauses or resumes reading commands on every connection, by queue and output load. */
+void cw_ws_intake(void);
 
 /* ------------------------------------------------------------------ hub */
 

@@ -75,6 +75,7 @@ static void on_wake(void)
 {
     cw_workers_complete(cw_gw->workers);
     cw_hub_drain_bus();
+    cw_ws_intake();
     if (atomic_load(&stop_requested) && !cw_gw->stopping)
         begin_stop();
 }

@@ -67,6 +67,23 @@ static size_t frame_cost(size_t len)
     return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
 }
 
+/* Every change to a connection's unsent bytes also moves the gateway's total. */
+static void account(struct cw_conn *c, long long delta)
+{
+    c->out_bytes = (size_t)((long long)c->out_bytes + delta);
+    cw_gw->out_total = (size_t)((long long)cw_gw->out_total + delta);
+}
+
+/* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
+static void set_reading(struct cw_conn *c)
+{
+    bool read = !cw_gw->intake_paused && c->pipe_len < PIPE_PAUSE;
+    if (read != c->reading) {
+        c->reading = read;
+        lws_rx_flow_control(c->wsi, read);
+    }
+}
+
 static void enqueue(struct cw_out ***tail, struct cw_out *o)
 {
     o->next = NULL;
@@ -96,7 +113,7 @@ static void close_slow(struct cw_conn *c)
     free_outs(c->out);
     c->out = NULL;
     c->out_tail = &c->out;
-    c->out_bytes = 0;
+    account(c, -(long long)c->out_bytes);
     cw_count(cw_gw->metrics->connections_closed_slow);
     cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
     cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
@@ -110,15 +127,17 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
         return;
     }
     enqueue(&c->out_tail, o);
-    c->out_bytes += frame_cost(o->u ? o->u->frame_len : o->len);
+    account(c, (long long)frame_cost(o->u ? o->u->frame_len : o->len));
     /*
      * One committed batch can queue more than the bound at once for a reader
-     * that keeps up; what marks a slow reader is a socket that takes no more.
-     * Far past the bound, memory decides regardless.
+     * that keeps up, and a busy gateway may lag behind all of them; what
+     * marks a slow reader is a socket that takes no more. (A lagging gateway
+     * stops reading commands instead: cw_ws_intake.) Far past the bound,
+     * memory decides regardless.
      */
     size_t bound = cw_gw->cfg->max_output;
     if (c->out_bytes > bound &&
-        (c->out_bytes > 8 * bound || lws_send_pipe_choked(c->wsi))) {
+        (c->out_bytes > 64 * bound || lws_send_pipe_choked(c->wsi))) {
         close_slow(c);
         return;
     }
@@ -176,7 +195,7 @@ void cw_ws_close(struct cw_conn *c, int code, const char *reason)
     size_t n = strlen(c->close_reason);
     memcpy(payload + 2, c->close_reason, n);
     enqueue(&c->out_tail, new_out(OP_CLOSE, payload, 2 + n));
-    c->out_bytes += frame_cost(2 + n);
+    account(c, (long long)frame_cost(2 + n));
     lws_callback_on_writable(c->wsi);
 }
 
@@ -217,7 +236,7 @@ static int write_chunk(struct cw_conn *c)
         b->len += put_header((unsigned char *)b->data + b->len, o->opcode, len);
         memcpy(b->data + b->len, text, len);
         b->len += len;
-        c->out_bytes -= frame_cost(len);
+        account(c, -(long long)frame_cost(len));
         c->out = o->next;
         o->next = NULL;
         free_outs(o);
@@ -252,7 +271,32 @@ int cw_ws_on_writeable(struct cw_conn *c)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_WAIT_S);
     if (c->out)
         lws_callback_on_writable(c->wsi);
+    cw_ws_intake();
     return 0;
+}
+
+/*
+ * Overload waits in the kernel, not in the heap: while the command queue is
+ * long or the output waiting everywhere is large, no connection's commands
+ * are read, so clients' TCP windows fill and hold them back. Hysteresis
+ * keeps this from flapping.
+ */
+#define INTAKE_PAUSE_BYTES ((size_t)256 << 20)
+#define INTAKE_RESUME_BYTES ((size_t)64 << 20)
+
+void cw_ws_intake(void)
+{
+    size_t depth = cw_engine_queue_depth(cw_gw->engine);
+    size_t cap = cw_engine_queue_capacity(cw_gw->engine);
+    bool over = cw_gw->out_total > INTAKE_PAUSE_BYTES || (depth && depth * 4 >= cap * 3);
+    bool under = cw_gw->out_total < INTAKE_RESUME_BYTES && depth * 2 <= cap;
+    if (cw_gw->intake_paused ? !under : !over)
+        return;
+    cw_gw->intake_paused = !cw_gw->intake_paused;
+    cw_info("gateway.intake", "paused=%d queue=%zu output_bytes=%zu", cw_gw->intake_paused, depth,
+            cw_gw->out_total);
+    for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next)
+        set_reading(c);
 }
 
 /* ------------------------------------------------------------- replies */
@@ -507,8 +551,7 @@ void cw_ws_pump(struct cw_conn *c)
             submit_new(c, pc);
         pop_pending(c);
     }
-    /* A long pipeline stops reading: TCP then holds the client back. */
-    lws_rx_flow_control(c->wsi, c->pipe_len < PIPE_PAUSE);
+    set_reading(c);
 }
 
 static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
@@ -765,6 +808,7 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->out_tail = &c->out;
     c->deferred_tail = &c->deferred;
     c->live_from = c->last_sent = cw_gw->last_position;
+    c->reading = true;
     cw_strmap_init(&c->seqs);
     cw_idmap_put(&cw_gw->endpoints, c->id, c);
     cw_hub_add_conn(c);
@@ -782,6 +826,7 @@ void cw_ws_on_closed(struct cw_conn *c)
     while (c->pipe)
         pop_pending(c);
     free_outs(c->out);
+    account(c, -(long long)c->out_bytes);
     free_outs(c->deferred);
     for (size_t i = 0; i < c->seqs.cap; i++)
         free((char *)c->seqs.keys[i]);

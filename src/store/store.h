@@ -22,7 +22,7 @@ struct cw_store;
 struct cw_store_options {
     bool read_only;  /* open an existing database for reading only (exports) */
     bool no_create;  /* fail with CW_ERR_NOT_FOUND when the file is missing */
-    int busy_ms;     /* readers' busy timeout; the writer never waits (0) */
+    int busy_ms;     /* readers' busy timeout (the writer waits at most 100 ms) */
 };
 
 /* Opens (creating when allowed) the database at path: WAL, synchronous=FULL. */

@@ -149,12 +149,24 @@ for path in glob.glob(os.path.join(RAW, "rate-*.json")):
         rates.append(d)
 rates.sort(key=lambda d: d["rate_asked"])
 by_rate = {int(d["rate_asked"]): d for d in rates}
-fm1 = last("findmax-1conn", "find-max")
-fm50 = last("findmax-50users", "find-max")
-fmf = last("findmax-fanout50", "find-max")
-steps1 = [d for d in lines("findmax-1conn") if d.get("mode") == "find-max-step"]
-steps50 = [d for d in lines("findmax-50users") if d.get("mode") == "find-max-step"]
-stepsf = [d for d in lines("findmax-fanout50") if d.get("mode") == "find-max-step"]
+def find_max(name):
+    """The find-max result and its steps; when the run was cut short (timeout),
+    the result is made from the steps it finished, marked incomplete."""
+    steps = [d for d in lines(name) if d.get("mode") == "find-max-step"]
+    fm = last(name, "find-max")
+    if fm is None and steps:
+        ok = [d for d in steps if d["pass"]]
+        best = max(ok, key=lambda d: d["rate_asked"]) if ok else None
+        lo = best["rate_asked"] if best else 0
+        bad = [d["rate_asked"] for d in steps if not d["pass"] and d["rate_asked"] > lo]
+        fm = {"mode": "find-max", "max_rate": lo, "first_failing_rate": min(bad) if bad else -1,
+              "step_duration_s": steps[0]["duration_s"], "best": best, "incomplete": True}
+    return fm, steps
+
+
+fm1, steps1 = find_max("findmax-1conn")
+fm50, steps50 = find_max("findmax-50users")
+fmf, stepsf = find_max("findmax-fanout50")
 conns = []
 for path in glob.glob(os.path.join(RAW, "conns-*.json")):
     d = last(os.path.basename(path)[:-5], "connections")
@@ -166,7 +178,7 @@ status = {}
 for line in read(os.path.join(RAW, "status.tsv")).splitlines():
     f = line.split("\t")
     if len(f) == 3:
-        status[f[0]] = (int(f[1]), int(f[2]))
+        status[f[0]] = (f[1], f[2])
 commands = []
 for line in read(os.path.join(RAW, "commands.tsv")).splitlines():
     f = line.split("\t", 1)
@@ -411,6 +423,24 @@ if repeats or quiet_waits:
     for x in repeats + quiet_waits:
         w("- " + x)
     w("")
+# Warnings and errors the server logged, grouped by event: a server-side cause
+# (a retried batch, a slow consumer closed) next to the figures it explains.
+warn = {}
+for line in read(os.path.join(RAW, "server.log")).splitlines():
+    f = line.split(" ", 3)
+    if len(f) >= 3 and f[1] in ("warn", "error"):
+        key = (f[1], f[2])
+        if key not in warn:
+            warn[key] = [0, line]
+        warn[key][0] += 1
+if warn:
+    w("## Server warnings and errors during the suite")
+    w("")
+    w("| level | event | count | first occurrence |")
+    w("|---|---|---|---|")
+    for (level, event), (count, first) in sorted(warn.items(), key=lambda kv: -kv[1][0]):
+        w("| %s | `%s` | %d | `%s` |" % (level, event, count, first[:160].replace("|", "\\|")))
+    w("")
 if incidents:
     w("## Incidents")
     w("")
@@ -471,8 +501,9 @@ def steps_table(title, steps, metric, per):
 w("## 2. find-max, one connection, visit-page (the seed's method)")
 w("")
 if fm1:
-    w("**Result: %s commands/s** with update p99.9 < 100 ms and zero loss (first failing rate: %s; steps of %s s)." % (
-        num(fm1["max_rate"]), num(fm1["first_failing_rate"]) if fm1["first_failing_rate"] > 0 else "none up to the ceiling", fm1["step_duration_s"]))
+    w("**Result: %s commands/s** with update p99.9 < 100 ms and zero loss (first failing rate: %s; steps of %s s)%s." % (
+        num(fm1["max_rate"]), num(fm1["first_failing_rate"]) if fm1["first_failing_rate"] > 0 else "none up to the ceiling", fm1["step_duration_s"],
+        " — incomplete: the run was stopped by the suite's time limit" if fm1.get("incomplete") else ""))
     w("")
     steps_table("Steps (latencies in ms):", steps1, "update", 1)
 else:
@@ -490,8 +521,9 @@ w("Each user has one connection; each cart event goes only to its sender, so the
   "user's WebSocket, then log in with POST /login (the server runs with a raised login rate limit).")
 w("")
 if fm50:
-    w("**Result: %s commands/s** with update p99.9 < 100 ms and zero loss (first failing rate: %s)." % (
-        num(fm50["max_rate"]), num(fm50["first_failing_rate"]) if fm50["first_failing_rate"] > 0 else "none"))
+    w("**Result: %s commands/s** with update p99.9 < 100 ms and zero loss (first failing rate: %s)%s." % (
+        num(fm50["max_rate"]), num(fm50["first_failing_rate"]) if fm50["first_failing_rate"] > 0 else "none",
+        " — incomplete: the run was stopped by the suite's time limit" if fm50.get("incomplete") else ""))
     w("")
     steps_table("Steps (latencies in ms):", steps50, "update", 1)
 else:
@@ -515,15 +547,17 @@ if fmf:
           "the load generator may have been the limit" if (b.get("bench_thread_cpu_max_pct") or 0) > 90
           else "the load generator was not saturated: the server was the limit"))
     w("")
-    w("| step | commands/s | deliveries/s | delivery p50 | p99 | p99.9 | max | lost | deliveries lost | pass | server CPU | server µs/delivery | bench CPU (max thread) |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("| step | commands/s | deliveries/s | delivery p50 | p99 | p99.9 | max | lost | deliveries lost | closed | pass | server CPU | server µs/delivery | bench CPU (max thread) | other CPU |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for d in stepsf:
         h = d["delivery_us"]
-        w("| %d | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s (%s) |" % (
+        w("| %d | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s (%s) | %s |" % (
             d["step"], num(d["rate_sent"]), num(d["deliveries_per_s"]), hv(h, "p50"), hv(h, "p99"), hv(h, "p99.9"),
-            hv(h, "max"), d["lost"], num(d.get("deliveries_lost")), "yes" if d["pass"] else "no",
+            hv(h, "max"), d["lost"], num(d.get("deliveries_lost")),
+            json.dumps(d["closed"]) if d["closed"] else "–", "yes" if d["pass"] else "no",
             num(d.get("server_cpu_pct"), "{:.0f}%"), num(d.get("server_cpu_us_per_delivery"), "{:.2f}"),
-            num(d["bench_cpu_pct"], "{:.0f}%"), num(d["bench_thread_cpu_max_pct"], "{:.0f}%")))
+            num(d["bench_cpu_pct"], "{:.0f}%"), num(d["bench_thread_cpu_max_pct"], "{:.0f}%"),
+            num(d.get("other_cpu_pct"), "{:.0f}%")))
     w("")
 else:
     w("No result (see raw/findmax-fanout50.err).")
