@@ -251,8 +251,11 @@ void cw_hub_drain_bus(void)
     struct cw_bus *bus = cw_engine_bus(cw_gw->engine);
     struct cw_outcome_batch *b;
     while ((b = cw_bus_take(bus, 0))) {
+        cw_gw->routing = true;
         for (size_t i = 0; i < b->n; i++)
             route_outcome(&b->items[i]);
+        cw_gw->routing = false;
+        cw_ws_flush_dirty();
         cw_outcome_batch_free(b);
     }
 }

@@ -77,7 +77,9 @@ static void account(struct cw_conn *c, long long delta)
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
 static void set_reading(struct cw_conn *c)
 {
-    bool read = !cw_gw->intake_paused && c->pipe_len < PIPE_PAUSE;
+    /* A client that does not take its answers sends no more questions meanwhile. */
+    bool read = !cw_gw->intake_paused && c->pipe_len < PIPE_PAUSE &&
+                c->out_bytes <= cw_gw->cfg->max_output / 2;
     if (read != c->reading) {
         c->reading = read;
         lws_rx_flow_control(c->wsi, read);
@@ -141,7 +143,16 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
         close_slow(c);
         return;
     }
-    lws_callback_on_writable(c->wsi);
+    if (c->reading && c->out_bytes > bound / 2)
+        set_reading(c);
+    if (!cw_gw->routing) {
+        lws_callback_on_writable(c->wsi);
+    } else if (!c->dirty) {
+        /* Routing a batch: written once at its end (cw_ws_flush_dirty), not per message. */
+        c->dirty = true;
+        c->dirty_next = cw_gw->dirty;
+        cw_gw->dirty = c;
+    }
 }
 
 static struct cw_out *new_out(unsigned char opcode, const char *text, size_t len)
@@ -257,22 +268,52 @@ static int write_chunk(struct cw_conn *c)
     return 0;
 }
 
-int cw_ws_on_writeable(struct cw_conn *c)
+/* Writes what c has queued while its socket takes it; the rest waits for writability. */
+static int flush(struct cw_conn *c)
 {
     bool was_sent = c->close_sent;
-    /* Several chunks while the kernel takes them whole; lws keeps any remainder. */
-    for (int i = 0; c->out && i < WRITES_PER_TURN; i++) {
+    /*
+     * Several chunks while the kernel takes them whole. lws keeps the part of
+     * a write the kernel refused; nothing more is written while it holds one,
+     * or the queue would just move into lws's heap.
+     */
+    for (int i = 0; c->out && i < WRITES_PER_TURN && !lws_partial_buffered(c->wsi); i++) {
         if (write_chunk(c))
             return -1;
-        if (lws_send_pipe_choked(c->wsi))
+        if (i + 1 < WRITES_PER_TURN && c->out && lws_send_pipe_choked(c->wsi))
             break;
     }
     if (c->close_sent && !was_sent)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_WAIT_S);
     if (c->out)
         lws_callback_on_writable(c->wsi);
-    cw_ws_intake();
+    if (!c->reading)
+        set_reading(c);
     return 0;
+}
+
+int cw_ws_on_writeable(struct cw_conn *c)
+{
+    int rc = flush(c);
+    cw_ws_intake();
+    return rc;
+}
+
+/*
+ * After a batch is routed, each connection that got frames writes them at
+ * once: one write per connection per batch, without a round through poll
+ * for writability first. lws appends to what it still holds for a socket,
+ * so order is kept when a write comes before an earlier remainder is out.
+ */
+void cw_ws_flush_dirty(void)
+{
+    while (cw_gw->dirty) {
+        struct cw_conn *c = cw_gw->dirty;
+        cw_gw->dirty = c->dirty_next;
+        c->dirty = false;
+        if (flush(c)) /* a dead socket: lws closes it when it next looks */
+            lws_callback_on_writable(c->wsi);
+    }
 }
 
 /*
