@@ -87,6 +87,7 @@ run: deps
 # Unit, CLI and end-to-end tests plain and under ASan+UBSan; then the browser
 # tests (plain build) and a short fuzzing run.
 test: deps
+	$(Q)$(MAKE) --no-print-directory check-fmt
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
 	$(Q)BUILD=build tests/browser/run.sh
@@ -105,11 +106,13 @@ bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
 	$(BUILD)/bench-engine --sweep $(BENCH_ARGS)
 
+C_FILES = $(shell find src include tests tools -name '*.[ch]' -not -path '*/node_modules/*')
+
 fmt:
-	clang-format -i $(shell find src include tests tools -name '*.[ch]')
+	clang-format -i $(C_FILES)
 
 check-fmt:
-	clang-format --dry-run -Werror $(shell find src include tests tools -name '*.[ch]')
+	$(Q)clang-format --dry-run -Werror $(C_FILES)
 
 clean:
 	rm -rf build

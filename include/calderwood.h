@@ -37,7 +37,7 @@ extern "C" {
 #endif
 
 #define CW_API_VERSION 1
-#define CW_UUID_LEN 36 /* canonical text form, without the terminating NUL */
+#define CW_UUID_LEN    36 /* canonical text form, without the terminating NUL */
 
 /* Result codes. CW_OK is 0 so `if (rc) goto out;` reads naturally. */
 enum cw_result {

@@ -42,8 +42,7 @@ int cw_secret_load(const char *path, unsigned char key[CW_SECRET_LEN], bool *cre
         return rc;
     }
     if (fd < 0)
-        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot read %s: %s", path,
-                            strerror(errno));
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot read %s: %s", path, strerror(errno));
     struct stat sb;
     int rc = CW_OK;
     if (fstat(fd, &sb) != 0 || sb.st_size != CW_SECRET_LEN)

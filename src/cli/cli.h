@@ -24,15 +24,23 @@ struct cw_cli_common {
 };
 
 /* The option-table rows of struct cw_cli_common, to put at the head of a table. */
-#define CW_CLI_COMMON_OPTIONS(c)                                                                   \
-    {"data", CW_OPT_STRING, &(c)->data_dir, "./data", 0, 0, "DIR",                                 \
-     "data directory: database and secret key"},                                                   \
-        {"module", CW_OPT_LIST, &(c)->modules, NULL, 0, 0, "PATH",                                 \
-         "load a domain module (.so); repeatable"},                                                \
-        {"no-demo", CW_OPT_BOOL, &(c)->no_demo, "no", 0, 0, NULL,                                  \
-         "leave out the example domain (page views, cart)"},                                       \
-        {"log-level", CW_OPT_STRING, &(c)->log_level, "info", 0, 0, "LEVEL",                       \
-         "debug, info, warn, error or off"}
+#define CW_CLI_COMMON_OPTIONS(c)                                                                    \
+    {"data",                                                                                        \
+     CW_OPT_STRING,                                                                                 \
+     &(c)->data_dir,                                                                                \
+     "./data",                                                                                      \
+     0,                                                                                             \
+     0,                                                                                             \
+     "DIR",                                                                                         \
+     "data directory: database and secret key"},                                                    \
+        {"module", CW_OPT_LIST, &(c)->modules, NULL,                                                \
+         0,        0,           "PATH",        "load a domain module (.so); repeatable"},           \
+        {"no-demo", CW_OPT_BOOL, &(c)->no_demo, "no",                                               \
+         0,         0,           NULL,          "leave out the example domain (page views, cart)"}, \
+    {                                                                                               \
+        "log-level", CW_OPT_STRING, &(c)->log_level, "info", 0, 0, "LEVEL",                         \
+            "debug, info, warn, error or off"                                                       \
+    }
 
 /*
  * Parses argv[1..] against opts; prints usage (and returns 0 through *exit)

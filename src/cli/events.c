@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct export {
+struct export
+{
     const struct cw_domain *d;
     bool csv;
 };
@@ -53,9 +54,9 @@ static int write_event(const struct cw_event *ev, void *arg)
         snprintf(num[3], sizeof(num[3]), "%lld", (long long)ev->recorded_at);
         char *data = json_dumps(json_object_get(o, "data"), JSON_COMPACT);
         char *meta = json_dumps(json_object_get(o, "meta"), JSON_COMPACT);
-        const char *fields[] = {num[0],        ev->uuid,      ev->command_uuid, ev->name,
-                                num[1],        ev->user_uuid, ev->client_id,    num[2],
-                                num[3],        data,          meta};
+        const char *fields[] = {num[0],        ev->uuid,      ev->command_uuid, ev->name, num[1],
+                                ev->user_uuid, ev->client_id, num[2],           num[3],   data,
+                                meta};
         size_t n = sizeof(fields) / sizeof(fields[0]);
         for (size_t i = 0; i < n; i++)
             csv_field(fields[i], i + 1 == n);

@@ -101,8 +101,10 @@ static int ensure_demo_user(struct cw_engine *e, const struct cw_domain *d, char
         rc = cw_error_set(err, CW_ERR_REJECTED, NULL, "demo user: %s", o.reject.message);
     cw_outcome_release(&o);
     if (!rc)
-        snprintf(banner, len, "Log in as %s with password %s\n(a new database: this demo user "
-                 "was made for you; it is shown only now)", DEMO_EMAIL, password);
+        snprintf(banner, len,
+                 "Log in as %s with password %s\n(a new database: this demo user "
+                 "was made for you; it is shown only now)",
+                 DEMO_EMAIL, password);
     return rc;
 }
 
@@ -119,8 +121,7 @@ static int serve(struct serve_options *o, sigset_t *stop, struct cw_error *err)
         rc = cw_error_set(err, CW_ERR_INVALID, NULL, "--tls-cert and --tls-key go together");
     if (!rc) {
         snprintf(key_path, sizeof(key_path), "%s/secret.key", o->c.data_dir);
-        rc = cw_secret_load(o->secret_key_file ? o->secret_key_file : key_path, key, &created,
-                            err);
+        rc = cw_secret_load(o->secret_key_file ? o->secret_key_file : key_path, key, &created, err);
     }
     if (!rc)
         rc = cw_cli_domain(&o->c, &d, err);

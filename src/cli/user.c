@@ -22,8 +22,7 @@ static int read_password(const char *path, char *buf, size_t len, struct cw_erro
 {
     FILE *f = path && strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!f)
-        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot read %s: %s", path,
-                            strerror(errno));
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot read %s: %s", path, strerror(errno));
     char *line = fgets(buf, (int)len, f);
     if (f != stdin)
         fclose(f);
@@ -69,13 +68,12 @@ int cw_cli_user(int argc, char **argv)
     struct cw_outcome o = {0};
     if (!rc)
         rc = cw_cli_run_command(e, d, "register-user", "",
-                                json_pack("{s:s,s:s,s:s,s:s}", "email", email, "first_name",
-                                          first, "last_name", last, "password", password),
+                                json_pack("{s:s,s:s,s:s,s:s}", "email", email, "first_name", first,
+                                          "last_name", last, "password", password),
                                 &o, &err);
     memset(password, 0, sizeof(password));
     if (!rc && o.rejected)
-        rc = cw_error_set(&err, CW_ERR_REJECTED, NULL, "%s (%s)", o.reject.message,
-                          o.reject.code);
+        rc = cw_error_set(&err, CW_ERR_REJECTED, NULL, "%s (%s)", o.reject.message, o.reject.code);
     if (!rc && o.n_events) {
         json_t *frame = json_loads(o.events[0]->frame, 0, NULL);
         json_t *data = json_object_get(json_array_get(frame, 3), "data");

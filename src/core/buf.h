@@ -20,7 +20,10 @@ struct cw_buf {
     size_t len, cap;
 };
 
-#define CW_BUF_INIT {NULL, 0, 0}
+#define CW_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void cw_buf_release(struct cw_buf *b);
 /* Empties the buffer, keeping its memory. */

@@ -99,16 +99,15 @@ static int load_file(const struct cw_option *opts, const char *path, struct cw_e
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return cw_error_set(err, CW_ERR_INVALID, NULL, "cannot read %s: %s", path,
-                            strerror(errno));
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "cannot read %s: %s", path, strerror(errno));
     char line[4096];
     int rc = CW_OK, lineno = 0;
     while (!rc && fgets(line, sizeof(line), f)) {
         lineno++;
         char *p = line, *end = line + strlen(line);
         if (end - line == (long)sizeof(line) - 1 && end[-1] != '\n' && !feof(f)) {
-            rc = cw_error_set(err, CW_ERR_INVALID, NULL, "%s:%d: line longer than %zu bytes",
-                              path, lineno, sizeof(line) - 2);
+            rc = cw_error_set(err, CW_ERR_INVALID, NULL, "%s:%d: line longer than %zu bytes", path,
+                              lineno, sizeof(line) - 2);
             break;
         }
         while (end > p && isspace((unsigned char)end[-1]))

@@ -28,8 +28,8 @@ void cw_log(enum cw_log_level level, const char *event, const char *fmt, ...)
 char *cw_log_safe(char *out, size_t len, const char *in);
 
 #define cw_debug(ev, ...) cw_log(CW_LOG_DEBUG, ev, __VA_ARGS__)
-#define cw_info(ev, ...) cw_log(CW_LOG_INFO, ev, __VA_ARGS__)
-#define cw_warn(ev, ...) cw_log(CW_LOG_WARN, ev, __VA_ARGS__)
+#define cw_info(ev, ...)  cw_log(CW_LOG_INFO, ev, __VA_ARGS__)
+#define cw_warn(ev, ...)  cw_log(CW_LOG_WARN, ev, __VA_ARGS__)
 #define cw_error(ev, ...) cw_log(CW_LOG_ERROR, ev, __VA_ARGS__)
 
 #endif

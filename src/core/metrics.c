@@ -44,8 +44,8 @@ void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_ca
 {
     metric(out, "calderwood_connections", "gauge", "Open WebSocket connections.", NULL,
            get(&m->connections));
-    metric(out, "calderwood_connections_total", "counter", "WebSocket connections accepted.",
-           NULL, get(&m->connections_total));
+    metric(out, "calderwood_connections_total", "counter", "WebSocket connections accepted.", NULL,
+           get(&m->connections_total));
     metric(out, "calderwood_connections_closed_slow_total", "counter",
            "Connections closed because their unsent output passed the bound.", NULL,
            get(&m->connections_closed_slow));
@@ -57,8 +57,7 @@ void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_ca
            "{outcome=\"acked\"}", get(&m->cmd_acked));
     metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"duplicate\"}",
            get(&m->cmd_duplicate));
-    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"error\"}",
-           get(&m->cmd_error));
+    metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"error\"}", get(&m->cmd_error));
     metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"overloaded\"}",
            get(&m->cmd_overloaded));
     metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"processed\"}",
@@ -86,8 +85,8 @@ void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_ca
     metric(out, "calderwood_logins_total", NULL, NULL, "{result=\"limited\"}",
            get(&m->logins_limited));
     metric(out, "calderwood_queries_total", "counter", "Queries run.", NULL, get(&m->queries));
-    metric(out, "calderwood_query_errors_total", "counter", "Queries answered with an error.",
-           NULL, get(&m->query_errors));
+    metric(out, "calderwood_query_errors_total", "counter", "Queries answered with an error.", NULL,
+           get(&m->query_errors));
     metric(out, "calderwood_batches_total", "counter", "Write transactions committed.", NULL,
            get(&m->batches));
     metric(out, "calderwood_batch_commands_total", "counter",

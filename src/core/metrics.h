@@ -29,7 +29,7 @@ struct cw_metrics {
 };
 
 /* Counts one: relaxed, for figures read as snapshots. */
-#define cw_count(field) atomic_fetch_add_explicit(&(field), 1, memory_order_relaxed)
+#define cw_count(field)      atomic_fetch_add_explicit(&(field), 1, memory_order_relaxed)
 #define cw_count_n(field, n) atomic_fetch_add_explicit(&(field), (n), memory_order_relaxed)
 
 /* A struct cw_processor_config observer: arg is the struct cw_metrics. */

@@ -104,8 +104,7 @@ json_t *cw_describe_fields(const struct cw_field *fields)
 }
 
 int cw_coerce_command(const struct cw_domain *d, const char *name, json_t *data,
-                      bool allow_internal, const struct cw_command_def **def,
-                      struct cw_error *err)
+                      bool allow_internal, const struct cw_command_def **def, struct cw_error *err)
 {
     const struct cw_command_def *c = name ? cw_domain_command(d, name) : NULL;
     if (!c || (c->internal && !allow_internal))

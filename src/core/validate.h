@@ -24,8 +24,7 @@ struct cw_domain;
  * it in place). Codes: unknown-command, malformed, command-validation-failed.
  */
 int cw_coerce_command(const struct cw_domain *d, const char *name, json_t *data,
-                      bool allow_internal, const struct cw_command_def **def,
-                      struct cw_error *err);
+                      bool allow_internal, const struct cw_command_def **def, struct cw_error *err);
 
 /* The describe form of fields: [{"name","type","required",limits...}...]. */
 json_t *cw_describe_fields(const struct cw_field *fields);

@@ -254,8 +254,9 @@ static int run_whoami(struct cw_db *db, const struct cw_query *q, json_t **resul
     if (rc)
         return rc;
     json_t *me = json_array_get(rows, 0);
-    *result = me ? json_incref(me) : json_pack("{s:s,s:n,s:n,s:n}", "user_uuid", q->user_uuid,
-                                               "email", "first_name", "last_name");
+    *result = me ? json_incref(me)
+                 : json_pack("{s:s,s:n,s:n,s:n}", "user_uuid", q->user_uuid, "email", "first_name",
+                             "last_name");
     json_decref(rows);
     return CW_OK;
 }

@@ -182,13 +182,11 @@ static void fill_rejection(struct cw_command_record *rec, const struct cw_error 
 }
 
 /* Looks up the command that holds cmd's idempotency key and answers as it did. */
-static int answer_duplicate(struct cw_processor *p, struct cw_db *db,
-                            const struct cw_command *cmd, struct cw_outcome *o,
-                            struct cw_error *err)
+static int answer_duplicate(struct cw_processor *p, struct cw_db *db, const struct cw_command *cmd,
+                            struct cw_outcome *o, struct cw_error *err)
 {
     struct cw_command_record rec;
-    int rc = cw_store_find_command(db, cmd->user_uuid, cmd->client_id, cmd->client_seq, &rec,
-                                   err);
+    int rc = cw_store_find_command(db, cmd->user_uuid, cmd->client_id, cmd->client_seq, &rec, err);
     return rc ? rc : replay_duplicate(p, db, &rec, o, err);
 }
 
@@ -384,8 +382,7 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
 }
 
 /* Runs a batch until it commits; NULL when abandoned because of a stop. */
-static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelope **envs,
-                                        size_t n)
+static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelope **envs, size_t n)
 {
     struct cw_outcome_batch *b = cw_xcalloc(1, sizeof(*b));
     b->items = cw_xcalloc(n, sizeof(*b->items));
@@ -401,8 +398,8 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
             break;
         }
         int64_t delay = cw_retry_delay_us(attempt);
-        cw_warn("batch.retry", "attempt=%u commands=%zu delay_ms=%lld error=\"%s\"", attempt + 1,
-                n, (long long)(delay / 1000), err.message);
+        cw_warn("batch.retry", "attempt=%u commands=%zu delay_ms=%lld error=\"%s\"", attempt + 1, n,
+                (long long)(delay / 1000), err.message);
         cw_error_release(&err);
         pthread_mutex_lock(&p->lock);
         p->stats.retries++;

@@ -37,7 +37,7 @@ struct cw_processor_stats {
 typedef void (*cw_commit_observer_cb)(void *arg, size_t batch_size, int64_t commit_us);
 
 struct cw_processor_config {
-    size_t max_batch; /* commands per transaction at most */
+    size_t max_batch;               /* commands per transaction at most */
     cw_commit_observer_cb observer; /* optional */
     void *observer_arg;
 };

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CW_RETRY_CAP_US 60000000LL
+#define CW_RETRY_CAP_US    60000000LL
 #define CW_RETRY_JITTER_US 1000000LL
 
 struct cw_retry {

@@ -30,9 +30,8 @@ json_t *cw_event_to_json(const struct cw_event_def *def, const struct cw_event *
     json_object_set_new(o, "name", json_string(ev->name));
     json_object_set_new(o, "data", public_data(def, ev->data));
     json_object_set_new(o, "meta", ev->meta ? json_incref(ev->meta) : json_object());
-    json_object_set_new(o, "user_uuid", ev->user_uuid && *ev->user_uuid
-                                            ? json_string(ev->user_uuid)
-                                            : json_null());
+    json_object_set_new(o, "user_uuid",
+                        ev->user_uuid && *ev->user_uuid ? json_string(ev->user_uuid) : json_null());
     json_object_set_new(o, "client_id", ev->client_id ? json_string(ev->client_id) : json_null());
     json_object_set_new(o, "client_seq", json_integer(ev->client_seq));
     json_object_set_new(o, "recorded_at", json_integer(ev->recorded_at));

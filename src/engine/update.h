@@ -44,12 +44,12 @@ json_t *cw_event_to_json(const struct cw_event_def *def, const struct cw_event *
 
 /* The outcome of one command, in the order the processor handled them. */
 struct cw_outcome {
-    struct cw_envelope *env; /* owned */
+    struct cw_envelope *env;            /* owned */
     char command_uuid[CW_UUID_LEN + 1]; /* the original one for a duplicate */
     bool duplicate;
     bool rejected;
-    struct cw_error reject;     /* code and message when rejected */
-    struct cw_update **events;  /* owned references, position order */
+    struct cw_error reject;    /* code and message when rejected */
+    struct cw_update **events; /* owned references, position order */
     size_t n_events;
 };
 

@@ -64,14 +64,14 @@ struct cw_gw {
     struct cw_strmap inflight; /* see struct cw_inflight */
     struct cw_conn *conns;     /* every open connection, through conn->all_next */
     uint64_t next_id;
-    size_t out_total;    /* unsent bytes over all connections */
-    bool intake_paused;  /* no connection's messages are read */
-    bool routing;        /* a bus batch is being routed: output is written at its end */
+    size_t out_total;      /* unsent bytes over all connections */
+    bool intake_paused;    /* no connection's messages are read */
+    bool routing;          /* a bus batch is being routed: output is written at its end */
     struct cw_conn *dirty; /* connections with output from the batch being routed */
     int64_t last_position; /* highest event position routed so far */
     bool tls;
-    bool stopping;  /* no new connections or commands */
-    bool draining;  /* the engine drain thread runs */
+    bool stopping; /* no new connections or commands */
+    bool draining; /* the engine drain thread runs */
     atomic_bool drained;
     char origin[300]; /* our own origin, "http://HOST:PORT" */
     char *login_html, *console_html;
@@ -153,8 +153,8 @@ struct cw_conn {
     /* resume */
     bool resuming;
     struct cw_out *deferred, **deferred_tail; /* live updates held while resuming */
-    int64_t live_from; /* last routed position when the connection opened */
-    int64_t last_sent; /* highest position sent live */
+    int64_t live_from;                        /* last routed position when the connection opened */
+    int64_t last_sent;                        /* highest position sent live */
     /* closing */
     int close_code;  /* our close frame is queued (or sent) with this code */
     bool close_sent; /* it has been written: waiting for the peer's answer */

@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define M_GET (1 << LWSHUMETH_GET)
+#define M_GET  (1 << LWSHUMETH_GET)
 #define M_POST (1 << LWSHUMETH_POST)
 
 /* ------------------------------------------------------------- responses */
@@ -84,8 +84,8 @@ static int redirect(struct cw_http *req, const char *location)
 static void set_cookie(struct cw_http *req, const char *value, bool clear)
 {
     char line[400];
-    snprintf(line, sizeof(line), "%s=%s; HttpOnly; SameSite=Lax; Path=/%s%s", CW_COOKIE_NAME,
-             value, clear ? "; Max-Age=0" : "", cw_gw->tls ? "; Secure" : "");
+    snprintf(line, sizeof(line), "%s=%s; HttpOnly; SameSite=Lax; Path=/%s%s", CW_COOKIE_NAME, value,
+             clear ? "; Max-Age=0" : "", cw_gw->tls ? "; Secure" : "");
     add_header(req, "Set-Cookie", line);
 }
 
@@ -135,13 +135,13 @@ int cw_http_on_writeable(struct lws *wsi, struct cw_http *req, void **slot)
                          LWS_WRITE_HTTP_FINAL) != (int)req->resp_len) {
         return -1;
     }
-    static const char *const methods[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE",
-                                          "CONNECT", "HEAD"};
+    static const char *const methods[] = {"GET",   "POST",   "OPTIONS", "PUT",
+                                          "PATCH", "DELETE", "CONNECT", "HEAD"};
     char path[64];
     cw_info("http", "method=%s path=%s status=%d bytes=%zu us=%lld remote=%s",
             req->method >= 0 && req->method < 8 ? methods[req->method] : "?",
-            cw_log_safe(path, sizeof(path), req->path),
-            req->status, req->resp_len, (long long)(cw_now_us() - req->started_us), req->remote);
+            cw_log_safe(path, sizeof(path), req->path), req->status, req->resp_len,
+            (long long)(cw_now_us() - req->started_us), req->remote);
     /* The transaction is over: a keep-alive request that follows starts anew. */
     cw_http_on_closed(req);
     *slot = NULL;
@@ -212,18 +212,22 @@ int cw_http_confirm_upgrade(struct lws *wsi, struct cw_session **session)
     char uri[64];
     cw_count(cw_gw->metrics->http_requests);
     if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws"))
-        return refuse_upgrade(wsi, 404, "{\"error\":{\"code\":\"not-found\",\"message\":"
-                                        "\"WebSocket connections are served at /ws\"}}");
+        return refuse_upgrade(wsi, 404,
+                              "{\"error\":{\"code\":\"not-found\",\"message\":"
+                              "\"WebSocket connections are served at /ws\"}}");
     if (cw_gw->stopping)
-        return refuse_upgrade(wsi, 503, "{\"error\":{\"code\":\"shutting-down\",\"message\":"
-                                        "\"the server is stopping\"}}");
+        return refuse_upgrade(wsi, 503,
+                              "{\"error\":{\"code\":\"shutting-down\",\"message\":"
+                              "\"the server is stopping\"}}");
     if (!origin_allowed(wsi))
-        return refuse_upgrade(wsi, 403, "{\"error\":{\"code\":\"forbidden\",\"message\":"
-                                        "\"this Origin may not open a WebSocket here\"}}");
+        return refuse_upgrade(wsi, 403,
+                              "{\"error\":{\"code\":\"forbidden\",\"message\":"
+                              "\"this Origin may not open a WebSocket here\"}}");
     struct cw_session *s = cw_http_session(wsi);
     if (!s)
-        return refuse_upgrade(wsi, 401, "{\"error\":{\"code\":\"unauthorized\",\"message\":"
-                                        "\"log in first: no valid session\"}}");
+        return refuse_upgrade(wsi, 401,
+                              "{\"error\":{\"code\":\"unauthorized\",\"message\":"
+                              "\"log in first: no valid session\"}}");
     if (session)
         *session = s;
     return 0;
@@ -245,8 +249,8 @@ static void run_login(struct cw_job *job, struct cw_db *db)
     struct login_job *l = (struct login_job *)job;
     char hash[crypto_pwhash_STRBYTES];
     cw_accounts_normalize_email(l->email);
-    bool found = cw_accounts_find_login(db, l->email, l->user_uuid, hash, sizeof(hash), NULL) ==
-                 CW_OK;
+    bool found =
+        cw_accounts_find_login(db, l->email, l->user_uuid, hash, sizeof(hash), NULL) == CW_OK;
     /* An unknown email costs the same hash check, so time tells nothing either. */
     bool ok = cw_password_verify(found ? hash : cw_gw->dummy_hash, l->password);
     l->ok = found && ok;
@@ -289,8 +293,8 @@ static void done_login(struct cw_job *job, bool cancelled)
         } else {
             char session_uuid[CW_UUID_LEN + 1];
             cw_uuid_v7(session_uuid);
-            json_t *data = json_pack("{s:s,s:s}", "user_uuid", l->user_uuid, "session_uuid",
-                                     session_uuid);
+            json_t *data =
+                json_pack("{s:s,s:s}", "user_uuid", l->user_uuid, "session_uuid", session_uuid);
             if (submit_session_command(req->id, "start-session", l->user_uuid, data)) {
                 respond_error(req, 503, "overloaded", "the server is busy; try again");
             } else {
@@ -435,8 +439,8 @@ void cw_http_session_committed(uint64_t id, bool ok)
         return;
     }
     char body[200];
-    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}",
-             req->user_uuid, req->session_uuid);
+    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}", req->user_uuid,
+             req->session_uuid);
     respond_json(req, 200, body);
 }
 
@@ -517,7 +521,8 @@ static int handle_query(struct cw_http *req, struct cw_session *s)
     json_t *root = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json_is_object(root)) {
         json_decref(root);
-        return query_malformed(req, "the body must be a JSON object {\"name\": ..., \"data\": ...}");
+        return query_malformed(req,
+                               "the body must be a JSON object {\"name\": ..., \"data\": ...}");
     }
     json_t *name = json_object_get(root, "name"), *data = json_object_get(root, "data");
     if (!json_is_string(name) || (data && !json_is_object(data) && !json_is_null(data))) {
@@ -610,8 +615,7 @@ static int dispatch(struct cw_http *req)
             return handle_login(req);
         if (s)
             return redirect(req, "/console");
-        return respond(req, 200, "text/html; charset=utf-8", cw_gw->login_html,
-                       cw_gw->login_len);
+        return respond(req, 200, "text/html; charset=utf-8", cw_gw->login_html, cw_gw->login_len);
     case R_LOGOUT:
         return handle_logout(req, s);
     case R_CONSOLE:
@@ -641,9 +645,9 @@ static bool safe_static_path(const char *rest)
 static const char *mime_type(const char *path)
 {
     static const char *const types[][2] = {
-        {".js", "text/javascript"},   {".mjs", "text/javascript"}, {".css", "text/css"},
-        {".html", "text/html"},       {".svg", "image/svg+xml"},   {".png", "image/png"},
-        {".json", "application/json"}, {".ico", "image/x-icon"},   {".txt", "text/plain"},
+        {".js", "text/javascript"},    {".mjs", "text/javascript"}, {".css", "text/css"},
+        {".html", "text/html"},        {".svg", "image/svg+xml"},   {".png", "image/png"},
+        {".json", "application/json"}, {".ico", "image/x-icon"},    {".txt", "text/plain"},
     };
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)

@@ -178,8 +178,7 @@ static void route_event(struct cw_update *u, struct cw_conn *origin)
 {
     enum cw_audience a = u->def ? u->def->audience : CW_AUDIENCE_USER;
     if (a == CW_AUDIENCE_USER) {
-        struct cw_user *user = cw_strmap_get(&cw_gw->users, u->ev.user_uuid ? u->ev.user_uuid
-                                                                             : "");
+        struct cw_user *user = cw_strmap_get(&cw_gw->users, u->ev.user_uuid ? u->ev.user_uuid : "");
         for (struct cw_conn *c = user ? user->conns : NULL; c; c = c->user_next)
             deliver(c, u);
     } else {
@@ -197,8 +196,8 @@ static void route_event(struct cw_update *u, struct cw_conn *origin)
 static void send_rejected(struct cw_conn *c, const struct cw_outcome *o)
 {
     cw_buf_reset(&cw_gw->out);
-    cw_wire_rejected(&cw_gw->out, o->env->cmd.client_id, o->env->cmd.client_seq,
-                     o->command_uuid, o->reject.code, o->reject.message);
+    cw_wire_rejected(&cw_gw->out, o->env->cmd.client_id, o->env->cmd.client_seq, o->command_uuid,
+                     o->reject.code, o->reject.message);
     cw_ws_send_text(c, cw_gw->out.data, cw_gw->out.len);
 }
 

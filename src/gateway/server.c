@@ -30,7 +30,7 @@ static struct lws_context *volatile running_ctx;
 
 /* The per-connection user space lws keeps for us (see the callback). */
 struct cw_pss {
-    void *ep; /* struct cw_http * or struct cw_conn * (both start with int kind) */
+    void *ep;                  /* struct cw_http * or struct cw_conn * (both start with int kind) */
     struct cw_session session; /* the session found at the WebSocket handshake */
     bool authorised;
 };
@@ -92,7 +92,7 @@ static int on_filter(struct lws *wsi, struct cw_pss *pss)
 }
 
 /* The endpoint record kept in pss, and its kind (0 when none). */
-#define EP(pss) ((pss) ? (pss)->ep : NULL)
+#define EP(pss)   ((pss) ? (pss)->ep : NULL)
 #define KIND(pss) (EP(pss) ? *(int *)EP(pss) : 0)
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -209,7 +209,8 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
     info.port = port;
     info.iface = host[0] ? host : NULL;
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     if (!strchr(host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.max_http_header_data = (unsigned short)(cfg->max_header > 65535 ? 65535 : cfg->max_header);
@@ -227,8 +228,10 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
     }
     gw->ctx = lws_create_context(&info);
     if (!gw->ctx)
-        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot listen on %s (in use, or a bad"
-                            " address or TLS file?)", cfg->listen);
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL,
+                            "cannot listen on %s (in use, or a bad"
+                            " address or TLS file?)",
+                            cfg->listen);
     snprintf(gw->origin, sizeof(gw->origin), "%s://%s:%d", gw->tls ? "https" : "http",
              cfg->listen[0] == '[' ? cfg->listen : host, port);
     if (cfg->listen[0] == '[')
@@ -261,8 +264,8 @@ static int setup(struct cw_gw *gw, struct cw_error *err)
     rc = create_context(gw, err);
     if (rc)
         return rc;
-    rc = cw_workers_start(cw_engine_store(gw->engine), cfg->workers, cfg->worker_queue, wake,
-                          NULL, &gw->workers, err);
+    rc = cw_workers_start(cw_engine_store(gw->engine), cfg->workers, cfg->worker_queue, wake, NULL,
+                          &gw->workers, err);
     if (rc)
         return rc;
     cw_bus_set_wake(cw_engine_bus(gw->engine), wake, NULL);

@@ -32,11 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WRITE_CHUNK (64 * 1024) /* bytes framed per write */
-#define WRITES_PER_TURN 16      /* writes per writable callback while the socket takes them */
-#define PIPE_PAUSE 256          /* commands waiting in a pipeline before reading pauses */
-#define MAX_CLIENT_IDS 1024     /* client ids remembered per connection */
-#define RESUME_CHUNK 10000      /* events per catch-up job */
+#define WRITE_CHUNK     (64 * 1024) /* bytes framed per write */
+#define WRITES_PER_TURN 16          /* writes per writable callback while the socket takes them */
+#define PIPE_PAUSE      256         /* commands waiting in a pipeline before reading pauses */
+#define MAX_CLIENT_IDS  1024        /* client ids remembered per connection */
+#define RESUME_CHUNK    10000       /* events per catch-up job */
 
 struct cw_out {
     struct cw_out *next;
@@ -46,8 +46,8 @@ struct cw_out {
     char text[];
 };
 
-#define OP_TEXT 0x81
-#define OP_CLOSE 0x88
+#define OP_TEXT          0x81
+#define OP_CLOSE         0x88
 #define CLOSE_ACK_WAIT_S 5 /* after our close frame, how long the peer has to answer */
 
 struct cw_pending_cmd {
@@ -138,8 +138,7 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
      * memory decides regardless.
      */
     size_t bound = cw_gw->cfg->max_output;
-    if (c->out_bytes > bound &&
-        (c->out_bytes > 64 * bound || lws_send_pipe_choked(c->wsi))) {
+    if (c->out_bytes > bound && (c->out_bytes > 64 * bound || lws_send_pipe_choked(c->wsi))) {
         close_slow(c);
         return;
     }
@@ -322,7 +321,7 @@ void cw_ws_flush_dirty(void)
  * are read, so clients' TCP windows fill and hold them back. Hysteresis
  * keeps this from flapping.
  */
-#define INTAKE_PAUSE_BYTES ((size_t)256 << 20)
+#define INTAKE_PAUSE_BYTES  ((size_t)256 << 20)
 #define INTAKE_RESUME_BYTES ((size_t)64 << 20)
 
 void cw_ws_intake(void)
@@ -356,8 +355,8 @@ static void send_error(struct cw_conn *c, const char *client_id, bool has_seq, i
     cw_count(cw_gw->metrics->cmd_error);
 }
 
-static void send_code(struct cw_conn *c, const char *client_id, bool has_seq, int64_t seq,
-                      int rc, const char *code, const char *message)
+static void send_code(struct cw_conn *c, const char *client_id, bool has_seq, int64_t seq, int rc,
+                      const char *code, const char *message)
 {
     struct cw_error err = {0};
     cw_error_set(&err, rc, code, "%s", message);
@@ -423,8 +422,8 @@ static void raise_seq(struct cw_conn *c, const char *client_id, int64_t seq)
 /* Queues a new command and acks it; overloaded when the queue is full. */
 static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
 {
-    struct cw_envelope *env = cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq,
-                                              pc->data, pc->meta, c->id);
+    struct cw_envelope *env =
+        cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq, pc->data, pc->meta, c->id);
     pc->data = pc->meta = NULL; /* the envelope has them */
     char uuid[CW_UUID_LEN + 1];
     memcpy(uuid, env->cmd.uuid, sizeof(uuid));
@@ -446,8 +445,8 @@ static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
 static void submit_known(struct cw_conn *c, struct cw_pending_cmd *pc)
 {
     /* The processor answers it again from the log, with its updates or rejection. */
-    struct cw_envelope *env = cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq,
-                                              pc->data, pc->meta, c->id);
+    struct cw_envelope *env =
+        cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq, pc->data, pc->meta, c->id);
     pc->data = pc->meta = NULL;
     if (cw_engine_submit(cw_gw->engine, env)) {
         cw_envelope_free(env);

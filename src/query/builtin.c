@@ -33,9 +33,15 @@ static int run_describe(struct cw_db *db, const struct cw_query *q, json_t **res
 
 static const struct cw_field events_fields[] = {
     {.name = "name", .type = CW_FIELD_STRING, .max_length = 128},
-    {.name = "after_position", .type = CW_FIELD_INTEGER, .ranged = true, .min = 0,
+    {.name = "after_position",
+     .type = CW_FIELD_INTEGER,
+     .ranged = true,
+     .min = 0,
      .max = INT64_MAX},
-    {.name = "before_position", .type = CW_FIELD_INTEGER, .ranged = true, .min = 1,
+    {.name = "before_position",
+     .type = CW_FIELD_INTEGER,
+     .ranged = true,
+     .min = 1,
      .max = INT64_MAX},
     {.name = "limit", .type = CW_FIELD_INTEGER, .ranged = true, .min = 1, .max = 1000},
     {0},

@@ -13,8 +13,8 @@
 struct cw_workers {
     pthread_mutex_t lock;
     pthread_cond_t work;
-    struct cw_job *todo, **todo_tail; /* {lock} */
-    struct cw_job *done, **done_tail; /* {lock} */
+    struct cw_job *todo, **todo_tail;  /* {lock} */
+    struct cw_job *done, **done_tail;  /* {lock} */
     size_t waiting, running, capacity; /* {lock} */
     bool stopping;                     /* {lock} */
     cw_workers_wake_cb wake;
@@ -22,7 +22,7 @@ struct cw_workers {
     struct cw_store *store;
     pthread_t *threads;
     struct cw_db **readers; /* one per thread asked for; NULL where none was opened */
-    int n, n_asked;           /* threads started, threads asked for */
+    int n, n_asked;         /* threads started, threads asked for */
 };
 
 static void push(struct cw_job ***tail, struct cw_job *job)

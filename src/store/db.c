@@ -114,13 +114,12 @@ int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char
 {
     /* Two shapes so the (user_uuid, position) index serves per-user scans. */
     const char *sql =
-        user_uuid
-            ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-              " client_id, client_seq, recorded_at FROM events"
-              " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position"
-            : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-              " client_id, client_seq, recorded_at FROM events"
-              " WHERE ? IS NULL AND position > ? AND position <= ? ORDER BY position";
+        user_uuid ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
+                    " client_id, client_seq, recorded_at FROM events"
+                    " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position"
+                  : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
+                    " client_id, client_seq, recorded_at FROM events"
+                    " WHERE ? IS NULL AND position > ? AND position <= ? ORDER BY position";
     struct cw_stmt *st = cw_db_prepare(db, sql, err);
     if (!st)
         return CW_ERR_STORE;

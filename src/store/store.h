@@ -20,9 +20,9 @@ struct cw_domain;
 struct cw_store;
 
 struct cw_store_options {
-    bool read_only;  /* open an existing database for reading only (exports) */
-    bool no_create;  /* fail with CW_ERR_NOT_FOUND when the file is missing */
-    int busy_ms;     /* readers' busy timeout (the writer waits at most 100 ms) */
+    bool read_only; /* open an existing database for reading only (exports) */
+    bool no_create; /* fail with CW_ERR_NOT_FOUND when the file is missing */
+    int busy_ms;    /* readers' busy timeout (the writer waits at most 100 ms) */
 };
 
 /* Opens (creating when allowed) the database at path: WAL, synchronous=FULL. */
@@ -78,8 +78,7 @@ struct cw_command_record {
 
 /* Looks up (user, client_id, client_seq). CW_OK, CW_ERR_NOT_FOUND or a store error. */
 int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                          int64_t client_seq, struct cw_command_record *out,
-                          struct cw_error *err);
+                          int64_t client_seq, struct cw_command_record *out, struct cw_error *err);
 /*
  * Records cmd with its outcome in the command log; CW_ERR_EXISTS (and no
  * change) when its (user, client_id, client_seq) is already there.

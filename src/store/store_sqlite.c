@@ -44,7 +44,7 @@ struct cw_db {
         const char *sql;
         struct cw_stmt *st;
     } front[FRONT_SLOTS];
-    struct cw_db *next;     /* in the store's list of open readers */
+    struct cw_db *next; /* in the store's list of open readers */
 };
 
 /*
@@ -57,15 +57,15 @@ struct cw_db {
  * commits' own fsyncs on the same disk: 16384 measured worse tails.
  */
 #define CHECKPOINT_FRAMES 4096
-#define WRITER_BUSY_MS 100 /* a checkpoint's brief lock is waited out, not retried */
+#define WRITER_BUSY_MS    100 /* a checkpoint's brief lock is waited out, not retried */
 
 struct cw_store {
     char *path;
     struct cw_store_options opt;
     struct cw_db *writer;
     const struct cw_domain *domain;
-    pthread_mutex_t lock;       /* {readers, wal_frames, stopping} */
-    pthread_cond_t checkpoint;  /* signalled when the WAL has grown, or on close */
+    pthread_mutex_t lock;      /* {readers, wal_frames, stopping} */
+    pthread_cond_t checkpoint; /* signalled when the WAL has grown, or on close */
     struct cw_db *readers;
     int wal_frames;
     bool stopping;
@@ -164,12 +164,13 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
      * lock for a moment); anything longer is the processor's retry loop's.
      */
     sqlite3_busy_timeout(db->conn, writer ? WRITER_BUSY_MS : s->opt.busy_ms);
-    const char *pragmas = s->opt.read_only
-                              ? "PRAGMA query_only=1;"
-                              : "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
-                                "PRAGMA temp_store=MEMORY;"
-                                "PRAGMA temp_store=MEMORY;";
+    const char *pragmas =
+        s->opt.read_only
+            ? "PRAGMA query_only=1;"
+            : "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+              "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
+              "PRAGMA temp_store=MEMORY;"
+              "PRAGMA temp_store=MEMORY;";
     rc = exec_sql(db, pragmas, err);
     if (rc) {
         cw_db_close(db);
@@ -612,8 +613,7 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
 /* --------------------------------------------------------- command log */
 
 int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                          int64_t client_seq, struct cw_command_record *out,
-                          struct cw_error *err)
+                          int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
 {
     struct cw_stmt *st = cw_db_prepare(
         db,
@@ -736,12 +736,12 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(
-        db,
-        "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
-        " user_uuid, client_id, client_seq, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        err);
+    struct cw_stmt *st =
+        cw_db_prepare(db,
+                      "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
+                      " user_uuid, client_id, client_seq, recorded_at)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      err);
     if (!st)
         return CW_ERR_STORE;
     cw_stmt_bind_int(st, 1, ev->position);

@@ -110,9 +110,8 @@ static void check_consistent(const char *path)
         0);
     json_t *ok = NULL;
     assert_int_equal(cw_db_query_json(db, &ok, &err, "PRAGMA integrity_check", ""), CW_OK);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(ok, 0),
-                                                          "integrity_check")),
-                        "ok");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(ok, 0), "integrity_check")), "ok");
     json_decref(ok);
     cw_store_close(s);
 }

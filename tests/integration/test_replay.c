@@ -36,8 +36,7 @@ static int calderwood(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void submit(struct harness *h, const char *name, const char *user, int64_t seq,
-                   json_t *data)
+static void submit(struct harness *h, const char *name, const char *user, int64_t seq, json_t *data)
 {
     struct cw_error err = {0};
     assert_int_equal(harness_submit(h, name, user, "replay-test", seq, data, &err), CW_OK);

@@ -33,9 +33,8 @@ static void test_details_owned(void **state)
     cw_error_copy(&copy, &err);
     cw_error_release(&err);
     assert_null(err.details);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(copy.details, 0),
-                                                          "field")),
-                        "x");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(copy.details, 0), "field")), "x");
     assert_string_equal(copy.code, "command-validation-failed");
     cw_error_release(&copy);
 }

@@ -97,13 +97,14 @@ static void test_bad_utf8_and_nul(void **state)
     check_malformed("[\"ping\",\"\xe2\x82\"]", NULL, -1, "UTF-8");     /* cut short */
     check_malformed("[\"cmd\",\"\xfe\",1,{\"name\":\"x\",\"data\":{}}]", NULL, -1, "UTF-8");
     /* A NUL in a ping's string value is valid JSON and echoed; anywhere else it is refused. */
-    check_malformed("[\"ping\",{\"a\\u0000\":1}]", NULL, -1, "\\u0000"); /* jansson: never in keys */
-    check_malformed("[\"cmd\",\"c\",1,{\"name\":\"x\",\"data\":{\"a\":\"b\\u0000\"}}]", "c", 1, "NUL");
+    check_malformed("[\"ping\",{\"a\\u0000\":1}]", NULL, -1,
+                    "\\u0000"); /* jansson: never in keys */
+    check_malformed("[\"cmd\",\"c\",1,{\"name\":\"x\",\"data\":{\"a\":\"b\\u0000\"}}]", "c", 1,
+                    "NUL");
     check_malformed("[\"cmd\",\"c\",1,{\"name\":\"x\",\"data\":{},\"meta\":{\"m\":[\"\\u0000\"]}}]",
                     "c", 1, "NUL");
     check_malformed("[\"cmd\",\"c\\u0000d\",1,{\"name\":\"x\",\"data\":{}}]", NULL, 1, NULL);
-    check_malformed("[\"cmd\",\"c\",1,{\"name\":\"visit-page\\u0000\",\"data\":{}}]", "c", 1,
-                    NULL);
+    check_malformed("[\"cmd\",\"c\",1,{\"name\":\"visit-page\\u0000\",\"data\":{}}]", "c", 1, NULL);
     {
         /* ...but a ping may carry one, and gets it back byte for byte. */
         const char ping[] = "[\"ping\",\"a\\u0000b\"]";
