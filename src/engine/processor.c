@@ -7,8 +7,8 @@
  * bounded by CPU rather than by fsync.
  *
  * Positions are assigned here, by the only writer, from MAX(position)+1 at
- * the start of each transaction: a command rolled back to its savepoint
- * gives its positions back, so the log stays gap-free on every backend.
+ * the start of each transaction: a command that is rolled back gives its
+ * positions back, so the log stays gap-free on every backend.
  */
 #include "processor.h"
 #include "bus.h"

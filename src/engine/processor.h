@@ -2,11 +2,12 @@
  * processor.h - the processor thread: the only writer.
  *
  * It takes batches from the command queue and runs each in one write
- * transaction: per command, inside a savepoint, dedupe -> handle -> append
- * events -> aggregate; a command whose handler rejects it, or whose domain
- * code fails permanently, is rolled back to its savepoint and recorded as
- * rejected; the rest commits. One durable commit per batch; then the
- * outcomes, with their events in position order, go to the update bus.
+ * transaction: per command, dedupe -> handle -> append events -> aggregate;
+ * a command whose handler rejects it, or whose domain code fails
+ * permanently, leaves nothing but its rejection in the command log; the
+ * rest commits. (Savepoints make that so only where needed: see
+ * processor.c.) One durable commit per batch; then the outcomes, with their
+ * events in position order, go to the update bus.
  *
  * A transient store error rolls the whole batch back and retries it after
  * 1, 2, 4 ... ms plus 0-1000 ms of jitter, capped at 60 s, until it
