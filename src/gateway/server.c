@@ -258,6 +258,8 @@ static int setup(struct cw_gw *gw, struct cw_error *err)
     int rc = cw_store_reader_open(cw_engine_store(gw->engine), &db, err);
     if (!rc)
         rc = cw_hub_load_sessions(db, err);
+    if (!rc) /* live routing starts after what is already in the log */
+        rc = cw_store_last_position(db, &gw->last_position, err);
     cw_db_close(db);
     if (rc)
         return rc;
