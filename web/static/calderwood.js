@@ -154,20 +154,8 @@ export class Calderwood extends EventTarget {
 
     /** Closes the connection for good. Pending commands stay pending (and are not resent). */
     close() {
-        this.#wanted = false;
         globalThis.removeEventListener?.('online', this.#onOnline);
-        this.#clearTimers();
-        const ws = this.#ws;
-        this.#ws = null;
-        this.#live = false;
-        if (ws) {
-            detach(ws);
-            try {
-                ws.close(1000, 'client closed');
-            } catch {
-                /* already closed */
-            }
-        }
+        this.#stop('client closed');
         this.#setState('closed');
     }
 
@@ -326,6 +314,13 @@ export class Calderwood extends EventTarget {
 
     #unauthorized() {
         if (this.state === 'unauthorized') return;
+        this.#stop('session ended');
+        this.retryAt = null;
+        this.#setState('unauthorized');
+    }
+
+    /** Stops for good: no reconnection, no timers, the socket closed with reason. */
+    #stop(reason) {
         this.#wanted = false;
         this.#clearTimers();
         const ws = this.#ws;
@@ -334,13 +329,11 @@ export class Calderwood extends EventTarget {
         if (ws) {
             detach(ws);
             try {
-                ws.close(1000, 'session ended');
+                ws.close(1000, reason);
             } catch {
-                /* closed */
+                /* already closed */
             }
         }
-        this.retryAt = null;
-        this.#setState('unauthorized');
     }
 
     #clearTimers() {
