@@ -14,6 +14,8 @@
 #include "gateway/gateway.h"
 #include "store/store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -34,14 +36,45 @@ struct serve_options {
     bool no_demo_user;
 };
 
+/*
+ * SIGINT and SIGTERM are caught by a handler that only writes the signal's
+ * number to a pipe, whichever thread the kernel picks (a sanitizer's or a
+ * library's own threads included); a thread of ours reads it and asks the
+ * gateway to stop.
+ */
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    ssize_t unused = write(signal_pipe[1], &b, 1);
+    (void)unused;
+}
+
 static void *wait_for_signal(void *arg)
 {
-    sigset_t *stop = arg;
-    int sig = 0;
-    sigwait(stop, &sig);
+    (void)arg;
+    unsigned char sig = 0;
+    while (read(signal_pipe[0], &sig, 1) < 0 && errno == EINTR)
+        ;
     cw_info("serve.signal", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
     cw_gateway_stop();
     return NULL;
+}
+
+static int catch_stop_signals(struct cw_error *err)
+{
+    if (pipe2(signal_pipe, O_CLOEXEC))
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot make the signal pipe: %s",
+                            strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return CW_OK;
 }
 
 static bool is_dir(const char *path)
@@ -108,7 +141,7 @@ static int ensure_demo_user(struct cw_engine *e, const struct cw_domain *d, char
     return rc;
 }
 
-static int serve(struct serve_options *o, sigset_t *stop, struct cw_error *err)
+static int serve(struct serve_options *o, struct cw_error *err)
 {
     char key_path[4200], web_buf[PATH_MAX], banner[300] = "";
     unsigned char key[CW_SECRET_LEN];
@@ -160,7 +193,7 @@ static int serve(struct serve_options *o, sigset_t *stop, struct cw_error *err)
             .demo_banner = banner[0] ? banner : NULL,
         };
         pthread_t signals;
-        pthread_create(&signals, NULL, wait_for_signal, stop);
+        pthread_create(&signals, NULL, wait_for_signal, NULL);
         pthread_detach(signals);
         rc = cw_gateway_run(&g, e, d, &metrics, err);
     }
@@ -217,12 +250,8 @@ int cw_cli_serve(int argc, char **argv)
     int code;
     if (!cw_cli_parse("usage: calderwood serve [options]", opts, argc, argv, NULL, &code))
         return code;
-    /* Block the stop signals in every thread; one thread waits for them with sigwait. */
-    static sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     struct cw_error err = {0};
-    return serve(&o, &stop, &err) ? cw_cli_fail(&err) : 0;
+    if (catch_stop_signals(&err))
+        return cw_cli_fail(&err);
+    return serve(&o, &err) ? cw_cli_fail(&err) : 0;
 }
