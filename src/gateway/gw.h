@@ -116,7 +116,7 @@ int cw_http_on_body_done(struct lws *wsi, struct cw_http *req);
 int cw_http_on_writeable(struct lws *wsi, struct cw_http *req, void **slot);
 void cw_http_on_closed(struct cw_http *req);
 /* Upgrade check for /ws: 0 to accept; 1 after writing a refusal; -1 to hang up. */
-int cw_http_confirm_upgrade(struct lws *wsi, struct cw_session **session);
+int cw_http_confirm_upgrade(struct lws *wsi);
 /* The session of the request's cw_session cookie, or NULL. */
 struct cw_session *cw_http_session(struct lws *wsi);
 /* A login or logout waiting for its session command: the outcome arrived. */

@@ -207,7 +207,7 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *body)
     return 1;
 }
 
-int cw_http_confirm_upgrade(struct lws *wsi, struct cw_session **session)
+int cw_http_confirm_upgrade(struct lws *wsi)
 {
     char uri[64];
     cw_count(cw_gw->metrics->http_requests);
@@ -223,13 +223,10 @@ int cw_http_confirm_upgrade(struct lws *wsi, struct cw_session **session)
         return refuse_upgrade(wsi, 403,
                               "{\"error\":{\"code\":\"forbidden\",\"message\":"
                               "\"this Origin may not open a WebSocket here\"}}");
-    struct cw_session *s = cw_http_session(wsi);
-    if (!s)
+    if (!cw_http_session(wsi))
         return refuse_upgrade(wsi, 401,
                               "{\"error\":{\"code\":\"unauthorized\",\"message\":"
                               "\"log in first: no valid session\"}}");
-    if (session)
-        *session = s;
     return 0;
 }
 
@@ -456,10 +453,17 @@ struct query_job {
     struct cw_buf answer;
 };
 
-static const char *query_error_status(const char *code, int *status)
+/* ["error", {"code", "message", "details"}]: the /query error body of PROTOCOL.md. */
+static void add_query_error(struct cw_buf *b, const char *code, const char *message,
+                            const json_t *details)
 {
-    *status = !strcmp(code, "internal-error") ? 500 : 400;
-    return code;
+    cw_buf_adds(b, "[\"error\",{\"code\":");
+    cw_json_add_string(b, code, strlen(code));
+    cw_buf_adds(b, ",\"message\":");
+    cw_json_add_string(b, message, strlen(message));
+    cw_buf_adds(b, ",\"details\":");
+    cw_json_add(b, details);
+    cw_buf_adds(b, "}]");
 }
 
 static void run_query(struct cw_job *job, struct cw_db *db)
@@ -476,14 +480,8 @@ static void run_query(struct cw_job *job, struct cw_db *db)
         json_decref(result);
         return;
     }
-    const char *code = query_error_status(err.code, &q->status);
-    cw_buf_adds(&q->answer, "[\"error\",{\"code\":");
-    cw_json_add_string(&q->answer, code, strlen(code));
-    cw_buf_adds(&q->answer, ",\"message\":");
-    cw_json_add_string(&q->answer, err.message, strlen(err.message));
-    cw_buf_adds(&q->answer, ",\"details\":");
-    cw_json_add(&q->answer, err.details);
-    cw_buf_adds(&q->answer, "}]");
+    q->status = !strcmp(err.code, "internal-error") ? 500 : 400;
+    add_query_error(&q->answer, err.code, err.message, err.details);
     cw_error_release(&err);
 }
 
@@ -508,9 +506,7 @@ static int query_malformed(struct cw_http *req, const char *message)
 {
     struct cw_buf *b = &cw_gw->out;
     cw_buf_reset(b);
-    cw_buf_adds(b, "[\"error\",{\"code\":\"malformed\",\"message\":");
-    cw_json_add_string(b, message, strlen(message));
-    cw_buf_adds(b, ",\"details\":null}]");
+    add_query_error(b, "malformed", message, NULL);
     cw_count(cw_gw->metrics->query_errors);
     return respond(req, 400, "application/json", b->data, b->len);
 }

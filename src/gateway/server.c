@@ -123,7 +123,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         break;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return cw_http_confirm_upgrade(wsi, NULL);
+        return cw_http_confirm_upgrade(wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return on_filter(wsi, pss);
     case LWS_CALLBACK_ESTABLISHED:
