@@ -234,7 +234,7 @@ int cw_cli_serve(int argc, char **argv)
         {"max-body", CW_OPT_INT, &o.max_body, "1048576", 1024, 1 << 30, "BYTES",
          "HTTP request body limit (413 beyond)"},
         {"max-header", CW_OPT_INT, &o.max_header, "8192", 1024, 65535, "BYTES",
-         "HTTP request header limit"},
+         "HTTP request head limit: request line and headers (431 beyond)"},
         {"workers", CW_OPT_INT, &o.workers, "2", 1, 256, "N",
          "worker threads for queries, logins and look-ups"},
         {"worker-queue", CW_OPT_INT, &o.worker_queue, "10000", 1, 1 << 24, "N",

@@ -3,9 +3,12 @@
  * HTTP request and WebSocket connection records, and the functions each
  * file offers the others. Everything here lives on the loop thread.
  *
- *   server.c  lws context, the protocol callback, wake-ups, shutdown
- *   http.c    HTTP routes, login/logout, queries, responses
+ *   server.c  lws context (raw sockets), the callback, wake-ups, shutdown
+ *   http.c    HTTP/1.1 connections: requests, routes, login/logout, queries,
+ *             responses, the WebSocket handshake
+ *   httpreq.c the request head parser
  *   ws.c      WebSocket connections: receive, command pipeline, output
+ *   wsframe.c the client frame decoder
  *   hub.c     outcomes from the bus to connections: audience, sessions
  */
 #ifndef CW_GW_H
@@ -17,6 +20,8 @@
 #include "core/metrics.h"
 #include "core/strmap.h"
 #include "gateway.h"
+#include "httpreq.h"
+#include "wsframe.h"
 
 #include <libwebsockets.h>
 #include <stdatomic.h>
@@ -85,42 +90,66 @@ extern struct cw_gw *cw_gw; /* the one gateway of the process */
 /* ------------------------------------------------------------------ HTTP */
 
 struct cw_http {
-    int kind; /* CW_EP_HTTP */
-    uint64_t id;
+    int kind;    /* CW_EP_HTTP */
+    uint64_t id; /* of the request being answered; 0 between requests */
     struct lws *wsi;
-    int method; /* LWSHUMETH_* */
-    char path[128];
     char remote[64];
+    struct cw_buf in; /* bytes received and not yet taken by a request */
+    /* the request being read or answered */
+    struct cw_httpreq head; /* points into head_buf */
+    struct cw_buf head_buf;
+    bool have_head;
+    size_t body_len;
+    bool busy;        /* read whole: its answer is being prepared or written */
+    bool sending;     /* the answer is with lws, which may still hold part of it */
+    bool reading;     /* next_request() runs: it goes on to pipelined requests itself */
+    bool paused;      /* input is not read while busy */
+    bool close_after; /* the connection ends once the answer is out */
+    bool lingering;   /* it is ending: our side is shut, input is dropped */
+    int method;       /* CW_M_* */
+    char method_name[16];
+    char path[128];
     int64_t started_us;
     struct cw_buf body;
-    bool body_too_large;
     bool form; /* login by form (redirects) rather than JSON */
     /* a login whose start-session command is committing */
     bool awaiting_session;
     char session_uuid[CW_UUID_LEN + 1];
     char user_uuid[CW_UUID_LEN + 1];
-    /* the response, once known */
-    bool ready, headers_sent;
+    /* the response */
     int status;
-    const char *content_type;
-    char *resp_body;
-    size_t resp_len;
+    size_t resp_body_len;
+    struct cw_buf resp;      /* LWS_PRE bytes, then head and body as sent */
     char extra_headers[512]; /* complete "Name: value\r\n" lines */
 };
 
-/* The lws callback's share for HTTP transactions; returns what lws expects. */
-int cw_http_on_request(struct lws *wsi, void **pss, const char *uri);
-int cw_http_on_body(struct lws *wsi, struct cw_http *req, const void *in, size_t len);
-int cw_http_on_body_done(struct lws *wsi, struct cw_http *req);
-/* Writes the response when ready; frees req and clears *slot when the transaction ends. */
-int cw_http_on_writeable(struct lws *wsi, struct cw_http *req, void **slot);
+/* A new connection: HTTP until it upgrades. */
+int cw_http_on_open(struct lws *wsi, void **slot);
+/* Bytes from the client. An upgrade replaces *slot with the WebSocket connection. */
+int cw_http_on_data(struct cw_http *req, const char *in, size_t len, void **slot);
+int cw_http_on_writeable(struct cw_http *req, void **slot);
 void cw_http_on_closed(struct cw_http *req);
-/* Upgrade check for /ws: 0 to accept; 1 after writing a refusal; -1 to hang up. */
-int cw_http_confirm_upgrade(struct lws *wsi);
-/* The session of the request's cw_session cookie, or NULL. */
-struct cw_session *cw_http_session(struct lws *wsi);
 /* A login or logout waiting for its session command: the outcome arrived. */
 void cw_http_session_committed(uint64_t id, bool ok);
+
+enum { CW_M_OTHER, CW_M_GET, CW_M_POST };
+
+/* Answers req (body copied; one write) with the extra headers added so far. */
+int cw_http_respond(struct cw_http *req, int status, const char *content_type, const char *body,
+                    size_t len);
+/* {"error":{"code":CODE,"message":MESSAGE}} */
+int cw_http_respond_error(struct cw_http *req, int status, const char *code, const char *message);
+void cw_http_add_header(struct cw_http *req, const char *name, const char *value);
+
+/* routes.c: answers a whole request (head and body read) by its path. */
+void cw_routes_dispatch(struct cw_http *req);
+/* The session of the request's cw_session cookie, or NULL. */
+struct cw_session *cw_http_session(const struct cw_http *req);
+/* Same-origin, or an allowed one, or no Origin at all (not a browser). */
+bool cw_http_origin_allowed(const struct cw_http *req);
+
+/* Ends a connection politely: no more output, input dropped until the peer closes. */
+void cw_gw_linger(struct lws *wsi);
 
 /* ------------------------------------------------------------- WebSocket */
 
@@ -136,6 +165,7 @@ struct cw_conn {
     struct cw_conn *user_next; /* in the user's list */
     struct cw_conn *all_next, **all_prev;
     /* receive */
+    struct cw_wsdec dec;
     struct cw_buf rx;
     size_t rx_total; /* bytes of the message being received, kept or not */
     bool rx_too_large;
@@ -156,15 +186,17 @@ struct cw_conn {
     int64_t live_from;                        /* last routed position when the connection opened */
     int64_t last_sent;                        /* highest position sent live */
     /* closing */
-    int close_code;  /* our close frame is queued (or sent) with this code */
-    bool close_sent; /* it has been written: waiting for the peer's answer */
+    int close_code;   /* our close frame is queued (or sent) with this code */
+    bool close_sent;  /* it has been written: waiting for the peer's answer */
+    bool peer_closed; /* the peer's close frame came: nothing after it is read */
+    bool failed;      /* a framing error: the stream cannot be read on */
+    bool ended;       /* both close frames are through: the socket is lingering */
     char close_reason[64];
 };
 
-int cw_ws_on_established(struct lws *wsi, void **pss, struct cw_session *session);
-int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len);
-/* The peer sent a close frame (payload in/len): nonzero to answer it with 1002. */
-int cw_ws_on_peer_close(struct cw_conn *c, const unsigned char *in, size_t len);
+int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *session);
+/* Bytes from the client (unmasked in place). */
+int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len);
 int cw_ws_on_writeable(struct cw_conn *c);
 void cw_ws_on_closed(struct cw_conn *c);
 /* Queues one owned frame text (copied) for c. */

@@ -3,9 +3,10 @@
  * protocol callback that dispatches to http.c and ws.c, the wake-up that
  * brings in outcomes and worker results, and the graceful stop.
  *
- * One protocol serves both HTTP and WebSocket, so a client needs no
- * Sec-WebSocket-Protocol header. Every path comes to the callback; static
- * files are checked there (method, path) and then streamed by lws.
+ * lws accepts, does TLS, polls and buffers output; every socket is a raw
+ * one, and what it speaks (HTTP/1.1, then WebSocket) is read by http.c and
+ * ws.c. That is how every rule of RFC 6455 and every limit of PROTOCOL.md
+ * (431 included) is ours to keep, not the library's.
  */
 #include "auth/password.h"
 #include "auth/ratelimit.h"
@@ -28,11 +29,9 @@ struct cw_gw *cw_gw;
 static atomic_bool stop_requested;
 static struct lws_context *volatile running_ctx;
 
-/* The per-connection user space lws keeps for us (see the callback). */
+/* The per-connection user space lws keeps for us: the HTTP or WebSocket record. */
 struct cw_pss {
-    void *ep;                  /* struct cw_http * or struct cw_conn * (both start with int kind) */
-    struct cw_session session; /* the session found at the WebSocket handshake */
-    bool authorised;
+    void *ep; /* struct cw_http * or struct cw_conn * (both start with int kind) */
 };
 
 void cw_gateway_stop(void)
@@ -80,72 +79,46 @@ static void on_wake(void)
         begin_stop();
 }
 
-static int on_filter(struct lws *wsi, struct cw_pss *pss)
-{
-    /* The upgrade was checked in HTTP_CONFIRM_UPGRADE; find the session again for this wsi. */
-    struct cw_session *s = cw_http_session(wsi);
-    if (!s)
-        return 1;
-    pss->session = *s;
-    pss->authorised = true;
-    return 0;
-}
-
 /* The endpoint record kept in pss, and its kind (0 when none). */
 #define EP(pss)   ((pss) ? (pss)->ep : NULL)
 #define KIND(pss) (EP(pss) ? *(int *)EP(pss) : 0)
 
+/*
+ * Every socket comes as a raw one: http.c reads HTTP from it and, after the
+ * handshake, ws.c reads WebSocket frames. lws does the accepting, TLS, the
+ * poll loop and the buffering of what the kernel did not take.
+ */
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
-    /* These two come without our per-connection space. */
-    if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-        on_wake();
-        return 0;
-    }
-    if (reason == LWS_CALLBACK_FILTER_NETWORK_CONNECTION)
-        return cw_gw->stopping ? 1 : 0;
-    /* Every reason handled below comes with our per-connection space in user. */
     struct cw_pss *pss = user;
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return cw_http_on_request(wsi, &pss->ep, in);
-    case LWS_CALLBACK_HTTP_BODY:
-        return KIND(pss) == CW_EP_HTTP ? cw_http_on_body(wsi, EP(pss), in, len) : 0;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return KIND(pss) == CW_EP_HTTP ? cw_http_on_body_done(wsi, EP(pss)) : 0;
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return KIND(pss) == CW_EP_HTTP ? cw_http_on_writeable(wsi, EP(pss), &pss->ep) : 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
-        if (KIND(pss) == CW_EP_HTTP) {
-            cw_http_on_closed(EP(pss));
-            pss->ep = NULL;
-        }
-        break;
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return cw_http_confirm_upgrade(wsi);
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return on_filter(wsi, pss);
-    case LWS_CALLBACK_ESTABLISHED:
-        if (!pss->authorised)
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        on_wake();
+        return 0;
+    case LWS_CALLBACK_RAW_ADOPT:
+        if (cw_gw->stopping)
             return -1;
-        return cw_ws_on_established(wsi, &pss->ep, &pss->session);
-    case LWS_CALLBACK_RECEIVE:
-        return KIND(pss) == CW_EP_CONN ? cw_ws_on_receive(EP(pss), in, len) : -1;
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        return KIND(pss) == CW_EP_CONN ? cw_ws_on_peer_close(EP(pss), in, len) : 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return KIND(pss) == CW_EP_CONN ? cw_ws_on_writeable(EP(pss)) : 0;
-    case LWS_CALLBACK_CLOSED:
-        if (KIND(pss) == CW_EP_CONN) {
+        return cw_http_on_open(wsi, &pss->ep);
+    case LWS_CALLBACK_RAW_RX:
+        if (KIND(pss) == CW_EP_CONN)
+            return cw_ws_on_data(EP(pss), in, len);
+        return KIND(pss) == CW_EP_HTTP ? cw_http_on_data(EP(pss), in, len, &pss->ep) : -1;
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        if (KIND(pss) == CW_EP_CONN)
+            return cw_ws_on_writeable(EP(pss));
+        return KIND(pss) == CW_EP_HTTP ? cw_http_on_writeable(EP(pss), &pss->ep) : 0;
+    case LWS_CALLBACK_RAW_CLOSE:
+        if (KIND(pss) == CW_EP_CONN)
             cw_ws_on_closed(EP(pss));
+        else if (KIND(pss) == CW_EP_HTTP)
+            cw_http_on_closed(EP(pss));
+        if (pss)
             pss->ep = NULL;
-        }
-        break;
+        return 0;
     default:
-        break;
+        return 0;
     }
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
 static const struct lws_protocols protocols[] = {
@@ -209,21 +182,18 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
     info.port = port;
     info.iface = host[0] ? host : NULL;
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
+    info.listen_accept_role = "raw-skt";
+    info.listen_accept_protocol = protocols[0].name;
     if (!strchr(host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
-    info.max_http_header_data = (unsigned short)(cfg->max_header > 65535 ? 65535 : cfg->max_header);
-    info.max_http_header_pool = 256;
     info.timeout_secs = 30;
-    info.keepalive_timeout = 30;
-    info.pt_serv_buf_size = 65536;
+    info.pt_serv_buf_size = 65536; /* bytes per read */
     if (cfg->tls_cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
-        /* HTTP/1.1 only: ws.c frames WebSocket messages itself, which ws-over-h2 would not take. */
-        info.alpn = "http/1.1";
+        info.alpn = "http/1.1"; /* http.c speaks HTTP/1.1 only */
         gw->tls = true;
     }
     gw->ctx = lws_create_context(&info);

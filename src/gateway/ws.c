@@ -1,9 +1,10 @@
 /*
  * ws.c - WebSocket connections: messages in, frames out.
  *
- * In: a message is assembled from lws fragments (up to the soft limit;
- * beyond it the message is refused but the connection stays; beyond the
- * hard limit it is closed with 1009), decoded by wire.c, and a command
+ * In: wsframe.c decodes the frames; a message is assembled from its pieces
+ * (up to the soft limit; beyond it the message is refused but the
+ * connection stays; beyond the hard limit it is closed with 1009), checked
+ * as UTF-8, decoded by wire.c, and a command
  * joins the connection's pipeline. The pipeline keeps each connection's
  * commands in order while one of them waits for a worker (a slow prepare,
  * or the idempotency look-up a resent command needs); the rest go straight
@@ -27,6 +28,7 @@
 #include "gw.h"
 #include "query/workers.h"
 #include "store/store.h"
+#include "core/utf8.h"
 #include "wire.h"
 
 #include <stdlib.h>
@@ -48,6 +50,7 @@ struct cw_out {
 
 #define OP_TEXT          0x81
 #define OP_CLOSE         0x88
+#define OP_PONG          0x8a
 #define CLOSE_ACK_WAIT_S 5 /* after our close frame, how long the peer has to answer */
 
 struct cw_pending_cmd {
@@ -255,16 +258,28 @@ static int write_chunk(struct cw_conn *c)
     if (!c->out)
         c->out_tail = &c->out;
     size_t n = b->len - LWS_PRE;
-    /*
-     * The frames are already framed: LWS_WRITE_HTTP sends bytes as they are
-     * on a ws connection, and lws keeps what the kernel did not take and
-     * calls back only once it is gone.
-     */
-    if (lws_write(c->wsi, (unsigned char *)b->data + LWS_PRE, n, LWS_WRITE_HTTP) < (int)n)
+    /* lws keeps what the kernel did not take, and calls back only once it is gone. */
+    if (lws_write(c->wsi, (unsigned char *)b->data + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
         return -1;
     cw_count_n(cw_gw->metrics->bytes_out, n);
     cw_count_n(cw_gw->metrics->frames_out, frames);
     return 0;
+}
+
+/*
+ * Both close frames are through (or the stream is broken and ours is out):
+ * the socket ends. Only once lws holds nothing more of ours for it.
+ */
+static void maybe_end(struct cw_conn *c)
+{
+    if (c->ended || !c->close_sent || !(c->peer_closed || c->failed))
+        return;
+    if (lws_partial_buffered(c->wsi)) {
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    c->ended = true;
+    cw_gw_linger(c->wsi);
 }
 
 /* Writes what c has queued while its socket takes it; the rest waits for writability. */
@@ -282,8 +297,9 @@ static int flush(struct cw_conn *c)
         if (i + 1 < WRITES_PER_TURN && c->out && lws_send_pipe_choked(c->wsi))
             break;
     }
-    if (c->close_sent && !was_sent)
+    if (c->close_sent && !was_sent && !c->peer_closed && !c->failed)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_WAIT_S);
+    maybe_end(c);
     if (c->out)
         lws_callback_on_writable(c->wsi);
     if (!c->reading)
@@ -775,21 +791,26 @@ static void on_message(struct cw_conn *c, const char *text, size_t len)
     cw_wire_msg_release(&m);
 }
 
-int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
+/* A framing error: the stream cannot be read on, so the connection ends after the close frame. */
+static int fail(struct cw_conn *c, int code, const char *reason)
 {
-    struct lws *wsi = c->wsi;
-    /*
-     * A connection being closed reads on and discards: closing the socket on
-     * unread input would reset it, and the client might never see why.
-     */
+    c->failed = true;
+    cw_ws_close(c, code, reason);
+    return 1;
+}
+
+/* A piece of a text message: kept up to the soft limit, counted up to the hard one. */
+static int on_data(void *arg, bool binary, const unsigned char *p, size_t n, bool last)
+{
+    struct cw_conn *c = arg;
     if (c->close_code)
-        return 0;
-    if (lws_frame_is_binary(wsi)) {
+        return 0; /* closing: read on, and discard, until the peer's close frame */
+    if (binary) {
         cw_ws_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                     "binary frames are not part of the protocol");
         return 0;
     }
-    c->rx_total += len;
+    c->rx_total += n;
     if (c->rx_total > cw_gw->cfg->hard_max_message) {
         cw_buf_release(&c->rx);
         cw_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message over the hard size limit");
@@ -799,15 +820,19 @@ int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
         c->rx_too_large = true; /* counted from here on, not kept */
         cw_buf_release(&c->rx);
     }
-    if (!c->rx_too_large)
-        cw_buf_add(&c->rx, in, len);
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+    if (!c->rx_too_large && n)
+        cw_buf_add(&c->rx, p, n);
+    if (!last)
         return 0;
     c->rx_total = 0;
     if (c->rx_too_large) {
         send_code(c, NULL, false, 0, CW_ERR_TOO_LARGE, "too-large",
                   "message over the size limit; it was not read");
         c->rx_too_large = false;
+        return 0;
+    }
+    if (!cw_utf8_valid(c->rx.data, c->rx.len)) {
+        cw_ws_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "text is not valid UTF-8");
         return 0;
     }
     on_message(c, c->rx.data ? c->rx.data : "", c->rx.len);
@@ -817,21 +842,47 @@ int cw_ws_on_receive(struct cw_conn *c, const void *in, size_t len)
     return 0;
 }
 
-/* RFC 6455 7.4: a close code that may not be sent, or a 1-byte payload, is a protocol error. */
-int cw_ws_on_peer_close(struct cw_conn *c, const unsigned char *in, size_t len)
+/* RFC 6455 5.5.1 and 7.4: answer a close with the same code; a code that may not be sent is an
+ * error. */
+static int on_peer_close(struct cw_conn *c, const unsigned char *p, size_t n)
 {
-    if (c->close_code)
-        return -1; /* the answer to our close frame: done, nothing to echo */
-    if (len == 0)
-        return 0;
-    unsigned code = len >= 2 ? (unsigned)in[0] << 8 | in[1] : 0;
-    bool valid = len >= 2 && ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-                              (code >= 3000 && code <= 4999));
-    if (valid)
-        return 0;
-    const char *why = "invalid close frame";
-    lws_close_reason(c->wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why, strlen(why));
-    return -1;
+    c->peer_closed = true;
+    if (c->close_code) { /* the answer to ours, or one crossing it */
+        maybe_end(c);
+        return 1;
+    }
+    unsigned code = n >= 2 ? (unsigned)p[0] << 8 | p[1] : 1000;
+    bool valid = n != 1 && ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                            (code >= 3000 && code <= 4999));
+    if (!valid)
+        return fail(c, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid close frame");
+    if (n > 2 && !cw_utf8_valid(p + 2, n - 2))
+        return fail(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "close reason is not valid UTF-8");
+    cw_ws_close(c, (int)code, "");
+    return 1; /* nothing after a close frame is read */
+}
+
+static int on_control(void *arg, unsigned char op, const unsigned char *p, size_t n)
+{
+    struct cw_conn *c = arg;
+    if (op == CW_WS_OP_CLOSE)
+        return on_peer_close(c, p, n);
+    if (op == CW_WS_OP_PING && !c->close_code)
+        push_out(c, new_out(OP_PONG, (const char *)p, n)); /* every ping, in order */
+    return 0;
+}
+
+int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
+{
+    if (c->peer_closed || c->failed)
+        return 0; /* after a close frame or a broken frame, nothing can be read */
+    const struct cw_wsdec_sink sink = {on_data, on_control, c};
+    int rc = cw_wsdec_feed(&c->dec, in, len, &sink);
+    if (rc == CW_WS_CLOSE_PROTOCOL)
+        fail(c, rc, "protocol error");
+    else if (rc == CW_WS_CLOSE_TOO_BIG)
+        fail(c, rc, "message over the hard size limit");
+    return 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -849,6 +900,7 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->deferred_tail = &c->deferred;
     c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
+    c->dec.max_frame = cw_gw->cfg->hard_max_message;
     cw_strmap_init(&c->seqs);
     cw_idmap_put(&cw_gw->endpoints, c->id, c);
     cw_hub_add_conn(c);

@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
 import { startServer, guard } from './lib/server.mjs';
 import { request, loginAs, WsClient, newClientId } from './lib/client.mjs';
 
@@ -259,4 +260,63 @@ it('every JSON error answer carries Content-Type application/json', async () => 
     const b = await request(srv, 'POST', '/query', { body: { name: 'describe' } });
     assert.equal(b.status, 401);
     assert.equal(mediaType(b), 'application/json');
+});
+
+/** Sends raw bytes on a new TCP connection; resolves everything the server sent until it closed. */
+function rawExchange(server, bytes, timeoutMs = 20_000) {
+    return new Promise((resolveP, reject) => {
+        const chunks = [];
+        const sock = net.connect(server.port, server.host, () => sock.write(bytes));
+        const timer = setTimeout(() => {
+            sock.destroy();
+            reject(new Error(`the server did not close within ${timeoutMs} ms: ${Buffer.concat(chunks).toString().slice(0, 300)}`));
+        }, timeoutMs);
+        sock.on('data', (c) => chunks.push(c));
+        sock.on('error', () => {});
+        sock.on('close', () => {
+            clearTimeout(timer);
+            resolveP(Buffer.concat(chunks).toString('latin1'));
+        });
+    });
+}
+
+// Responses follow each other directly (a body has no line end), so status lines are found anywhere.
+const statusLines = (text) => text.match(/HTTP\/1\.1 \d{3}/g) || [];
+
+it('request headers over the limit (8 KiB by default) answer 431 and end the connection', async () => {
+    const big = `GET /health HTTP/1.1\r\nHost: x\r\nX-Filler: ${'f'.repeat(9000)}\r\n\r\n`;
+    const text = await rawExchange(srv, big);
+    assert.deepEqual(statusLines(text), ['HTTP/1.1 431'], text.slice(0, 300));
+    assert.match(text, /"code":"too-large"/);
+    assert.match(text, /\r\nconnection: close\r\n/i);
+    // Just under the limit is served.
+    const res = await request(srv, 'GET', '/health', { headers: { 'X-Filler': 'f'.repeat(7000) } });
+    assert.equal(res.status, 200);
+});
+
+it('a head that never ends is not read past the limit: 431, whatever follows', async () => {
+    const text = await rawExchange(srv, `GET /health HTTP/1.1\r\nX-Endless: ${'e'.repeat(64 * 1024)}`);
+    assert.deepEqual(statusLines(text), ['HTTP/1.1 431']);
+});
+
+it('keep-alive: pipelined requests on one connection are answered in order', async () => {
+    const text = await rawExchange(
+        srv,
+        'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'GET /no-such-path HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    assert.deepEqual(statusLines(text), ['HTTP/1.1 200', 'HTTP/1.1 404', 'HTTP/1.1 200']);
+});
+
+it('HTTP/1.0 without keep-alive gets one answer and the connection ends', async () => {
+    const text = await rawExchange(srv, 'GET /health HTTP/1.0\r\n\r\nGET /health HTTP/1.0\r\n\r\n');
+    assert.deepEqual(statusLines(text), ['HTTP/1.1 200']);
+});
+
+it('a malformed request line answers 400 and ends the connection', async () => {
+    const text = await rawExchange(srv, 'GARBAGE\r\n\r\n');
+    assert.deepEqual(statusLines(text), ['HTTP/1.1 400']);
+    const chunked = await rawExchange(srv, 'POST /query HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    assert.deepEqual(statusLines(chunked), ['HTTP/1.1 411']);
 });

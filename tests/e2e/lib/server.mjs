@@ -18,6 +18,7 @@ import { join, resolve, dirname, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import http from 'node:http';
+import https from 'node:https';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const BUILD = process.env.BUILD || 'build';
@@ -77,7 +78,9 @@ export function addUser(dataDir, { email, password, first = 'Test', last = 'User
 /** One HTTP GET with a short timeout; resolves { status, body } or rejects. */
 function probe(url, timeoutMs) {
     return new Promise((resolveP, reject) => {
-        const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
+        const client = url.startsWith('https:') ? https : http;
+        // A TLS test server has a self-signed certificate.
+        const req = client.get(url, { timeout: timeoutMs, agent: false, rejectUnauthorized: false }, (res) => {
             const chunks = [];
             res.on('data', (c) => chunks.push(c));
             res.on('end', () => {
@@ -106,7 +109,7 @@ export class Server {
     }
 
     get url() {
-        return `http://${this.host}:${this.port}`;
+        return `${this.opts.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
     }
 
     get origin() {

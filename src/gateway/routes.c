@@ -1,0 +1,563 @@
+/*
+ * routes.c - the HTTP routes of PROTOCOL.md: login and logout (sessions
+ * are events, so both wait for their command to commit), queries (on the
+ * worker pool), the pages, static files, /health and /metrics.
+ *
+ * http.c hands over whole requests and writes the answers. Work that may block (password checks,
+ * queries) goes to the workers and comes back by request id, so a client that went away is simply
+ * not found.
+ */
+#include "auth/cookie.h"
+#include "auth/password.h"
+#include "auth/ratelimit.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "core/validate.h"
+#include "domain/domain.h"
+#include "engine/engine.h"
+#include "engine/envelope.h"
+#include "gw.h"
+#include "query/query.h"
+#include "query/workers.h"
+
+#include <ctype.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define M_GET  (1u << CW_M_GET)
+#define M_POST (1u << CW_M_POST)
+
+/* ------------------------------------------------------------- responses */
+
+static int respond_json(struct cw_http *req, int status, const char *json)
+{
+    return cw_http_respond(req, status, "application/json", json, strlen(json));
+}
+
+static int redirect(struct cw_http *req, const char *location)
+{
+    cw_http_add_header(req, "Location", location);
+    return cw_http_respond(req, 303, "text/plain", "", 0);
+}
+
+static void set_cookie(struct cw_http *req, const char *value, bool clear)
+{
+    char line[400];
+    snprintf(line, sizeof(line), "%s=%s; HttpOnly; SameSite=Lax; Path=/%s%s", CW_COOKIE_NAME, value,
+             clear ? "; Max-Age=0" : "", cw_gw->tls ? "; Secure" : "");
+    cw_http_add_header(req, "Set-Cookie", line);
+}
+
+/* ------------------------------------------------------------- sessions */
+
+/* The session a Cookie header names, when it is sealed by us and still open. */
+static struct cw_session *session_of_cookie(const char *header)
+{
+    const char *value;
+    size_t len;
+    char session_uuid[CW_UUID_LEN + 1];
+    if (!header || cw_cookie_find(header, CW_COOKIE_NAME, &value, &len) ||
+        cw_cookie_open(cw_gw->cfg->secret_key, value, len, session_uuid))
+        return NULL;
+    return cw_strmap_get(&cw_gw->sessions, session_uuid);
+}
+
+struct cw_session *cw_http_session(const struct cw_http *req)
+{
+    return session_of_cookie(cw_httpreq_field(&req->head, "cookie"));
+}
+
+bool cw_http_origin_allowed(const struct cw_http *req)
+{
+    const char *origin = cw_httpreq_field(&req->head, "origin");
+    const char *host = cw_httpreq_field(&req->head, "host");
+    if (!origin)
+        return true; /* not a browser: nothing to hijack */
+    if (!strcmp(origin, cw_gw->origin))
+        return true;
+    char own[300];
+    if (host) {
+        snprintf(own, sizeof(own), "%s://%s", cw_gw->tls ? "https" : "http", host);
+        if (!strcmp(origin, own))
+            return true;
+    }
+    for (size_t i = 0; i < cw_gw->cfg->n_allowed_origins; i++)
+        if (!strcmp(origin, cw_gw->cfg->allowed_origins[i]))
+            return true;
+    return false;
+}
+
+/* ----------------------------------------------------- login and logout */
+
+struct login_job {
+    struct cw_job job;
+    uint64_t request;
+    char email[256];
+    char password[1100];
+    bool ok;
+    char user_uuid[CW_UUID_LEN + 1];
+};
+
+static void run_login(struct cw_job *job, struct cw_db *db)
+{
+    struct login_job *l = (struct login_job *)job;
+    char hash[crypto_pwhash_STRBYTES];
+    cw_accounts_normalize_email(l->email);
+    bool found =
+        cw_accounts_find_login(db, l->email, l->user_uuid, hash, sizeof(hash), NULL) == CW_OK;
+    /* An unknown email costs the same hash check, so time tells nothing either. */
+    bool ok = cw_password_verify(found ? hash : cw_gw->dummy_hash, l->password);
+    l->ok = found && ok;
+    sodium_memzero(l->password, sizeof(l->password));
+}
+
+static int submit_session_command(uint64_t request, const char *name, const char *user_uuid,
+                                  json_t *data)
+{
+    const struct cw_command_def *def = NULL;
+    if (cw_coerce_command(cw_gw->domain, name, data, true, &def, NULL)) {
+        json_decref(data);
+        return CW_ERR_INVALID;
+    }
+    char client_id[64];
+    snprintf(client_id, sizeof(client_id), "%s:%llu:%lld", name, (unsigned long long)request,
+             (long long)cw_now_us());
+    struct cw_envelope *env = cw_envelope_new(def, user_uuid, client_id, 0, data, NULL, request);
+    int rc = cw_engine_submit(cw_gw->engine, env);
+    if (rc)
+        cw_envelope_free(env);
+    return rc;
+}
+
+static int login_failed(struct cw_http *req)
+{
+    cw_count(cw_gw->metrics->logins_failed);
+    if (req->form)
+        return redirect(req, "/login?error=1");
+    return cw_http_respond_error(req, 401, "invalid-credentials", "Invalid email or password.");
+}
+
+static void done_login(struct cw_job *job, bool cancelled)
+{
+    struct login_job *l = (struct login_job *)job;
+    struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, l->request);
+    if (req && !cancelled) {
+        if (!l->ok) {
+            login_failed(req);
+        } else {
+            char session_uuid[CW_UUID_LEN + 1];
+            cw_uuid_v7(session_uuid);
+            json_t *data =
+                json_pack("{s:s,s:s}", "user_uuid", l->user_uuid, "session_uuid", session_uuid);
+            if (submit_session_command(req->id, "start-session", l->user_uuid, data)) {
+                cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+            } else {
+                /* The answer waits for the commit: cw_http_session_committed(). */
+                req->awaiting_session = true;
+                memcpy(req->session_uuid, session_uuid, sizeof(req->session_uuid));
+                memcpy(req->user_uuid, l->user_uuid, sizeof(req->user_uuid));
+            }
+        }
+    }
+    free(l);
+}
+
+/* Decodes one application/x-www-form-urlencoded value in place; false on bad escapes. */
+static bool url_decode(char *s)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (*s == '+') {
+            *out++ = ' ';
+        } else if (*s == '%') {
+            if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
+                return false;
+            char hex[3] = {s[1], s[2], 0};
+            *out++ = (char)strtol(hex, NULL, 16);
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+    return true;
+}
+
+/* Finds key in a form body (copied into out); false when absent or too long. */
+static bool form_value(const char *body, const char *key, char *out, size_t len)
+{
+    size_t klen = strlen(key);
+    for (const char *p = body; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, klen) || p[klen] != '=')
+            continue;
+        const char *v = p + klen + 1, *e = strchr(v, '&');
+        size_t n = e ? (size_t)(e - v) : strlen(v);
+        if (n >= len)
+            return false;
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return url_decode(out);
+    }
+    return false;
+}
+
+static bool json_value(json_t *root, const char *key, char *out, size_t len)
+{
+    const char *v = json_string_value(json_object_get(root, key));
+    if (!v || strlen(v) >= len)
+        return false;
+    memcpy(out, v, strlen(v) + 1);
+    return true;
+}
+
+static int handle_login(struct cw_http *req)
+{
+    const char *type = cw_httpreq_field(&req->head, "content-type");
+    req->form = !type || strncmp(type, "application/json", 16) != 0;
+    int64_t retry_us = 0;
+    if (!cw_ratelimit_allow(cw_gw->login_limit, req->remote, cw_now_us(), &retry_us)) {
+        cw_count(cw_gw->metrics->logins_limited);
+        char seconds[32];
+        snprintf(seconds, sizeof(seconds), "%lld", (long long)(retry_us / 1000000 + 1));
+        cw_http_add_header(req, "Retry-After", seconds);
+        cw_warn("login.limited", "remote=%s", req->remote);
+        return cw_http_respond_error(req, 429, "rate-limited",
+                                     "too many login attempts; try again later");
+    }
+    struct login_job *l = cw_xcalloc(1, sizeof(*l));
+    l->job.run = run_login;
+    l->job.done = done_login;
+    l->request = req->id;
+    bool ok;
+    cw_buf_addc(&req->body, '\0');
+    if (req->form) {
+        ok = form_value(req->body.data, "email", l->email, sizeof(l->email)) &&
+             form_value(req->body.data, "password", l->password, sizeof(l->password));
+    } else {
+        json_t *root = json_loadb(req->body.data, req->body.len - 1, 0, NULL);
+        if (!json_is_object(root)) {
+            json_decref(root);
+            free(l);
+            return cw_http_respond_error(req, 400, "malformed", "the body must be a JSON object");
+        }
+        ok = json_value(root, "email", l->email, sizeof(l->email)) &&
+             json_value(root, "password", l->password, sizeof(l->password));
+        json_decref(root);
+    }
+    sodium_memzero(req->body.data, req->body.len);
+    if (!ok) {
+        free(l);
+        return login_failed(req);
+    }
+    int rc = cw_workers_submit(cw_gw->workers, &l->job);
+    if (rc) {
+        sodium_memzero(l->password, sizeof(l->password));
+        free(l);
+        return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+    }
+    return 0;
+}
+
+static int handle_logout(struct cw_http *req, struct cw_session *s)
+{
+    if (!s)
+        return cw_http_respond_error(req, 401, "unauthorized", "no valid session");
+    json_t *data = json_pack("{s:s}", "session_uuid", s->session_uuid);
+    if (submit_session_command(req->id, "end-session", s->user_uuid, data))
+        return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+    return 0; /* answered once committed: cw_http_session_committed() */
+}
+
+void cw_http_session_committed(uint64_t id, bool ok)
+{
+    struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, id);
+    if (!req)
+        return;
+    if (!req->awaiting_session) { /* a logout: ended, or already gone */
+        set_cookie(req, "", true);
+        redirect(req, "/login");
+        return;
+    }
+    if (!ok) {
+        cw_http_respond_error(req, 500, "internal-error", "the session could not be started");
+        return;
+    }
+    char cookie[CW_COOKIE_VALUE_MAX];
+    cw_cookie_seal(cw_gw->cfg->secret_key, req->session_uuid, cookie);
+    set_cookie(req, cookie, false);
+    cw_count(cw_gw->metrics->logins_ok);
+    cw_info("login.ok", "user=%s session=%s remote=%s", req->user_uuid, req->session_uuid,
+            req->remote);
+    if (req->form) {
+        redirect(req, "/console");
+        return;
+    }
+    char body[200];
+    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}", req->user_uuid,
+             req->session_uuid);
+    respond_json(req, 200, body);
+}
+
+/* --------------------------------------------------------------- queries */
+
+struct query_job {
+    struct cw_job job;
+    uint64_t request;
+    char user_uuid[CW_UUID_LEN + 1];
+    char *name;
+    json_t *data;
+    int status;
+    struct cw_buf answer;
+};
+
+/* ["error", {"code", "message", "details"}]: the /query error body of PROTOCOL.md. */
+static void add_query_error(struct cw_buf *b, const char *code, const char *message,
+                            const json_t *details)
+{
+    cw_buf_adds(b, "[\"error\",{\"code\":");
+    cw_json_add_string(b, code, strlen(code));
+    cw_buf_adds(b, ",\"message\":");
+    cw_json_add_string(b, message, strlen(message));
+    cw_buf_adds(b, ",\"details\":");
+    cw_json_add(b, details);
+    cw_buf_adds(b, "}]");
+}
+
+static void run_query(struct cw_job *job, struct cw_db *db)
+{
+    struct query_job *q = (struct query_job *)job;
+    struct cw_error err = {0};
+    json_t *result = NULL;
+    int rc = cw_query_run(cw_gw->domain, db, q->name, q->data, q->user_uuid, &result, &err);
+    if (!rc) {
+        q->status = 200;
+        cw_buf_adds(&q->answer, "[\"ok\",");
+        cw_json_add(&q->answer, result);
+        cw_buf_addc(&q->answer, ']');
+        json_decref(result);
+        return;
+    }
+    q->status = !strcmp(err.code, "internal-error") ? 500 : 400;
+    add_query_error(&q->answer, err.code, err.message, err.details);
+    cw_error_release(&err);
+}
+
+static void done_query(struct cw_job *job, bool cancelled)
+{
+    struct query_job *q = (struct query_job *)job;
+    struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, q->request);
+    if (req && !cancelled) {
+        if (q->status != 200)
+            cw_count(cw_gw->metrics->query_errors);
+        cw_http_respond(req, q->status, "application/json", q->answer.data, q->answer.len);
+    } else if (req) {
+        cw_http_respond_error(req, 503, "shutting-down", "the server is stopping");
+    }
+    free(q->name);
+    json_decref(q->data);
+    cw_buf_release(&q->answer);
+    free(q);
+}
+
+static int query_malformed(struct cw_http *req, const char *message)
+{
+    struct cw_buf *b = &cw_gw->out;
+    cw_buf_reset(b);
+    add_query_error(b, "malformed", message, NULL);
+    cw_count(cw_gw->metrics->query_errors);
+    return cw_http_respond(req, 400, "application/json", b->data, b->len);
+}
+
+static int handle_query(struct cw_http *req, struct cw_session *s)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return query_malformed(req,
+                               "the body must be a JSON object {\"name\": ..., \"data\": ...}");
+    }
+    json_t *name = json_object_get(root, "name"), *data = json_object_get(root, "data");
+    if (!json_is_string(name) || (data && !json_is_object(data) && !json_is_null(data))) {
+        json_decref(root);
+        return query_malformed(req, "name must be a string and data an object");
+    }
+    struct query_job *q = cw_xcalloc(1, sizeof(*q));
+    q->job.run = run_query;
+    q->job.done = done_query;
+    q->request = req->id;
+    memcpy(q->user_uuid, s->user_uuid, sizeof(q->user_uuid));
+    q->name = cw_xstrdup(json_string_value(name));
+    q->data = json_is_object(data) ? json_incref(data) : json_object();
+    json_decref(root);
+    cw_count(cw_gw->metrics->queries);
+    if (cw_workers_submit(cw_gw->workers, &q->job)) {
+        free(q->name);
+        json_decref(q->data);
+        free(q);
+        return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- routes */
+
+static int handle_health(struct cw_http *req)
+{
+    char body[200];
+    bool ok = !cw_gw->stopping;
+    snprintf(body, sizeof(body),
+             "{\"status\":\"%s\",\"connections\":%llu,\"queue_depth\":%zu,\"position\":%lld}",
+             ok ? "ok" : "stopping", (unsigned long long)atomic_load(&cw_gw->metrics->connections),
+             cw_engine_queue_depth(cw_gw->engine), (long long)cw_gw->last_position);
+    return respond_json(req, ok ? 200 : 503, body);
+}
+
+static int handle_metrics(struct cw_http *req)
+{
+    struct cw_buf b = CW_BUF_INIT;
+    cw_metrics_render(cw_gw->metrics, cw_engine_queue_depth(cw_gw->engine),
+                      cw_engine_queue_capacity(cw_gw->engine), &b);
+    cw_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+    cw_buf_release(&b);
+    return 0;
+}
+
+enum route_id { R_WS, R_QUERY, R_LOGIN, R_LOGOUT, R_CONSOLE, R_HEALTH, R_METRICS };
+
+static const struct route {
+    const char *path;
+    unsigned methods;
+    const char *allow;
+    enum route_id id;
+} routes[] = {
+    {"/ws", M_GET, "GET", R_WS},
+    {"/query", M_POST, "POST", R_QUERY},
+    {"/login", M_GET | M_POST, "GET, POST", R_LOGIN},
+    {"/logout", M_GET | M_POST, "GET, POST", R_LOGOUT},
+    {"/console", M_GET, "GET", R_CONSOLE},
+    {"/health", M_GET, "GET", R_HEALTH},
+    {"/metrics", M_GET, "GET", R_METRICS},
+};
+
+static const struct route *find_route(const char *path)
+{
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        if (!strcmp(path, routes[i].path))
+            return &routes[i];
+    return NULL;
+}
+
+/* Runs the route: the request and its body are complete. */
+static int dispatch(struct cw_http *req, const struct route *r)
+{
+    struct cw_session *s = cw_http_session(req);
+    switch (r->id) {
+    case R_WS:
+        if (!s)
+            return cw_http_respond_error(req, 401, "unauthorized",
+                                         "log in first: no valid session");
+        cw_http_add_header(req, "Upgrade", "websocket");
+        return cw_http_respond_error(req, 426, "upgrade-required", "/ws is a WebSocket endpoint");
+    case R_QUERY:
+        if (!s)
+            return cw_http_respond_error(req, 401, "unauthorized",
+                                         "log in first: no valid session");
+        return handle_query(req, s);
+    case R_LOGIN:
+        if (req->method == CW_M_POST) {
+            if (cw_gw->stopping)
+                return cw_http_respond_error(req, 503, "shutting-down", "the server is stopping");
+            return handle_login(req);
+        }
+        if (s)
+            return redirect(req, "/console");
+        return cw_http_respond(req, 200, "text/html; charset=utf-8", cw_gw->login_html,
+                               cw_gw->login_len);
+    case R_LOGOUT:
+        return handle_logout(req, s);
+    case R_CONSOLE:
+        if (!s)
+            return redirect(req, "/login");
+        return cw_http_respond(req, 200, "text/html; charset=utf-8", cw_gw->console_html,
+                               cw_gw->console_len);
+    case R_HEALTH:
+        return handle_health(req);
+    case R_METRICS:
+        return handle_metrics(req);
+    }
+    return cw_http_respond_error(req, 404, "not-found", "no such path");
+}
+
+/* A path under /static/ that stays inside the folder: no dot segments, no odd bytes. */
+static bool safe_static_path(const char *rest)
+{
+    if (!*rest || strlen(rest) > 200 || strstr(rest, "..") || strstr(rest, "//"))
+        return false;
+    for (const char *p = rest; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("-_./", *p)))
+            return false;
+    return rest[0] != '.' && rest[0] != '/';
+}
+
+static const char *mime_type(const char *path)
+{
+    static const char *const types[][2] = {
+        {".js", "text/javascript"},    {".mjs", "text/javascript"}, {".css", "text/css"},
+        {".html", "text/html"},        {".svg", "image/svg+xml"},   {".png", "image/png"},
+        {".json", "application/json"}, {".ico", "image/x-icon"},    {".txt", "text/plain"},
+    };
+    const char *dot = strrchr(path, '.');
+    for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(dot, types[i][0]))
+            return types[i][1];
+    return "application/octet-stream";
+}
+
+#define MAX_STATIC_FILE (16 << 20) /* the console's assets are far smaller */
+
+/* GET /static/...: a file of web/static, read whole. */
+static int serve_static(struct cw_http *req)
+{
+    char file[4400];
+    snprintf(file, sizeof(file), "%s/static/%s", cw_gw->cfg->web_dir, req->path + 8);
+    struct stat sb;
+    FILE *f = NULL;
+    if (!safe_static_path(req->path + 8) || stat(file, &sb) || !S_ISREG(sb.st_mode) ||
+        sb.st_size > MAX_STATIC_FILE || !(f = fopen(file, "rb")))
+        return cw_http_respond_error(req, 404, "not-found", "no such path");
+    char *data = cw_xmalloc((size_t)sb.st_size + 1);
+    size_t n = fread(data, 1, (size_t)sb.st_size, f);
+    fclose(f);
+    int rc = cw_http_respond(req, 200, mime_type(file), data, n);
+    free(data);
+    return rc;
+}
+
+void cw_routes_dispatch(struct cw_http *req)
+{
+    if (!strncmp(req->path, "/static/", 8)) {
+        if (req->method == CW_M_GET) {
+            serve_static(req);
+            return;
+        }
+        cw_http_add_header(req, "Allow", "GET");
+        cw_http_respond_error(req, 405, "method-not-allowed", "static files are only read");
+        return;
+    }
+    const struct route *r = find_route(req->path);
+    if (!r) {
+        cw_http_respond_error(req, 404, "not-found", "no such path");
+        return;
+    }
+    if (!(r->methods & (1u << req->method))) {
+        cw_http_add_header(req, "Allow", r->allow);
+        cw_http_respond_error(req, 405, "method-not-allowed", "this path does not take that verb");
+        return;
+    }
+    dispatch(req, r);
+}
