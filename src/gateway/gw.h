@@ -71,8 +71,8 @@ struct cw_gw {
     uint64_t next_id;
     size_t out_total;      /* unsent bytes over all connections */
     bool intake_paused;    /* no connection's messages are read */
-    bool routing;          /* a bus batch is being routed: output is written at its end */
-    struct cw_conn *dirty; /* connections with output from the batch being routed */
+    bool deferring;        /* output is written at the end of this work (a read, a batch) */
+    struct cw_conn *dirty; /* connections with deferred output */
     int64_t last_position; /* highest event position routed so far */
     bool tls;
     bool stopping; /* no new connections or commands */
@@ -178,7 +178,7 @@ struct cw_conn {
     struct cw_out *out, **out_tail;
     size_t out_bytes; /* unsent, as framed */
     bool reading;     /* lws reads this connection (flow control) */
-    bool dirty;       /* in gw.dirty: has frames from the batch being routed */
+    bool dirty;       /* in gw.dirty: has frames from the deferred work */
     struct cw_conn *dirty_next;
     /* resume */
     bool resuming;
@@ -207,8 +207,13 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live);
 void cw_ws_close(struct cw_conn *c, int code, const char *reason);
 /* The command pipeline may go on: a worker finished for c, or the queue has room. */
 void cw_ws_pump(struct cw_conn *c);
-/* Writes the output routing queued, one write per connection. */
-void cw_ws_flush_dirty(void);
+/*
+ * Output queued between these two (routing a bus batch, reading a client's
+ * messages) is written at the end, one write per connection, without a
+ * round through poll first.
+ */
+void cw_ws_defer_begin(void);
+void cw_ws_defer_end(void);
 /* Pauses or resumes reading commands on every connection, by queue and output load. */
 void cw_ws_intake(void);
 

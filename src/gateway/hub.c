@@ -250,11 +250,10 @@ void cw_hub_drain_bus(void)
     struct cw_bus *bus = cw_engine_bus(cw_gw->engine);
     struct cw_outcome_batch *b;
     while ((b = cw_bus_take(bus, 0))) {
-        cw_gw->routing = true;
+        cw_ws_defer_begin();
         for (size_t i = 0; i < b->n; i++)
             route_outcome(&b->items[i]);
-        cw_gw->routing = false;
-        cw_ws_flush_dirty();
+        cw_ws_defer_end();
         cw_outcome_batch_free(b);
     }
 }

@@ -147,10 +147,10 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
     }
     if (c->reading && c->out_bytes > bound / 2)
         set_reading(c);
-    if (!cw_gw->routing) {
+    if (!cw_gw->deferring) {
         lws_callback_on_writable(c->wsi);
     } else if (!c->dirty) {
-        /* Routing a batch: written once at its end (cw_ws_flush_dirty), not per message. */
+        /* Written once at the end of the work (cw_ws_defer_end), not per message. */
         c->dirty = true;
         c->dirty_next = cw_gw->dirty;
         cw_gw->dirty = c;
@@ -314,14 +314,18 @@ int cw_ws_on_writeable(struct cw_conn *c)
     return rc;
 }
 
-/*
- * After a batch is routed, each connection that got frames writes them at
- * once: one write per connection per batch, without a round through poll
- * for writability first. lws appends to what it still holds for a socket,
- * so order is kept when a write comes before an earlier remainder is out.
- */
-void cw_ws_flush_dirty(void)
+void cw_ws_defer_begin(void)
 {
+    cw_gw->deferring = true;
+}
+
+/*
+ * lws appends to what it still holds for a socket, so order is kept when a
+ * write comes before an earlier remainder is out.
+ */
+void cw_ws_defer_end(void)
+{
+    cw_gw->deferring = false;
     while (cw_gw->dirty) {
         struct cw_conn *c = cw_gw->dirty;
         cw_gw->dirty = c->dirty_next;
@@ -877,7 +881,10 @@ int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
     if (c->peer_closed || c->failed)
         return 0; /* after a close frame or a broken frame, nothing can be read */
     const struct cw_wsdec_sink sink = {on_data, on_control, c};
+    /* The answers to all the messages of one read go out in one write. */
+    cw_ws_defer_begin();
     int rc = cw_wsdec_feed(&c->dec, in, len, &sink);
+    cw_ws_defer_end();
     if (rc == CW_WS_CLOSE_PROTOCOL)
         fail(c, rc, "protocol error");
     else if (rc == CW_WS_CLOSE_TOO_BIG)
