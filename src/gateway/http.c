@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define IDLE_TIMEOUT_S 30 /* between requests, and to send a whole head */
 #define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -364,6 +365,18 @@ static int accept_upgrade(struct cw_http *req, void **slot, struct cw_session *s
     return rc;
 }
 
+/* curl and others wait for this before sending a larger body (RFC 9110 10.1.1). */
+static void send_continue(struct cw_http *req)
+{
+    const char *expect = cw_httpreq_field(&req->head, "expect");
+    if (!expect || strcasecmp(expect, "100-continue"))
+        return;
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buf[LWS_PRE + sizeof(line)];
+    memcpy(buf + LWS_PRE, line, sizeof(line) - 1);
+    lws_write(req->wsi, buf + LWS_PRE, sizeof(line) - 1, LWS_WRITE_RAW);
+}
+
 /* An Upgrade request: checked in the order PROTOCOL.md gives, then accepted. */
 static int upgrade(struct cw_http *req, void **slot)
 {
@@ -414,6 +427,8 @@ static int next_request(struct cw_http *req, void **slot)
                 req->reading = false;
                 return upgrade(req, slot); /* req is gone when it succeeds */
             }
+            if (req->in.len < req->body_len)
+                send_continue(req);
         }
         if (req->in.len < req->body_len)
             break; /* the body is still coming */

@@ -320,3 +320,21 @@ it('a malformed request line answers 400 and ends the connection', async () => {
     const chunked = await rawExchange(srv, 'POST /query HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
     assert.deepEqual(statusLines(chunked), ['HTTP/1.1 411']);
 });
+
+it('Expect: 100-continue gets a 100 Continue before the body is sent', async () => {
+    const body = JSON.stringify({ name: 'describe' });
+    const sock = net.connect(srv.port, srv.host);
+    await new Promise((res, rej) => {
+        sock.once('connect', res);
+        sock.once('error', rej);
+    });
+    let got = '';
+    sock.on('data', (d) => (got += d.toString('latin1')));
+    sock.write(`POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`);
+    const deadline = Date.now() + 5000;
+    while (!got.includes('\r\n\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.match(got, /^HTTP\/1\.1 100 Continue\r\n\r\n$/, 'only the interim answer before the body');
+    sock.end(body);
+    await new Promise((r) => sock.on('close', r));
+    assert.deepEqual(statusLines(got), ['HTTP/1.1 100', 'HTTP/1.1 401'], got.slice(0, 200));
+});
