@@ -133,15 +133,19 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_DIR     := build/fuzz
 FUZZ_TARGETS := wire cookie
+FUZZ_TARGETS += frame http
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Werror \
                 -Wshadow -Wno-unused-parameter -Iinclude -Isrc \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(shell pkg-config --cflags jansson libsodium 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
 FUZZ_CORE    := src/core/buf.c src/core/alloc.c src/core/error.c
-FUZZ_HDRS    := $(wildcard include/*.h src/core/*.h src/gateway/wire.h src/auth/*.h)
+FUZZ_HDRS    := $(wildcard include/*.h src/core/*.h src/gateway/wire.h src/auth/*.h) \
+                src/gateway/wsframe.h src/gateway/httpreq.h
 FUZZ_wire_SRC   := tests/fuzz/fuzz_wire.c src/gateway/wire.c $(FUZZ_CORE)
 FUZZ_cookie_SRC := tests/fuzz/fuzz_cookie.c src/auth/cookie.c $(FUZZ_CORE)
+FUZZ_frame_SRC  := tests/fuzz/fuzz_frame.c src/gateway/wsframe.c src/core/utf8.c
+FUZZ_http_SRC   := tests/fuzz/fuzz_http.c src/gateway/httpreq.c
 
 .PHONY: fuzz fuzz-build fuzz-run
 

@@ -17,6 +17,8 @@ static size_t seq_len(unsigned char c)
 
 bool cw_utf8_valid(const void *s, size_t n)
 {
+    if (!n)
+        return true; /* s may be NULL then */
     const unsigned char *p = s, *end = p + n;
     while (p < end) {
         /* Messages are mostly ASCII: skip it eight bytes at a time. */

@@ -90,7 +90,7 @@ long cw_httpreq_parse(char *buf, size_t len, size_t max_head, struct cw_httpreq 
         return CW_HTTPREQ_BAD;
     memset(r, 0, sizeof(*r));
     char *p = buf;
-    while (*p == '\r' || *p == '\n') /* blank lines before a request may be skipped */
+    while (p < buf + end && (*p == '\r' || *p == '\n')) /* blank lines before a request */
         p++;
     if (p >= buf + end - 1)
         return CW_HTTPREQ_BAD;

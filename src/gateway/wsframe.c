@@ -7,14 +7,31 @@ static bool is_control(unsigned char op)
     return op >= CW_WS_OP_CLOSE;
 }
 
-/* The header is complete: check it and set up the payload. 0, or a close code. */
+/*
+ * The first two bytes say enough to refuse most bad frames: checked before
+ * the rest of the header, so a peer waiting for an answer gets it.
+ */
+static int check_start(const struct cw_wsdec *d)
+{
+    const unsigned char *h = d->hdr;
+    unsigned char op = h[0] & 0x0f;
+    if ((h[0] & 0x70) || !(h[1] & 0x80))
+        return CW_WS_CLOSE_PROTOCOL; /* RSV bits, or an unmasked client frame */
+    if (is_control(op))
+        return op > CW_WS_OP_PONG || !(h[0] & 0x80) || (h[1] & 0x7f) > sizeof(d->ctl)
+                   ? CW_WS_CLOSE_PROTOCOL
+                   : 0;
+    if (op > CW_WS_OP_BINARY || (op == CW_WS_OP_CONT) != (d->msg_op != 0))
+        return CW_WS_CLOSE_PROTOCOL; /* reserved opcode, orphan continuation, or nested message */
+    return 0;
+}
+
+/* The header is complete: set up the payload. 0, or a close code. */
 static int begin_frame(struct cw_wsdec *d)
 {
     const unsigned char *h = d->hdr;
     d->fin = h[0] & 0x80;
     d->op = h[0] & 0x0f;
-    if ((h[0] & 0x70) || !(h[1] & 0x80))
-        return CW_WS_CLOSE_PROTOCOL; /* RSV bits, or an unmasked client frame */
     uint64_t len = h[1] & 0x7f;
     size_t at = 2;
     if (len == 126) {
@@ -32,13 +49,8 @@ static int begin_frame(struct cw_wsdec *d)
     d->mask_at = 0;
     d->left = len;
     d->ctl_len = 0;
-    if (is_control(d->op)) {
-        if (d->op > CW_WS_OP_PONG || !d->fin || len > sizeof(d->ctl))
-            return CW_WS_CLOSE_PROTOCOL;
+    if (is_control(d->op))
         return 0;
-    }
-    if (d->op > CW_WS_OP_BINARY || (d->op == CW_WS_OP_CONT) != (d->msg_op != 0))
-        return CW_WS_CLOSE_PROTOCOL; /* reserved opcode, orphan continuation, or nested message */
     if (d->max_frame && len > d->max_frame)
         return CW_WS_CLOSE_TOO_BIG;
     if (d->op != CW_WS_OP_CONT)
@@ -55,6 +67,8 @@ static size_t take_header(struct cw_wsdec *d, const unsigned char *in, size_t le
         if (d->hdr_len == 2) {
             unsigned char l = d->hdr[1] & 0x7f;
             d->hdr_need = 2 + (l == 126 ? 2 : l == 127 ? 8 : 0) + 4;
+            if ((d->error = check_start(d)))
+                break;
         }
     }
     return taken;
@@ -88,6 +102,8 @@ static int take_payload(struct cw_wsdec *d, unsigned char *p, size_t n,
 
 int cw_wsdec_feed(struct cw_wsdec *d, unsigned char *in, size_t len, const struct cw_wsdec_sink *s)
 {
+    if (d->error)
+        return d->error; /* a broken stream stays broken */
     while (len) {
         if (d->hdr_need == 0)
             d->hdr_need = 2;
@@ -95,11 +111,12 @@ int cw_wsdec_feed(struct cw_wsdec *d, unsigned char *in, size_t len, const struc
             size_t n = take_header(d, in, len);
             in += n;
             len -= n;
+            if (d->error)
+                return d->error;
             if (d->hdr_len < d->hdr_need)
                 return 0;
-            int rc = begin_frame(d);
-            if (rc)
-                return rc;
+            if ((d->error = begin_frame(d)))
+                return d->error;
         }
         size_t n = d->left < len ? (size_t)d->left : len;
         int rc = take_payload(d, in, n, s);

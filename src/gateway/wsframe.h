@@ -39,6 +39,7 @@ struct cw_wsdec {
     unsigned char msg_op; /* opcode of the open fragmented message, 0 when none */
     unsigned char ctl[125];
     size_t ctl_len;
+    int error; /* the close code of the framing error met, once met */
 };
 
 struct cw_wsdec_sink {
@@ -51,8 +52,8 @@ struct cw_wsdec_sink {
 
 /*
  * Decodes in[0..len), unmasking it in place. Returns 0 when all was taken;
- * the close code of a framing error (1002, or 1009 past max_frame), after
- * which the stream cannot be read on; or the first nonzero value a sink
+ * the close code of a framing error (1002, or 1009 past max_frame), which
+ * every later call returns again (the stream cannot be read on); or the first nonzero value a sink
  * function returned, which stops decoding where it was.
  */
 int cw_wsdec_feed(struct cw_wsdec *d, unsigned char *in, size_t len, const struct cw_wsdec_sink *s);
