@@ -21,6 +21,7 @@
 #include "core/strmap.h"
 #include "gateway.h"
 #include "httpreq.h"
+#include "outq.h"
 #include "wsframe.h"
 
 #include <libwebsockets.h>
@@ -153,7 +154,6 @@ void cw_gw_linger(struct lws *wsi);
 
 /* ------------------------------------------------------------- WebSocket */
 
-struct cw_out; /* one queued frame */
 struct cw_pending_cmd;
 
 struct cw_conn {
@@ -175,16 +175,17 @@ struct cw_conn {
     bool job_out;
     struct cw_strmap seqs; /* client_id -> highest seq known to be checked (int64 in a box) */
     /* output */
-    struct cw_out *out, **out_tail;
-    size_t out_bytes; /* unsent, as framed */
-    bool reading;     /* lws reads this connection (flow control) */
-    bool dirty;       /* in gw.dirty: has frames from the deferred work */
+    struct cw_outq out;
+    bool reading; /* lws reads this connection (flow control) */
+    bool choked;  /* the last write was not taken whole */
+    bool dirty;   /* in gw.dirty: has frames from the deferred work */
     struct cw_conn *dirty_next;
     /* resume */
     bool resuming;
-    struct cw_out *deferred, **deferred_tail; /* live updates held while resuming */
-    int64_t live_from;                        /* last routed position when the connection opened */
-    int64_t last_sent;                        /* highest position sent live */
+    struct cw_update **deferred; /* live updates held while resuming */
+    size_t n_deferred, cap_deferred;
+    int64_t live_from; /* last routed position when the connection opened */
+    int64_t last_sent; /* highest position sent live */
     /* closing */
     int close_code;   /* our close frame is queued (or sent) with this code */
     bool close_sent;  /* it has been written: waiting for the peer's answer */

@@ -29,28 +29,22 @@
 #include "query/workers.h"
 #include "store/store.h"
 #include "core/utf8.h"
+#include "outq.h"
 #include "wire.h"
+
+#include <errno.h>
+#include <sys/uio.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-#define WRITE_CHUNK     (64 * 1024) /* bytes framed per write */
+#define WRITE_CHUNK     (64 * 1024) /* bytes described per write, about */
+#define WRITE_IOVS      256         /* iovecs per write: 128 frames */
 #define WRITES_PER_TURN 16          /* writes per writable callback while the socket takes them */
 #define PIPE_PAUSE      256         /* commands waiting in a pipeline before reading pauses */
 #define MAX_CLIENT_IDS  1024        /* client ids remembered per connection */
 #define RESUME_CHUNK    10000       /* events per catch-up job */
 
-struct cw_out {
-    struct cw_out *next;
-    struct cw_update *u;  /* a shared update frame, or NULL for text below */
-    unsigned char opcode; /* first header byte: 0x81 text, 0x88 close */
-    size_t len;
-    char text[];
-};
-
-#define OP_TEXT          0x81
-#define OP_CLOSE         0x88
-#define OP_PONG          0x8a
 #define CLOSE_ACK_WAIT_S 5 /* after our close frame, how long the peer has to answer */
 
 struct cw_pending_cmd {
@@ -65,16 +59,10 @@ struct cw_pending_cmd {
 
 /* ---------------------------------------------------------------- output */
 
-static size_t frame_cost(size_t len)
-{
-    return len + (len < 126 ? 2 : len < 65536 ? 4 : 10);
-}
-
 /* Every change to a connection's unsent bytes also moves the gateway's total. */
-static void account(struct cw_conn *c, long long delta)
+static void account(struct cw_conn *c, size_t before)
 {
-    c->out_bytes = (size_t)((long long)c->out_bytes + delta);
-    cw_gw->out_total = (size_t)((long long)cw_gw->out_total + delta);
+    cw_gw->out_total = cw_gw->out_total - before + c->out.bytes;
 }
 
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
@@ -82,28 +70,17 @@ static void set_reading(struct cw_conn *c)
 {
     /* A client that does not take its answers sends no more questions meanwhile. */
     bool read = !cw_gw->intake_paused && c->pipe_len < PIPE_PAUSE &&
-                c->out_bytes <= cw_gw->cfg->max_output / 2;
+                c->out.bytes <= cw_gw->cfg->max_output / 2;
     if (read != c->reading) {
         c->reading = read;
         lws_rx_flow_control(c->wsi, read);
     }
 }
 
-static void enqueue(struct cw_out ***tail, struct cw_out *o)
+/* The socket took less than we gave it last time: the reader is behind. */
+static bool choked(struct cw_conn *c)
 {
-    o->next = NULL;
-    **tail = o;
-    *tail = &o->next;
-}
-
-static void free_outs(struct cw_out *o)
-{
-    while (o) {
-        struct cw_out *next = o->next;
-        cw_update_unref(o->u);
-        free(o);
-        o = next;
-    }
+    return c->choked || lws_partial_buffered(c->wsi);
 }
 
 /*
@@ -115,24 +92,18 @@ static void free_outs(struct cw_out *o)
 
 static void close_slow(struct cw_conn *c)
 {
-    free_outs(c->out);
-    c->out = NULL;
-    c->out_tail = &c->out;
-    account(c, -(long long)c->out_bytes);
+    size_t before = c->out.bytes;
+    cw_outq_drop_unstarted(&c->out);
+    account(c, before);
     cw_count(cw_gw->metrics->connections_closed_slow);
     cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
     cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, SLOW_CLOSE_GRACE_S);
 }
 
-static void push_out(struct cw_conn *c, struct cw_out *o)
+/* Output was queued: write it now, at the end of the current work, or when writable. */
+static void queued(struct cw_conn *c)
 {
-    if (c->close_code) { /* closing: nothing more goes out */
-        free_outs(o);
-        return;
-    }
-    enqueue(&c->out_tail, o);
-    account(c, (long long)frame_cost(o->u ? o->u->frame_len : o->len));
     /*
      * One committed batch can queue more than the bound at once for a reader
      * that keeps up, and a busy gateway may lag behind all of them; what
@@ -141,11 +112,11 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
      * memory decides regardless.
      */
     size_t bound = cw_gw->cfg->max_output;
-    if (c->out_bytes > bound && (c->out_bytes > 64 * bound || lws_send_pipe_choked(c->wsi))) {
+    if (c->out.bytes > bound && (c->out.bytes > 64 * bound || choked(c))) {
         close_slow(c);
         return;
     }
-    if (c->reading && c->out_bytes > bound / 2)
+    if (c->reading && c->out.bytes > bound / 2)
         set_reading(c);
     if (!cw_gw->deferring) {
         lws_callback_on_writable(c->wsi);
@@ -157,37 +128,40 @@ static void push_out(struct cw_conn *c, struct cw_out *o)
     }
 }
 
-static struct cw_out *new_out(unsigned char opcode, const char *text, size_t len)
+static void push_text(struct cw_conn *c, unsigned char op, const char *text, size_t len)
 {
-    struct cw_out *o = cw_xmalloc(sizeof(*o) + len);
-    o->next = NULL;
-    o->u = NULL;
-    o->opcode = opcode;
-    o->len = len;
-    memcpy(o->text, text, len);
-    return o;
+    if (c->close_code) /* closing: nothing more goes out */
+        return;
+    size_t before = c->out.bytes;
+    cw_outq_push_text(&c->out, op, text, len);
+    account(c, before);
+    queued(c);
 }
 
 void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len)
 {
-    push_out(c, new_out(OP_TEXT, text, len));
+    push_text(c, CW_WS_FIN_TEXT, text, len);
 }
 
 void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
 {
-    struct cw_out *o = cw_xmalloc(sizeof(*o));
-    o->next = NULL;
-    o->u = cw_update_ref(u);
-    o->opcode = OP_TEXT;
-    o->len = 0;
     if (live && c->resuming) {
-        enqueue(&c->deferred_tail, o);
+        if (c->n_deferred == c->cap_deferred) {
+            c->cap_deferred = c->cap_deferred ? 2 * c->cap_deferred : 16;
+            c->deferred = cw_xrealloc(c->deferred, c->cap_deferred * sizeof(*c->deferred));
+        }
+        c->deferred[c->n_deferred++] = cw_update_ref(u);
         return;
     }
+    if (c->close_code)
+        return;
     if (live)
         c->last_sent = u->ev.position;
-    push_out(c, o);
+    size_t before = c->out.bytes;
+    cw_outq_push_update(&c->out, u);
+    account(c, before);
     cw_count(cw_gw->metrics->updates_sent);
+    queued(c);
 }
 
 /*
@@ -200,68 +174,62 @@ void cw_ws_close(struct cw_conn *c, int code, const char *reason)
 {
     if (c->close_code)
         return;
-    c->close_code = code;
     snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
     char payload[2 + sizeof(c->close_reason)];
     payload[0] = (char)(code >> 8);
     payload[1] = (char)(code & 0xff);
     size_t n = strlen(c->close_reason);
     memcpy(payload + 2, c->close_reason, n);
-    enqueue(&c->out_tail, new_out(OP_CLOSE, payload, 2 + n));
-    account(c, (long long)frame_cost(2 + n));
+    size_t before = c->out.bytes;
+    cw_outq_push_text(&c->out, CW_WS_FIN_CLOSE, payload, 2 + n);
+    account(c, before);
+    c->close_code = code;
     lws_callback_on_writable(c->wsi);
 }
 
-static size_t put_header(unsigned char *p, unsigned char opcode, size_t len)
-{
-    p[0] = opcode; /* FIN + opcode */
-    if (len < 126) {
-        p[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len < 65536) {
-        p[1] = 126;
-        p[2] = (unsigned char)(len >> 8);
-        p[3] = (unsigned char)len;
-        return 4;
-    }
-    p[1] = 127;
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-/* Frames as many queued messages as fit in one chunk and writes them in one call. */
-static int write_chunk(struct cw_conn *c)
+/* Over TLS, lws encrypts: the frames are copied into one buffer for it. */
+static ssize_t write_tls(struct cw_conn *c, const struct iovec *iov, size_t n)
 {
     struct cw_buf *b = &cw_gw->out;
     cw_buf_reset(b);
-    cw_buf_grow(b, LWS_PRE + WRITE_CHUNK);
+    cw_buf_grow(b, LWS_PRE);
     b->len = LWS_PRE;
-    size_t frames = 0;
-    while (c->out && (frames == 0 || b->len - LWS_PRE < WRITE_CHUNK)) {
-        struct cw_out *o = c->out;
-        const char *text = o->u ? o->u->frame : o->text;
-        size_t len = o->u ? o->u->frame_len : o->len;
-        if (o->opcode == OP_CLOSE)
-            c->close_sent = true;
-        cw_buf_grow(b, len + 10);
-        b->len += put_header((unsigned char *)b->data + b->len, o->opcode, len);
-        memcpy(b->data + b->len, text, len);
-        b->len += len;
-        account(c, -(long long)frame_cost(len));
-        c->out = o->next;
-        o->next = NULL;
-        free_outs(o);
-        frames++;
-    }
-    if (!c->out)
-        c->out_tail = &c->out;
-    size_t n = b->len - LWS_PRE;
+    for (size_t i = 0; i < n; i++)
+        cw_buf_add(b, iov[i].iov_base, iov[i].iov_len);
+    size_t len = b->len - LWS_PRE;
     /* lws keeps what the kernel did not take, and calls back only once it is gone. */
-    if (lws_write(c->wsi, (unsigned char *)b->data + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
+    if (lws_write(c->wsi, (unsigned char *)b->data + LWS_PRE, len, LWS_WRITE_RAW) < (int)len)
         return -1;
-    cw_count_n(cw_gw->metrics->bytes_out, n);
+    return (ssize_t)len;
+}
+
+/* One write of the next frames, straight from where they are; *full when the socket took less. */
+static int write_some(struct cw_conn *c, bool *full)
+{
+    struct iovec iov[WRITE_IOVS];
+    cw_outq_hdr hdrs[WRITE_IOVS / 2];
+    size_t n = cw_outq_gather(&c->out, iov, WRITE_IOVS, hdrs, WRITE_CHUNK), want = 0;
+    for (size_t i = 0; i < n; i++)
+        want += iov[i].iov_len;
+    ssize_t w;
+    if (cw_gw->tls) {
+        w = write_tls(c, iov, n);
+        *full = lws_partial_buffered(c->wsi);
+    } else {
+        w = writev(lws_get_socket_fd(c->wsi), iov, (int)n);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            w = 0;
+        *full = w >= 0 && (size_t)w < want;
+    }
+    if (w < 0)
+        return -1;
+    bool close_done = false;
+    size_t before = c->out.bytes;
+    size_t frames = cw_outq_advance(&c->out, (size_t)w, &close_done);
+    account(c, before);
+    if (close_done)
+        c->close_sent = true;
+    cw_count_n(cw_gw->metrics->bytes_out, (uint64_t)w);
     cw_count_n(cw_gw->metrics->frames_out, frames);
     return 0;
 }
@@ -287,20 +255,18 @@ static int flush(struct cw_conn *c)
 {
     bool was_sent = c->close_sent;
     /*
-     * Several chunks while the kernel takes them whole. lws keeps the part of
-     * a write the kernel refused; nothing more is written while it holds one,
-     * or the queue would just move into lws's heap.
+     * Nothing is written while lws still holds part of an earlier write (the
+     * handshake, or over TLS), or the stream would be out of order.
      */
-    for (int i = 0; c->out && i < WRITES_PER_TURN && !lws_partial_buffered(c->wsi); i++) {
-        if (write_chunk(c))
+    bool full = lws_partial_buffered(c->wsi);
+    for (int i = 0; c->out.len && !full && i < WRITES_PER_TURN; i++)
+        if (write_some(c, &full))
             return -1;
-        if (i + 1 < WRITES_PER_TURN && c->out && lws_send_pipe_choked(c->wsi))
-            break;
-    }
+    c->choked = full;
     if (c->close_sent && !was_sent && !c->peer_closed && !c->failed)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_WAIT_S);
     maybe_end(c);
-    if (c->out)
+    if (c->out.len)
         lws_callback_on_writable(c->wsi);
     if (!c->reading)
         set_reading(c);
@@ -319,10 +285,6 @@ void cw_ws_defer_begin(void)
     cw_gw->deferring = true;
 }
 
-/*
- * lws appends to what it still holds for a socket, so order is kept when a
- * write comes before an earlier remainder is out.
- */
 void cw_ws_defer_end(void)
 {
     cw_gw->deferring = false;
@@ -330,8 +292,8 @@ void cw_ws_defer_end(void)
         struct cw_conn *c = cw_gw->dirty;
         cw_gw->dirty = c->dirty_next;
         c->dirty = false;
-        if (flush(c)) /* a dead socket: lws closes it when it next looks */
-            lws_callback_on_writable(c->wsi);
+        if (flush(c)) /* a dead socket */
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
     }
 }
 
@@ -712,17 +674,13 @@ static void done_resume(struct cw_job *job, bool cancelled)
             send_buf(c);
             c->resuming = false;
             c->last_sent = reached;
-            struct cw_out *o = c->deferred;
-            c->deferred = NULL;
-            c->deferred_tail = &c->deferred;
-            while (o) {
-                struct cw_out *next = o->next;
-                if (o->u->ev.position > c->last_sent)
-                    cw_ws_send_update(c, o->u, true);
-                o->next = NULL;
-                free_outs(o);
-                o = next;
+            for (size_t i = 0; i < c->n_deferred; i++) {
+                struct cw_update *u = c->deferred[i];
+                if (u->ev.position > c->last_sent)
+                    cw_ws_send_update(c, u, true);
+                cw_update_unref(u);
             }
+            c->n_deferred = 0;
         }
     } else if (c && c->kind == CW_EP_CONN) {
         c->resuming = false;
@@ -872,7 +830,7 @@ static int on_control(void *arg, unsigned char op, const unsigned char *p, size_
     if (op == CW_WS_OP_CLOSE)
         return on_peer_close(c, p, n);
     if (op == CW_WS_OP_PING && !c->close_code)
-        push_out(c, new_out(OP_PONG, (const char *)p, n)); /* every ping, in order */
+        push_text(c, CW_WS_FIN_PONG, (const char *)p, n); /* every ping, in order */
     return 0;
 }
 
@@ -903,8 +861,6 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     memcpy(c->user_uuid, session->user_uuid, sizeof(c->user_uuid));
     memcpy(c->session_uuid, session->session_uuid, sizeof(c->session_uuid));
     c->pipe_tail = &c->pipe;
-    c->out_tail = &c->out;
-    c->deferred_tail = &c->deferred;
     c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
     c->dec.max_frame = cw_gw->cfg->hard_max_message;
@@ -924,9 +880,12 @@ void cw_ws_on_closed(struct cw_conn *c)
     cw_idmap_del(&cw_gw->endpoints, c->id);
     while (c->pipe)
         pop_pending(c);
-    free_outs(c->out);
-    account(c, -(long long)c->out_bytes);
-    free_outs(c->deferred);
+    size_t before = c->out.bytes;
+    cw_outq_release(&c->out);
+    account(c, before);
+    for (size_t i = 0; i < c->n_deferred; i++)
+        cw_update_unref(c->deferred[i]);
+    free(c->deferred);
     for (size_t i = 0; i < c->seqs.cap; i++)
         free((char *)c->seqs.keys[i]);
     cw_strmap_release(&c->seqs);
