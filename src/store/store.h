@@ -88,7 +88,7 @@ int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *c
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, const char *data_text,
                             const char *meta_text, struct cw_error *err);
-/* Rewrites the outcome of cmd's row (positions or rejection) to rec's. */
+/* Rewrites the outcome of cmd's row, found by its idempotency key, to rec's. */
 int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err);
 /* Appends ev (position set by the caller); texts as for cw_store_insert_command. */
