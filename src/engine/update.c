@@ -8,6 +8,7 @@
 #include "core/registry.h"
 #include "envelope.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,18 +119,21 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
             cw_buf_adds(&meta_buf, "{}");
         meta_text = cw_buf_cstr(&meta_buf);
     }
-    cw_buf_grow(&frame, 256 + strlen(data_text) + strlen(meta_text));
-    write_frame(&frame, ev, data_text, meta_text);
-    cw_buf_release(&data_buf);
-    cw_buf_release(&meta_buf);
-
     /*
      * One allocation holds the update, its copies of ev's strings and the
-     * frame: the receiving thread frees it with one free().
+     * frame, written in place after them: no copy of the frame, and the
+     * receiving thread frees it all with one free().
      */
     size_t strings = size_of(ev->uuid) + size_of(ev->command_uuid) + size_of(ev->name) +
                      size_of(ev->user_uuid) + size_of(ev->client_id);
-    struct cw_update *u = cw_xmalloc(sizeof(*u) + strings + frame.len + 1);
+    size_t head = sizeof(struct cw_update) + strings;
+    cw_buf_grow(&frame, head + 256 + strlen(data_text) + strlen(meta_text));
+    frame.len = head;
+    write_frame(&frame, ev, data_text, meta_text);
+    cw_buf_release(&data_buf);
+    cw_buf_release(&meta_buf);
+    /* The buffer grew in doublings: give back what the frame did not use. */
+    struct cw_update *u = cw_xrealloc(frame.data, frame.len + 1);
     char *at = (char *)(u + 1);
     atomic_init(&u->refs, 1);
     u->def = def;
@@ -143,10 +147,9 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
     bool keep = def && def->audience == CW_AUDIENCE_CUSTOM;
     u->ev.data = keep ? json_incref(ev->data) : NULL;
     u->ev.meta = keep ? json_incref(ev->meta) : NULL;
+    assert(at == (char *)u + head);
     u->frame = at;
-    u->frame_len = frame.len;
-    memcpy(u->frame, frame.data, frame.len + 1);
-    cw_buf_release(&frame);
+    u->frame_len = frame.len - head;
     return u;
 }
 

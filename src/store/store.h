@@ -51,6 +51,11 @@ void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d);
 
 /* The domain set with cw_store_set_domain, or NULL. */
 const struct cw_domain *cw_db_domain(struct cw_db *db);
+/*
+ * Binds text without copying it (NULL binds SQL NULL): for statements that
+ * are stepped to their end, or reset, before text goes away.
+ */
+int cw_stmt_bind_text_static(struct cw_stmt *st, int idx, const char *text);
 /* Column col of the current row as JSON: integer, real, string or null. */
 json_t *cw_stmt_json(struct cw_stmt *st, int col);
 
