@@ -20,9 +20,10 @@ struct cw_domain;
 struct cw_store;
 
 struct cw_store_options {
-    bool read_only; /* open an existing database for reading only (exports) */
-    bool no_create; /* fail with CW_ERR_NOT_FOUND when the file is missing */
-    int busy_ms;    /* readers' busy timeout (the writer waits at most 100 ms) */
+    bool read_only;        /* open an existing database for reading only (exports) */
+    bool no_create;        /* fail with CW_ERR_NOT_FOUND when the file is missing */
+    int busy_ms;           /* readers' busy timeout (the writer waits at most 100 ms) */
+    int checkpoint_frames; /* WAL length that starts a checkpoint; 0: 4096 (tests use less) */
 };
 
 /* Opens (creating when allowed) the database at path: WAL, synchronous=FULL. */
@@ -41,6 +42,14 @@ void cw_store_close(struct cw_store *s);
 int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
                      struct cw_error *err);
 
+/*
+ * Writer thread only, between transactions: copies into the database the
+ * few WAL frames the background checkpointer left behind because commits
+ * kept arriving, so that the next transaction starts the WAL over instead
+ * of growing it. Costs a checkpoint (two fsyncs) about once per WAL cycle;
+ * otherwise a check of two counters.
+ */
+void cw_store_finish_checkpoint(struct cw_store *s);
 /* The writer connection. Processor thread only. */
 struct cw_db *cw_store_writer(struct cw_store *s);
 /* A new read connection; free it with cw_db_close() from the thread using it. */

@@ -61,17 +61,30 @@ struct cw_db {
  * commits' own fsyncs on the same disk: 16384 measured worse tails.
  */
 #define CHECKPOINT_FRAMES 4096
-#define WRITER_BUSY_MS    100 /* a checkpoint's brief lock is waited out, not retried */
+/*
+ * The WAL restarts from its beginning only when a write transaction starts
+ * with every frame copied back, which a checkpoint racing a busy writer
+ * rarely sees: the thread used to chase the last commits with a checkpoint
+ * (two fsyncs) per commit or two. It now leaves the last few frames to the
+ * writer itself, between transactions (cw_store_finish_checkpoint).
+ */
+#define TAIL_FRAMES    128 /* plus two commits' worth (see tail_limit) */
+#define WRITER_BUSY_MS 100 /* a checkpoint's brief lock is waited out, not retried */
 
 struct cw_store {
     char *path;
     struct cw_store_options opt;
     struct cw_db *writer;
     const struct cw_domain *domain;
-    pthread_mutex_t lock;      /* {readers, wal_frames, stopping} */
+    pthread_mutex_t lock;      /* {readers, the WAL's figures below, stopping} */
     pthread_cond_t checkpoint; /* signalled when the WAL has grown, or on close */
     struct cw_db *readers;
-    int wal_frames;
+    int wal_frames;     /* in the WAL after the last commit */
+    int backfilled;     /* of them copied into the database */
+    int pass_frames;    /* wal_frames when the checkpointer last started */
+    int commit_frames;  /* written by the last commit */
+    unsigned wal_cycle; /* WAL restarts seen */
+    bool tail_wanted;   /* the checkpointer left a few frames for the writer */
     bool stopping;
     bool checkpointer_running;
     pthread_t checkpointer;
@@ -220,38 +233,90 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     return CW_OK;
 }
 
-/* The writer's commit hook: wakes the checkpointer once the WAL is long. */
+/*
+ * {lock} The most the writer copies itself. Under heavy load a pass never
+ * ends with less than the commits made while it ran, so the limit grows
+ * with the commits' size.
+ */
+static int tail_limit(const struct cw_store *s)
+{
+    return TAIL_FRAMES + 2 * s->commit_frames;
+}
+
+/* {lock} Is there more than a tail for the checkpointer, and news since its last pass? */
+static bool pass_due(const struct cw_store *s)
+{
+    return s->wal_frames >= s->opt.checkpoint_frames &&
+           s->wal_frames - s->backfilled > tail_limit(s) && s->wal_frames > s->pass_frames;
+}
+
+/* The writer's commit hook: notes the WAL's length, wakes the checkpointer when due. */
 static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int frames)
 {
     struct cw_store *s = arg;
-    if (frames >= CHECKPOINT_FRAMES) {
-        pthread_mutex_lock(&s->lock);
-        s->wal_frames = frames;
-        pthread_cond_signal(&s->checkpoint);
-        pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->lock);
+    if (frames < s->wal_frames) { /* restarted from its beginning */
+        s->wal_cycle++;
+        s->backfilled = s->pass_frames = 0;
+        s->tail_wanted = false;
+        s->commit_frames = frames;
+    } else {
+        s->commit_frames = frames - s->wal_frames;
     }
+    s->wal_frames = frames;
+    if (pass_due(s))
+        pthread_cond_signal(&s->checkpoint);
+    pthread_mutex_unlock(&s->lock);
     return SQLITE_OK;
+}
+
+/*
+ * {lock, held on return} A PASSIVE checkpoint on db: copies what no reader
+ * still needs, never blocks the writer. Returns the frames still to copy,
+ * commits made meanwhile included; -1 when it failed or the WAL restarted.
+ */
+static int checkpoint_passive(struct cw_store *s, struct cw_db *db)
+{
+    unsigned cycle = s->wal_cycle;
+    pthread_mutex_unlock(&s->lock);
+    int copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
+    pthread_mutex_lock(&s->lock);
+    if (rc != SQLITE_OK || cycle != s->wal_cycle)
+        return -1;
+    s->backfilled = copied; /* the WAL's own count, right even if a restart went unseen */
+    return s->wal_frames - s->backfilled;
 }
 
 static void *run_checkpoints(void *arg)
 {
     struct cw_store *s = arg;
-    struct cw_db *db = s->checkpoint_db;
     pthread_setname_np(pthread_self(), "cw-checkpoint");
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
-        if (s->wal_frames < CHECKPOINT_FRAMES) {
+        if (!pass_due(s)) {
             pthread_cond_wait(&s->checkpoint, &s->lock);
             continue;
         }
-        s->wal_frames = 0;
-        pthread_mutex_unlock(&s->lock);
-        /* PASSIVE: copies what no reader still needs, never blocks the writer. */
-        sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        pthread_mutex_lock(&s->lock);
+        s->pass_frames = s->wal_frames;
+        int left = checkpoint_passive(s, s->checkpoint_db);
+        /* More than a tail left: the next commit wakes this thread again. */
+        s->tail_wanted = left > 0 && left <= tail_limit(s);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
+}
+
+void cw_store_finish_checkpoint(struct cw_store *s)
+{
+    if (!s->checkpointer_running)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->tail_wanted && s->wal_frames - s->backfilled <= 2 * tail_limit(s)) {
+        s->tail_wanted = false;
+        checkpoint_passive(s, s->writer);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void start_checkpointer(struct cw_store *s)
@@ -303,6 +368,8 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
         s->opt = *opt;
     if (!s->opt.busy_ms)
         s->opt.busy_ms = 5000;
+    if (!s->opt.checkpoint_frames)
+        s->opt.checkpoint_frames = CHECKPOINT_FRAMES;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->checkpoint, NULL);
     struct stat sb;

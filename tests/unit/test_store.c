@@ -869,6 +869,41 @@ static void test_savepoints(void **state)
     assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 2);
 }
 
+/*
+ * A writer that commits back to back, as the processor under load, keeps
+ * the WAL short: the background checkpointer copies most of it and the
+ * writer the last frames between its transactions, so the WAL starts
+ * over. Without the writer's part a checkpoint never catches the last
+ * commit and the WAL grows with every one (about 3 pages each here).
+ */
+static void test_wal_starts_over_under_load(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    struct cw_store_options opt = {.checkpoint_frames = 64};
+    assert_int_equal(cw_store_open(f->h.db_path, &opt, &f->s, &err), CW_OK);
+    assert_int_equal(cw_store_migrate(f->s, NULL, NULL, &err), CW_OK);
+    struct cw_db *w = cw_store_writer(f->s);
+    char big[2048];
+    memset(big, 'x', sizeof(big) - 16);
+    memcpy(big, "{\"pad\":\"", 8);
+    memcpy(big + sizeof(big) - 16, "\"}", 3);
+    for (int64_t pos = 1; pos <= 3000; pos++) {
+        assert_int_equal(cw_db_begin(w, &err), CW_OK);
+        append(w, pos, "a", 1, U1, big);
+        assert_int_equal(cw_db_commit(w, &err), CW_OK);
+        cw_store_finish_checkpoint(f->s);
+    }
+    char wal[400];
+    snprintf(wal, sizeof(wal), "%s-wal", f->h.db_path);
+    struct stat sb;
+    assert_int_equal(stat(wal, &sb), 0);
+    /* 64 frames, a pass's worth of commits and a tail: far below 3000 commits' pages. */
+    if (sb.st_size > 8 * 1024 * 1024)
+        fail_msg("the WAL grew to %lld bytes", (long long)sb.st_size);
+    assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 3000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -880,7 +915,7 @@ int main(void)
         T(test_append_and_scan),    T(test_scan_upcasts),
         T(test_command_log),        T(test_query_json),
         T(test_snapshot_isolation), T(test_write_lock_is_transient),
-        T(test_savepoints),
+        T(test_savepoints),         T(test_wal_starts_over_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
