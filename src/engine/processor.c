@@ -261,7 +261,8 @@ static int run_command(struct cw_processor *p, struct cw_db *db, bool safe, int6
                        struct cw_outcome *o, struct cw_error *failure)
 {
     const struct cw_command *cmd = &o->env->cmd;
-    struct cw_error err = {0};
+    struct cw_error err;
+    cw_error_init(&err);
     struct cw_texts t = {
         .data = serialise(&p->cmd_text, cmd->data),
         .meta = serialise(&p->meta_text, cmd->meta),
@@ -275,7 +276,10 @@ static int run_command(struct cw_processor *p, struct cw_db *db, bool safe, int6
     }
     bool sp = safe || cw_strmap_get(&p->writers, cmd->name);
     int rc = sp ? cw_db_savepoint(db, &err) : CW_OK;
-    struct cw_command_record rec = {.first_position = first, .last_position = first};
+    /* Only the outcome fields are read while it is not a rejection: no zeroing. */
+    struct cw_command_record rec;
+    rec.rejected = false;
+    rec.first_position = rec.last_position = first;
     if (!rc)
         rc = cw_store_insert_command(db, cmd, &rec, t.data, t.meta, &err);
     if (rc == CW_ERR_EXISTS) {

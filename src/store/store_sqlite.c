@@ -496,7 +496,11 @@ static void front_put(struct cw_db *db, const char *sql, struct cw_stmt *st)
     db->front[i].st = st;
 }
 
-struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+/*
+ * The cached statement for sql, reset, its old bindings still in place:
+ * for the store's own statements, which bind every parameter on each use.
+ */
+static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct cw_error *err)
 {
     struct cw_stmt *st = front_get(db, sql);
     if (!st) {
@@ -506,7 +510,6 @@ struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error
     }
     if (st) {
         sqlite3_reset(st->st);
-        sqlite3_clear_bindings(st->st);
         st->changes = 0;
         return st;
     }
@@ -522,6 +525,14 @@ struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error
     st->sql = cw_xstrdup(sql);
     cw_strmap_put(&db->cache, st->sql, st);
     front_put(db, sql, st);
+    return st;
+}
+
+struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = prepare_unbound(db, sql, err);
+    if (st)
+        sqlite3_clear_bindings(st->st); /* a parameter left unbound reads NULL */
     return st;
 }
 
@@ -813,18 +824,19 @@ static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_
     if (rec->first_position) {
         cw_stmt_bind_int(st, first + 1, rec->first_position);
         cw_stmt_bind_int(st, first + 2, rec->last_position);
+    } else {
+        cw_stmt_bind_null(st, first + 1);
+        cw_stmt_bind_null(st, first + 2);
     }
-    if (rec->rejected) {
-        bind_static(st, first + 3, rec->reject_code);
-        bind_static(st, first + 4, rec->reject_message);
-    }
+    bind_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
+    bind_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
 }
 
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, const char *data_text,
                             const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(
+    struct cw_stmt *st = prepare_unbound(
         db,
         "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
         " received_at, outcome, first_position, last_position, reject_code, reject_message)"
@@ -851,11 +863,12 @@ int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
 int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(db,
-                                       "UPDATE commands SET outcome = ?, first_position = ?,"
-                                       " last_position = ?, reject_code = ?, reject_message = ?"
-                                       " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-                                       err);
+    struct cw_stmt *st =
+        prepare_unbound(db,
+                        "UPDATE commands SET outcome = ?, first_position = ?,"
+                        " last_position = ?, reject_code = ?, reject_message = ?"
+                        " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+                        err);
     if (!st)
         return CW_ERR_STORE;
     bind_outcome(st, 1, rec);
@@ -869,12 +882,12 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st =
-        cw_db_prepare(db,
-                      "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
-                      " user_uuid, client_id, client_seq, recorded_at)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      err);
+    struct cw_stmt *st = prepare_unbound(
+        db,
+        "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
+        " user_uuid, client_id, client_seq, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        err);
     if (!st)
         return CW_ERR_STORE;
     cw_stmt_bind_int(st, 1, ev->position);
