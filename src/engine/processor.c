@@ -293,6 +293,12 @@ static int run_command(struct cw_processor *p, struct cw_db *db, bool safe, int6
     memcpy(o->command_uuid, cmd->uuid, sizeof(o->command_uuid));
     bool wrote = false;
     rc = apply_command(p, db, cmd, &t, pos, o, &wrote, &err);
+    if (rc && rc != CW_ERR_AGAIN && cw_db_held_lost(db)) {
+        /* Earlier commands' event rows failed to go in: not this one's doing. */
+        drop_events(o);
+        rc = CW_ERR_STORE;
+        goto out;
+    }
     if (rc == CW_ERR_REJECTED && !wrote) {
         /* The usual refusal: nothing written but the row, which now says why. */
         fill_rejection(&rec, &err);
@@ -355,12 +361,15 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
     struct cw_db *db = cw_store_writer(p->store);
     int64_t t0 = cw_mono_us(), pos = 0;
     int rc = cw_db_begin(db, err);
+    /* Event rows go in 64 at a time; safe mode inserts each at once, so blame is exact. */
+    cw_db_hold_events(db, !safe);
     if (!rc)
         rc = cw_store_last_position(db, &pos, err);
     for (size_t i = 0; !rc && i < n; i++)
         rc = run_command(p, db, safe, &pos, &items[i], &failures[i]);
     if (!rc)
         rc = cw_db_commit(db, err);
+    cw_db_hold_events(db, false);
     if (rc) {
         cw_db_rollback(db);
         reset_outcomes(items, n);

@@ -105,6 +105,18 @@ int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
 /* Rewrites the outcome of cmd's row, found by its idempotency key, to rec's. */
 int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err);
+/*
+ * Writer only. While holding is on (off when a connection opens),
+ * cw_store_append_event keeps event rows back and inserts them 64 to a
+ * statement: before any statement that reads or writes the events table
+ * steps, before a savepoint, and at commit; a rollback (to a savepoint)
+ * drops them. A failure to insert held rows may concern earlier commands
+ * than the one that meets it: cw_db_held_lost() then says so until the
+ * next cw_db_begin, and the transaction must be rolled back and run again
+ * without holding.
+ */
+void cw_db_hold_events(struct cw_db *db, bool on);
+bool cw_db_held_lost(struct cw_db *db);
 /* Appends ev (position set by the caller); texts as for cw_store_insert_command. */
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err);

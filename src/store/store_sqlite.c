@@ -27,6 +27,21 @@ struct cw_stmt {
     struct cw_db *db;
     const char *sql; /* the cache's key */
     int64_t changes;
+    bool touches_log; /* reads or writes the events table: held-back rows go in first */
+};
+
+/*
+ * The processor's event rows are held back and inserted LOG_CHUNK at a
+ * time: one statement for many rows saves most of SQLite's per-statement
+ * work (cursors opened and closed, the program started and halted).
+ */
+#define LOG_CHUNK 64
+
+/* An event row held back; strings are offsets into cw_db.held_text, SIZE_MAX for NULL. */
+struct held_event {
+    int64_t position, client_seq, recorded_at;
+    int version;
+    size_t uuid, command_uuid, name, data, meta, user_uuid, client_id;
 };
 
 #define FRONT_SLOTS 128 /* a power of two */
@@ -49,6 +64,13 @@ struct cw_db {
         struct cw_stmt *st;
     } front[FRONT_SLOTS];
     struct cw_db *next; /* in the store's list of open readers */
+    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    bool hold;
+    bool held_lost;     /* inserting held rows failed: the batch must run again */
+    bool preparing_log; /* the authorizer saw the events table in the SQL being prepared */
+    struct held_event held[LOG_CHUNK];
+    size_t n_held;
+    struct cw_buf held_text;
 };
 
 /*
@@ -161,6 +183,8 @@ static const struct cw_migration core_migrations[] = {
     {.id = "core:002-commands-by-key", .sql = core_commands_by_key},
 };
 
+static int flush_held(struct cw_db *db, struct cw_error *err);
+
 /* ------------------------------------------------------------- errors */
 
 static bool transient(int code)
@@ -194,6 +218,16 @@ static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
     return rc == SQLITE_OK ? CW_OK : fail(db->conn, rc, err, "exec");
 }
 
+/* Notes, while a statement is prepared, whether it reads or writes the events table. */
+static int on_authorize(void *arg, int action, const char *table, const char *column,
+                        const char *schema, const char *trigger)
+{
+    struct cw_db *db = arg;
+    if (table && strcmp(table, "events") == 0)
+        db->preparing_log = true;
+    return SQLITE_OK;
+}
+
 static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct cw_error *err)
 {
     int flags = SQLITE_OPEN_NOMUTEX;
@@ -212,6 +246,7 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
         return rc;
     }
     sqlite3_extended_result_codes(db->conn, 1);
+    sqlite3_set_authorizer(db->conn, on_authorize, db);
     /*
      * The writer waits briefly inside SQLite (the checkpointer can hold a WAL
      * lock for a moment); anything longer is the processor's retry loop's.
@@ -414,6 +449,7 @@ void cw_db_close(struct cw_db *db)
     }
     cw_strmap_release(&db->cache);
     cw_buf_release(&db->scratch);
+    cw_buf_release(&db->held_text);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -514,6 +550,7 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
         return st;
     }
     sqlite3_stmt *raw;
+    db->preparing_log = false;
     int rc = sqlite3_prepare_v3(db->conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, NULL);
     if (rc != SQLITE_OK) {
         fail(db->conn, rc, err, "prepare");
@@ -523,6 +560,7 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
     st->st = raw;
     st->db = db;
     st->sql = cw_xstrdup(sql);
+    st->touches_log = db->preparing_log;
     cw_strmap_put(&db->cache, st->sql, st);
     front_put(db, sql, st);
     return st;
@@ -567,6 +605,11 @@ int cw_stmt_bind_null(struct cw_stmt *st, int idx)
 
 int cw_stmt_step(struct cw_stmt *st, struct cw_error *err)
 {
+    if (st->touches_log && st->db->n_held) {
+        int flushed = flush_held(st->db, err);
+        if (flushed)
+            return flushed;
+    }
     int rc = sqlite3_step(st->st);
     if (rc == SQLITE_ROW)
         return CW_ROW;
@@ -645,25 +688,38 @@ static int run(struct cw_db *db, const char *sql, struct cw_error *err)
     return rc == CW_DONE || rc == CW_ROW ? CW_OK : rc;
 }
 
+/* Forgets the held rows: the transaction or savepoint they belong to is undone. */
+static void drop_held(struct cw_db *db)
+{
+    db->n_held = 0;
+    cw_buf_reset(&db->held_text);
+}
+
 int cw_db_begin(struct cw_db *db, struct cw_error *err)
 {
+    drop_held(db);
+    db->held_lost = false;
     return run(db, "BEGIN IMMEDIATE", err);
 }
 
 int cw_db_commit(struct cw_db *db, struct cw_error *err)
 {
-    return run(db, "COMMIT", err);
+    int rc = flush_held(db, err);
+    return rc ? rc : run(db, "COMMIT", err);
 }
 
 void cw_db_rollback(struct cw_db *db)
 {
+    drop_held(db);
     if (!sqlite3_get_autocommit(db->conn))
         run(db, "ROLLBACK", NULL);
 }
 
 int cw_db_savepoint(struct cw_db *db, struct cw_error *err)
 {
-    return run(db, "SAVEPOINT cmd", err);
+    /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
+    int rc = flush_held(db, err);
+    return rc ? rc : run(db, "SAVEPOINT cmd", err);
 }
 
 int cw_db_release(struct cw_db *db, struct cw_error *err)
@@ -673,6 +729,7 @@ int cw_db_release(struct cw_db *db, struct cw_error *err)
 
 void cw_db_rollback_to(struct cw_db *db)
 {
+    drop_held(db); /* all of it written since the savepoint */
     run(db, "ROLLBACK TO cmd", NULL);
     run(db, "RELEASE cmd", NULL);
 }
@@ -879,28 +936,161 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
     return rc == CW_DONE ? CW_OK : rc;
 }
 
+#define EVENT_INSERT                                                                               \
+    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
+    " client_id, client_seq, recorded_at) VALUES "
+#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define EVENT_PARAMS 11
+static const char one_row_sql[] = EVENT_INSERT EVENT_ROW;
+static char chunk_sql[sizeof(EVENT_INSERT) + LOG_CHUNK * sizeof(EVENT_ROW)];
+static pthread_once_t chunk_once = PTHREAD_ONCE_INIT;
+
+static void build_chunk_sql(void)
+{
+    strcpy(chunk_sql, EVENT_INSERT EVENT_ROW);
+    for (int i = 1; i < LOG_CHUNK; i++)
+        strcat(chunk_sql, "," EVENT_ROW);
+}
+
+/* Binds one event row from parameter base + 1 on. */
+static void bind_event(struct cw_stmt *st, int base, const struct cw_event *ev,
+                       const char *data_text, const char *meta_text)
+{
+    cw_stmt_bind_int(st, base + 1, ev->position);
+    bind_static(st, base + 2, ev->uuid);
+    bind_static(st, base + 3, ev->command_uuid);
+    bind_static(st, base + 4, ev->name);
+    cw_stmt_bind_int(st, base + 5, ev->version);
+    bind_static(st, base + 6, data_text);
+    bind_static(st, base + 7, meta_text);
+    bind_static(st, base + 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    bind_static(st, base + 9, ev->client_id);
+    cw_stmt_bind_int(st, base + 10, ev->client_seq);
+    cw_stmt_bind_int(st, base + 11, ev->recorded_at);
+}
+
+static const char *held_str(const struct cw_db *db, size_t off)
+{
+    return off == SIZE_MAX ? NULL : db->held_text.data + off;
+}
+
+/* Copies s, with its NUL, into the held text; SIZE_MAX stands for NULL. */
+static size_t hold_str(struct cw_db *db, const char *s)
+{
+    size_t off = db->held_text.len;
+    if (!s)
+        return SIZE_MAX;
+    cw_buf_add(&db->held_text, s, strlen(s) + 1);
+    return off;
+}
+
+/* As hold_str for a JSON column: text, or v serialised (an absent v reads {}). */
+static size_t hold_json(struct cw_db *db, const char *text, const json_t *v)
+{
+    if (text)
+        return hold_str(db, text);
+    size_t off = db->held_text.len;
+    if (v)
+        cw_json_add(&db->held_text, v);
+    else
+        cw_buf_adds(&db->held_text, "{}");
+    cw_buf_add(&db->held_text, "", 1);
+    return off;
+}
+
+static void hold_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                       const char *meta_text)
+{
+    struct held_event *h = &db->held[db->n_held++];
+    h->position = ev->position;
+    h->client_seq = ev->client_seq;
+    h->recorded_at = ev->recorded_at;
+    h->version = ev->version;
+    h->uuid = hold_str(db, ev->uuid);
+    h->command_uuid = hold_str(db, ev->command_uuid);
+    h->name = hold_str(db, ev->name);
+    h->data = hold_json(db, data_text, ev->data);
+    h->meta = hold_json(db, meta_text, ev->meta);
+    h->user_uuid = hold_str(db, ev->user_uuid);
+    h->client_id = hold_str(db, ev->client_id);
+}
+
+/* The held row i as an event to bind (its strings inside held_text). */
+static struct cw_event held_event(const struct cw_db *db, size_t i, const char **data,
+                                  const char **meta)
+{
+    const struct held_event *h = &db->held[i];
+    *data = held_str(db, h->data);
+    *meta = held_str(db, h->meta);
+    return (struct cw_event){.position = h->position,
+                             .uuid = held_str(db, h->uuid),
+                             .command_uuid = held_str(db, h->command_uuid),
+                             .name = held_str(db, h->name),
+                             .version = h->version,
+                             .user_uuid = held_str(db, h->user_uuid),
+                             .client_id = held_str(db, h->client_id),
+                             .client_seq = h->client_seq,
+                             .recorded_at = h->recorded_at};
+}
+
+/*
+ * Inserts the held rows in position order: a full chunk with one
+ * statement, fewer one by one. A failure loses them, and they may be
+ * earlier commands' rows: held_lost tells the processor to run the batch
+ * again without holding.
+ */
+static int flush_held(struct cw_db *db, struct cw_error *err)
+{
+    size_t n = db->n_held;
+    db->n_held = 0; /* first: the inserts touch the log themselves */
+    pthread_once(&chunk_once, build_chunk_sql);
+    int rc = CW_OK;
+    for (size_t i = 0; !rc && i < n;) {
+        size_t rows = n - i == LOG_CHUNK ? LOG_CHUNK : 1;
+        struct cw_stmt *st = prepare_unbound(db, rows == LOG_CHUNK ? chunk_sql : one_row_sql, err);
+        if (!st) {
+            rc = CW_ERR_STORE;
+            break;
+        }
+        for (size_t k = 0; k < rows; k++) {
+            const char *data, *meta;
+            struct cw_event ev = held_event(db, i + k, &data, &meta);
+            bind_event(st, (int)k * EVENT_PARAMS, &ev, data, meta);
+        }
+        rc = cw_stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+        i += rows;
+    }
+    cw_buf_reset(&db->held_text);
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
+void cw_db_hold_events(struct cw_db *db, bool on)
+{
+    db->hold = on;
+}
+
+bool cw_db_held_lost(struct cw_db *db)
+{
+    return db->held_lost;
+}
+
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st = prepare_unbound(
-        db,
-        "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
-        " user_uuid, client_id, client_seq, recorded_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        err);
+    if (db->hold) {
+        hold_event(db, ev, data_text, meta_text);
+        return db->n_held == LOG_CHUNK ? flush_held(db, err) : CW_OK;
+    }
+    struct cw_stmt *st = prepare_unbound(db, one_row_sql, err);
     if (!st)
         return CW_ERR_STORE;
-    cw_stmt_bind_int(st, 1, ev->position);
-    bind_static(st, 2, ev->uuid);
-    bind_static(st, 3, ev->command_uuid);
-    bind_static(st, 4, ev->name);
-    cw_stmt_bind_int(st, 5, ev->version);
+    bind_event(st, 0, ev, data_text, meta_text);
+    /* A text not given is serialised here (and copied when bound). */
     bind_json(st, 6, data_text, ev->data, &db->scratch);
     bind_json(st, 7, meta_text, ev->meta, &db->scratch);
-    bind_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
-    bind_static(st, 9, ev->client_id);
-    cw_stmt_bind_int(st, 10, ev->client_seq);
-    cw_stmt_bind_int(st, 11, ev->recorded_at);
     int rc = cw_stmt_step(st, err);
     return rc == CW_DONE ? CW_OK : rc;
 }
