@@ -21,7 +21,10 @@ static int handle_visit(struct cw_db *db, const struct cw_command *cmd, struct c
     const char *url = cw_domain_str(cmd->data, "url");
     if (!url)
         return cw_error_set(err, CW_ERR_REJECTED, "invalid-command", "visit-page needs a url");
-    return cw_emit_take(out, EV_PAGE_VIEW, json_pack("{s:s}", "url", url));
+    /* Built directly: json_pack parses its format on every call (2 % of the processor). */
+    json_t *data = json_object();
+    json_object_set_new_nocheck(data, "url", json_string_nocheck(url)); /* already UTF-8 */
+    return cw_emit_take(out, EV_PAGE_VIEW, data);
 }
 
 static int aggregate_page_view(struct cw_db *db, const struct cw_event *ev, struct cw_error *err)
