@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct pending_event {
     const struct cw_event_def *def;
@@ -500,12 +499,7 @@ void cw_processor_stats(struct cw_processor *p, struct cw_processor_stats *out)
     pthread_mutex_lock(&p->lock);
     *out = p->stats;
     pthread_mutex_unlock(&p->lock);
-    /*
-     * Read from the asking thread: reading its own CPU clock cost the
-     * processor a system call per batch (no vDSO for thread clocks).
-     */
-    clockid_t clock;
-    struct timespec ts;
-    if (!pthread_getcpuclockid(p->thread, &clock) && !clock_gettime(clock, &ts))
-        out->cpu_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    /* Read here, by the asking thread: the processor reading it cost a system call per batch. */
+    int64_t cpu = cw_thread_cpu_us(p->thread);
+    out->cpu_us = cpu > 0 ? (uint64_t)cpu : 0;
 }
