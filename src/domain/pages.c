@@ -72,9 +72,10 @@ static const struct cw_migration migrations[] = {
      * In SQLite only a column declared INTEGER PRIMARY KEY is the rowid;
      * BIGINT PRIMARY KEY made a second B-tree, written on every page view
      * (about 5 % of the processor's work per visit-page). A PostgreSQL store
-     * must read INTEGER PRIMARY KEY as BIGINT: positions pass 2^31.
+     * must read INTEGER PRIMARY KEY as BIGINT: positions pass 2^31. (003:
+     * the cart's migration is demo:002.)
      */
-    {.id = "002-page-views-rowid",
+    {.id = "003-page-views-rowid",
      .sql = "CREATE TABLE page_views_new ("
             " position INTEGER PRIMARY KEY,"
             " url TEXT NOT NULL,"
