@@ -4,6 +4,7 @@
 #include "buf.h"
 #include "alloc.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +28,13 @@ void cw_buf_grow(struct cw_buf *b, size_t n)
     b->data[b->len] = '\0'; /* the promise of buf.h holds even before anything is added */
 }
 
-void cw_buf_add(struct cw_buf *b, const void *p, size_t n)
+void cw_buf_add_slow(struct cw_buf *b, const void *p, size_t n)
 {
     if (!n)
         return; /* p may be NULL then (an empty HTTP body) */
     cw_buf_grow(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void cw_buf_addc(struct cw_buf *b, char c)
-{
-    cw_buf_grow(b, 1);
-    b->data[b->len++] = c;
     b->data[b->len] = '\0';
 }
 
@@ -70,51 +64,80 @@ char *cw_buf_take(struct cw_buf *b)
     return s;
 }
 
-void cw_json_add_string(struct cw_buf *b, const char *s, size_t n)
+static bool needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+/*
+ * Does any of the 8 bytes at s need an escape? Word-at-a-time tests (a
+ * byte below 0x20, or equal to '"' or '\\'; bytes from 0x80 up never match)
+ * let the usual string, a UUID or a URL, be scanned 8 bytes per step.
+ */
+static bool any_escape8(const char *s)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t x;
+    memcpy(&x, s, 8);
+    uint64_t quote = x ^ (ones * '"'), slash = x ^ (ones * '\\'); /* zero where they match */
+    uint64_t below = (x - ones * 0x20) & ~x;
+    return (below | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)) & highs;
+}
+
+static void add_escape(struct cw_buf *b, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
+    char esc[6] = {'\\', 0};
+    size_t len = 2;
+    switch (c) {
+    case '"':
+    case '\\':
+        esc[1] = (char)c;
+        break;
+    case '\b':
+        esc[1] = 'b';
+        break;
+    case '\f':
+        esc[1] = 'f';
+        break;
+    case '\n':
+        esc[1] = 'n';
+        break;
+    case '\r':
+        esc[1] = 'r';
+        break;
+    case '\t':
+        esc[1] = 't';
+        break;
+    default:
+        memcpy(esc + 1, "u00", 3);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        len = 6;
+    }
+    cw_buf_add(b, esc, len);
+}
+
+void cw_json_add_string(struct cw_buf *b, const char *s, size_t n)
+{
     cw_buf_grow(b, n + 2);
     b->data[b->len++] = '"';
-    size_t run = 0; /* bytes copied as they are, pending */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
+    size_t done = 0, i = 0; /* s[done..i) is plain and not yet copied */
+    while (i < n) {
+        if (i + 8 <= n && !any_escape8(s + i)) {
+            i += 8;
             continue;
         }
-        cw_buf_add(b, s + i - run, run);
-        run = 0;
-        char esc[6] = {'\\', 0};
-        size_t len = 2;
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            len = 6;
+        unsigned char c = (unsigned char)s[i];
+        if (!needs_escape(c)) {
+            i++;
+            continue;
         }
-        cw_buf_add(b, esc, len);
+        cw_buf_add(b, s + done, i - done);
+        add_escape(b, c);
+        done = ++i;
     }
-    cw_buf_add(b, s + n - run, run);
+    cw_buf_add(b, s + done, n - done);
     cw_buf_addc(b, '"');
 }
 

@@ -35,12 +35,26 @@ static inline void cw_buf_reset(struct cw_buf *b)
 }
 /* Makes room for n more bytes (plus the NUL). */
 void cw_buf_grow(struct cw_buf *b, size_t n);
-void cw_buf_add(struct cw_buf *b, const void *p, size_t n);
+void cw_buf_add_slow(struct cw_buf *b, const void *p, size_t n);
+/* Inline while the bytes fit: the JSON writer appends many short pieces. */
+static inline void cw_buf_add(struct cw_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap || !n) {
+        cw_buf_add_slow(b, p, n);
+        return;
+    }
+    __builtin_memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
 static inline void cw_buf_adds(struct cw_buf *b, const char *s)
 {
     cw_buf_add(b, s, __builtin_strlen(s));
 }
-void cw_buf_addc(struct cw_buf *b, char c);
+static inline void cw_buf_addc(struct cw_buf *b, char c)
+{
+    cw_buf_add(b, &c, 1);
+}
 void cw_buf_add_int(struct cw_buf *b, int64_t v);
 /* The contents as a C string ("" when empty). Borrowed. */
 const char *cw_buf_cstr(struct cw_buf *b);

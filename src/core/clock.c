@@ -18,9 +18,10 @@ int64_t cw_now_us(void)
     return read_clock(CLOCK_REALTIME);
 }
 
-int64_t cw_thread_cpu_us(void)
+int64_t cw_thread_cpu_us(pthread_t thread)
 {
-    return read_clock(CLOCK_THREAD_CPUTIME_ID);
+    clockid_t id;
+    return pthread_getcpuclockid(thread, &id) ? -1 : read_clock(id);
 }
 
 int64_t cw_mono_us(void)

@@ -21,7 +21,10 @@ static int handle_visit(struct cw_db *db, const struct cw_command *cmd, struct c
     const char *url = cw_domain_str(cmd->data, "url");
     if (!url)
         return cw_error_set(err, CW_ERR_REJECTED, "invalid-command", "visit-page needs a url");
-    return cw_emit_take(out, EV_PAGE_VIEW, json_pack("{s:s}", "url", url));
+    /* Built directly: json_pack parses its format on every call (2 % of the processor). */
+    json_t *data = json_object();
+    json_object_set_new_nocheck(data, "url", json_string_nocheck(url)); /* already UTF-8 */
+    return cw_emit_take(out, EV_PAGE_VIEW, data);
 }
 
 static int aggregate_page_view(struct cw_db *db, const struct cw_event *ev, struct cw_error *err)
@@ -65,6 +68,23 @@ static const struct cw_migration migrations[] = {
             " url TEXT NOT NULL,"
             " user_uuid TEXT,"
             " recorded_at BIGINT NOT NULL);"},
+    /*
+     * In SQLite only a column declared INTEGER PRIMARY KEY is the rowid;
+     * BIGINT PRIMARY KEY made a second B-tree, written on every page view
+     * (about 5 % of the processor's work per visit-page). A PostgreSQL store
+     * must read INTEGER PRIMARY KEY as BIGINT: positions pass 2^31. (003:
+     * the cart's migration is demo:002.)
+     */
+    {.id = "003-page-views-rowid",
+     .sql = "CREATE TABLE page_views_new ("
+            " position INTEGER PRIMARY KEY,"
+            " url TEXT NOT NULL,"
+            " user_uuid TEXT,"
+            " recorded_at BIGINT NOT NULL);"
+            "INSERT INTO page_views_new(position, url, user_uuid, recorded_at)"
+            " SELECT position, url, user_uuid, recorded_at FROM page_views;"
+            "DROP TABLE page_views;"
+            "ALTER TABLE page_views_new RENAME TO page_views;"},
 };
 
 static const struct cw_event_def events[] = {

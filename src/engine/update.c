@@ -8,6 +8,7 @@
 #include "core/registry.h"
 #include "envelope.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,11 +101,42 @@ static size_t size_of(const char *s)
     return s ? strlen(s) + 1 : 0;
 }
 
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void free_scratch(void *b)
+{
+    cw_buf_release(b);
+    free(b);
+}
+
+static void make_scratch_key(void)
+{
+    if (pthread_key_create(&scratch_key, free_scratch))
+        abort();
+}
+
+/*
+ * The calling thread's frame buffer, kept between calls: a frame is written
+ * there and copied out at its size, instead of into a buffer allocated,
+ * grown and trimmed for each event.
+ */
+static struct cw_buf *scratch(void)
+{
+    pthread_once(&scratch_once, make_scratch_key);
+    struct cw_buf *b = pthread_getspecific(scratch_key);
+    if (!b) {
+        b = cw_xcalloc(1, sizeof(*b));
+        pthread_setspecific(scratch_key, b);
+    }
+    return b;
+}
+
 struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev,
                                 const char *data_text, const char *meta_text)
 {
     const struct cw_event_def *def = cw_domain_event(d, ev->name);
-    struct cw_buf data_buf = CW_BUF_INIT, meta_buf = CW_BUF_INIT, frame = CW_BUF_INIT;
+    struct cw_buf data_buf = CW_BUF_INIT, meta_buf = CW_BUF_INIT;
     if (!data_text || (def && def->private_fields)) {
         json_t *pub = public_data(def, ev->data);
         cw_json_add(&data_buf, pub);
@@ -118,8 +150,9 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
             cw_buf_adds(&meta_buf, "{}");
         meta_text = cw_buf_cstr(&meta_buf);
     }
-    cw_buf_grow(&frame, 256 + strlen(data_text) + strlen(meta_text));
-    write_frame(&frame, ev, data_text, meta_text);
+    struct cw_buf *frame = scratch();
+    cw_buf_reset(frame);
+    write_frame(frame, ev, data_text, meta_text);
     cw_buf_release(&data_buf);
     cw_buf_release(&meta_buf);
 
@@ -129,7 +162,7 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
      */
     size_t strings = size_of(ev->uuid) + size_of(ev->command_uuid) + size_of(ev->name) +
                      size_of(ev->user_uuid) + size_of(ev->client_id);
-    struct cw_update *u = cw_xmalloc(sizeof(*u) + strings + frame.len + 1);
+    struct cw_update *u = cw_xmalloc(sizeof(*u) + strings + frame->len + 1);
     char *at = (char *)(u + 1);
     atomic_init(&u->refs, 1);
     u->def = def;
@@ -144,9 +177,8 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
     u->ev.data = keep ? json_incref(ev->data) : NULL;
     u->ev.meta = keep ? json_incref(ev->meta) : NULL;
     u->frame = at;
-    u->frame_len = frame.len;
-    memcpy(u->frame, frame.data, frame.len + 1);
-    cw_buf_release(&frame);
+    u->frame_len = frame->len;
+    memcpy(u->frame, frame->data, frame->len + 1);
     return u;
 }
 

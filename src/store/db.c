@@ -8,7 +8,11 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* Prepares sql and binds the arguments described by types (see calderwood.h). */
+/*
+ * Prepares sql and binds the arguments described by types (see calderwood.h).
+ * Text is bound without a copy: every caller runs the statement to its end
+ * (or resets it) before returning, while the arguments are still the caller's.
+ */
 static struct cw_stmt *prepare_bound(struct cw_db *db, struct cw_error *err, const char *sql,
                                      const char *types, va_list ap)
 {
@@ -18,7 +22,7 @@ static struct cw_stmt *prepare_bound(struct cw_db *db, struct cw_error *err, con
     for (int i = 0; types && types[i]; i++) {
         switch (types[i]) {
         case 't':
-            cw_stmt_bind_text(st, i + 1, va_arg(ap, const char *));
+            cw_stmt_bind_text_static(st, i + 1, va_arg(ap, const char *));
             break;
         case 'i':
             cw_stmt_bind_int(st, i + 1, va_arg(ap, int64_t));

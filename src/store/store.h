@@ -20,9 +20,10 @@ struct cw_domain;
 struct cw_store;
 
 struct cw_store_options {
-    bool read_only; /* open an existing database for reading only (exports) */
-    bool no_create; /* fail with CW_ERR_NOT_FOUND when the file is missing */
-    int busy_ms;    /* readers' busy timeout (the writer waits at most 100 ms) */
+    bool read_only;        /* open an existing database for reading only (exports) */
+    bool no_create;        /* fail with CW_ERR_NOT_FOUND when the file is missing */
+    int busy_ms;           /* readers' busy timeout (the writer waits at most 100 ms) */
+    int checkpoint_frames; /* WAL length that starts a checkpoint; 0: 4096 (tests use less) */
 };
 
 /* Opens (creating when allowed) the database at path: WAL, synchronous=FULL. */
@@ -41,6 +42,14 @@ void cw_store_close(struct cw_store *s);
 int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
                      struct cw_error *err);
 
+/*
+ * Writer thread only, between transactions: copies into the database the
+ * few WAL frames the background checkpointer left behind because commits
+ * kept arriving, so that the next transaction starts the WAL over instead
+ * of growing it. Costs a checkpoint (two fsyncs) about once per WAL cycle;
+ * otherwise a check of two counters.
+ */
+void cw_store_finish_checkpoint(struct cw_store *s);
 /* The writer connection. Processor thread only. */
 struct cw_db *cw_store_writer(struct cw_store *s);
 /* A new read connection; free it with cw_db_close() from the thread using it. */
@@ -51,6 +60,11 @@ void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d);
 
 /* The domain set with cw_store_set_domain, or NULL. */
 const struct cw_domain *cw_db_domain(struct cw_db *db);
+/*
+ * Binds text without copying it (NULL binds SQL NULL): for statements that
+ * are stepped to their end, or reset, before text goes away.
+ */
+int cw_stmt_bind_text_static(struct cw_stmt *st, int idx, const char *text);
 /* Column col of the current row as JSON: integer, real, string or null. */
 json_t *cw_stmt_json(struct cw_stmt *st, int col);
 
@@ -88,9 +102,21 @@ int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *c
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, const char *data_text,
                             const char *meta_text, struct cw_error *err);
-/* Rewrites the outcome of cmd's row (positions or rejection) to rec's. */
+/* Rewrites the outcome of cmd's row, found by its idempotency key, to rec's. */
 int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err);
+/*
+ * Writer only. While holding is on (off when a connection opens),
+ * cw_store_append_event keeps event rows back and inserts them 64 to a
+ * statement: before any statement that reads or writes the events table
+ * steps, before a savepoint, and at commit; a rollback (to a savepoint)
+ * drops them. A failure to insert held rows may concern earlier commands
+ * than the one that meets it: cw_db_held_lost() then says so until the
+ * next cw_db_begin, and the transaction must be rolled back and run again
+ * without holding.
+ */
+void cw_db_hold_events(struct cw_db *db, bool on);
+bool cw_db_held_lost(struct cw_db *db);
 /* Appends ev (position set by the caller); texts as for cw_store_insert_command. */
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err);

@@ -27,9 +27,24 @@ struct cw_stmt {
     struct cw_db *db;
     const char *sql; /* the cache's key */
     int64_t changes;
+    bool touches_log; /* reads or writes the events table: held-back rows go in first */
 };
 
-#define FRONT_SLOTS 64
+/*
+ * The processor's event rows are held back and inserted LOG_CHUNK at a
+ * time: one statement for many rows saves most of SQLite's per-statement
+ * work (cursors opened and closed, the program started and halted).
+ */
+#define LOG_CHUNK 64
+
+/* An event row held back; strings are offsets into cw_db.held_text, SIZE_MAX for NULL. */
+struct held_event {
+    int64_t position, client_seq, recorded_at;
+    int version;
+    size_t uuid, command_uuid, name, data, meta, user_uuid, client_id;
+};
+
+#define FRONT_SLOTS 128 /* a power of two */
 
 struct cw_db {
     sqlite3 *conn;
@@ -39,12 +54,23 @@ struct cw_db {
     /*
      * Callers pass the same literal each time: a slot per address finds its
      * statement with one string compare instead of hashing the SQL text.
+     * Two slots per address, as literals land wherever the linker puts them:
+     * with one, two hot statements that collided (it happened after an
+     * unrelated edit) cost a hash of the SQL text per use, 7 % of the
+     * processor's instructions.
      */
     struct {
         const char *sql;
         struct cw_stmt *st;
     } front[FRONT_SLOTS];
     struct cw_db *next; /* in the store's list of open readers */
+    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    bool hold;
+    bool held_lost;     /* inserting held rows failed: the batch must run again */
+    bool preparing_log; /* the authorizer saw the events table in the SQL being prepared */
+    struct held_event held[LOG_CHUNK];
+    size_t n_held;
+    struct cw_buf held_text;
 };
 
 /*
@@ -57,17 +83,30 @@ struct cw_db {
  * commits' own fsyncs on the same disk: 16384 measured worse tails.
  */
 #define CHECKPOINT_FRAMES 4096
-#define WRITER_BUSY_MS    100 /* a checkpoint's brief lock is waited out, not retried */
+/*
+ * The WAL restarts from its beginning only when a write transaction starts
+ * with every frame copied back, which a checkpoint racing a busy writer
+ * rarely sees: the thread used to chase the last commits with a checkpoint
+ * (two fsyncs) per commit or two. It now leaves the last few frames to the
+ * writer itself, between transactions (cw_store_finish_checkpoint).
+ */
+#define TAIL_FRAMES    128 /* plus two commits' worth (see tail_limit) */
+#define WRITER_BUSY_MS 100 /* a checkpoint's brief lock is waited out, not retried */
 
 struct cw_store {
     char *path;
     struct cw_store_options opt;
     struct cw_db *writer;
     const struct cw_domain *domain;
-    pthread_mutex_t lock;      /* {readers, wal_frames, stopping} */
+    pthread_mutex_t lock;      /* {readers, the WAL's figures below, stopping} */
     pthread_cond_t checkpoint; /* signalled when the WAL has grown, or on close */
     struct cw_db *readers;
-    int wal_frames;
+    int wal_frames;     /* in the WAL after the last commit */
+    int backfilled;     /* of them copied into the database */
+    int pass_frames;    /* wal_frames when the checkpointer last started */
+    int commit_frames;  /* written by the last commit */
+    unsigned wal_cycle; /* WAL restarts seen */
+    bool tail_wanted;   /* the checkpointer left a few frames for the writer */
     bool stopping;
     bool checkpointer_running;
     pthread_t checkpointer;
@@ -108,6 +147,44 @@ static const char core_schema[] =
     " id TEXT PRIMARY KEY,"
     " applied_at INTEGER NOT NULL);";
 
+/*
+ * The command log without its uuid key. Nothing looks a command up by uuid
+ * (duplicates are found by the idempotency key, outcomes corrected by it),
+ * and the key's B-tree was one of the eight each visit-page wrote: about
+ * 7 % of the processor's instructions per command. The uuid stays a column.
+ * Rows are copied in rowid order, so the log keeps its order.
+ */
+static const char core_commands_by_key[] =
+    "CREATE TABLE commands_new ("
+    " uuid TEXT NOT NULL,"
+    " user_uuid TEXT NOT NULL,"
+    " client_id TEXT NOT NULL,"
+    " client_seq INTEGER NOT NULL,"
+    " name TEXT NOT NULL,"
+    " data TEXT NOT NULL,"
+    " meta TEXT NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " outcome TEXT NOT NULL,"
+    " first_position INTEGER,"
+    " last_position INTEGER,"
+    " reject_code TEXT,"
+    " reject_message TEXT,"
+    " UNIQUE (user_uuid, client_id, client_seq));"
+    "INSERT INTO commands_new(uuid, user_uuid, client_id, client_seq, name, data, meta,"
+    " received_at, outcome, first_position, last_position, reject_code, reject_message)"
+    " SELECT uuid, user_uuid, client_id, client_seq, name, data, meta, received_at, outcome,"
+    " first_position, last_position, reject_code, reject_message FROM commands ORDER BY rowid;"
+    "DROP TABLE commands;"
+    "ALTER TABLE commands_new RENAME TO commands;";
+
+/* The core's migrations, in order; applied before any domain's. Never edit one. */
+static const struct cw_migration core_migrations[] = {
+    {.id = "core:001-log", .sql = core_schema},
+    {.id = "core:002-commands-by-key", .sql = core_commands_by_key},
+};
+
+static int flush_held(struct cw_db *db, struct cw_error *err);
+
 /* ------------------------------------------------------------- errors */
 
 static bool transient(int code)
@@ -141,6 +218,16 @@ static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
     return rc == SQLITE_OK ? CW_OK : fail(db->conn, rc, err, "exec");
 }
 
+/* Notes, while a statement is prepared, whether it reads or writes the events table. */
+static int on_authorize(void *arg, int action, const char *table, const char *column,
+                        const char *schema, const char *trigger)
+{
+    struct cw_db *db = arg;
+    if (table && strcmp(table, "events") == 0)
+        db->preparing_log = true;
+    return SQLITE_OK;
+}
+
 static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct cw_error *err)
 {
     int flags = SQLITE_OPEN_NOMUTEX;
@@ -159,6 +246,7 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
         return rc;
     }
     sqlite3_extended_result_codes(db->conn, 1);
+    sqlite3_set_authorizer(db->conn, on_authorize, db);
     /*
      * The writer waits briefly inside SQLite (the checkpointer can hold a WAL
      * lock for a moment); anything longer is the processor's retry loop's.
@@ -180,38 +268,90 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     return CW_OK;
 }
 
-/* The writer's commit hook: wakes the checkpointer once the WAL is long. */
+/*
+ * {lock} The most the writer copies itself. Under heavy load a pass never
+ * ends with less than the commits made while it ran, so the limit grows
+ * with the commits' size.
+ */
+static int tail_limit(const struct cw_store *s)
+{
+    return TAIL_FRAMES + 2 * s->commit_frames;
+}
+
+/* {lock} Is there more than a tail for the checkpointer, and news since its last pass? */
+static bool pass_due(const struct cw_store *s)
+{
+    return s->wal_frames >= s->opt.checkpoint_frames &&
+           s->wal_frames - s->backfilled > tail_limit(s) && s->wal_frames > s->pass_frames;
+}
+
+/* The writer's commit hook: notes the WAL's length, wakes the checkpointer when due. */
 static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int frames)
 {
     struct cw_store *s = arg;
-    if (frames >= CHECKPOINT_FRAMES) {
-        pthread_mutex_lock(&s->lock);
-        s->wal_frames = frames;
-        pthread_cond_signal(&s->checkpoint);
-        pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->lock);
+    if (frames < s->wal_frames) { /* restarted from its beginning */
+        s->wal_cycle++;
+        s->backfilled = s->pass_frames = 0;
+        s->tail_wanted = false;
+        s->commit_frames = frames;
+    } else {
+        s->commit_frames = frames - s->wal_frames;
     }
+    s->wal_frames = frames;
+    if (pass_due(s))
+        pthread_cond_signal(&s->checkpoint);
+    pthread_mutex_unlock(&s->lock);
     return SQLITE_OK;
+}
+
+/*
+ * {lock, held on return} A PASSIVE checkpoint on db: copies what no reader
+ * still needs, never blocks the writer. Returns the frames still to copy,
+ * commits made meanwhile included; -1 when it failed or the WAL restarted.
+ */
+static int checkpoint_passive(struct cw_store *s, struct cw_db *db)
+{
+    unsigned cycle = s->wal_cycle;
+    pthread_mutex_unlock(&s->lock);
+    int copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
+    pthread_mutex_lock(&s->lock);
+    if (rc != SQLITE_OK || cycle != s->wal_cycle)
+        return -1;
+    s->backfilled = copied; /* the WAL's own count, right even if a restart went unseen */
+    return s->wal_frames - s->backfilled;
 }
 
 static void *run_checkpoints(void *arg)
 {
     struct cw_store *s = arg;
-    struct cw_db *db = s->checkpoint_db;
     pthread_setname_np(pthread_self(), "cw-checkpoint");
     pthread_mutex_lock(&s->lock);
     while (!s->stopping) {
-        if (s->wal_frames < CHECKPOINT_FRAMES) {
+        if (!pass_due(s)) {
             pthread_cond_wait(&s->checkpoint, &s->lock);
             continue;
         }
-        s->wal_frames = 0;
-        pthread_mutex_unlock(&s->lock);
-        /* PASSIVE: copies what no reader still needs, never blocks the writer. */
-        sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        pthread_mutex_lock(&s->lock);
+        s->pass_frames = s->wal_frames;
+        int left = checkpoint_passive(s, s->checkpoint_db);
+        /* More than a tail left: the next commit wakes this thread again. */
+        s->tail_wanted = left > 0 && left <= tail_limit(s);
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;
+}
+
+void cw_store_finish_checkpoint(struct cw_store *s)
+{
+    if (!s->checkpointer_running)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (s->tail_wanted && s->wal_frames - s->backfilled <= 2 * tail_limit(s)) {
+        s->tail_wanted = false;
+        checkpoint_passive(s, s->writer);
+    }
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void start_checkpointer(struct cw_store *s)
@@ -263,6 +403,8 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
         s->opt = *opt;
     if (!s->opt.busy_ms)
         s->opt.busy_ms = 5000;
+    if (!s->opt.checkpoint_frames)
+        s->opt.checkpoint_frames = CHECKPOINT_FRAMES;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->checkpoint, NULL);
     struct stat sb;
@@ -307,6 +449,7 @@ void cw_db_close(struct cw_db *db)
     }
     cw_strmap_release(&db->cache);
     cw_buf_release(&db->scratch);
+    cw_buf_release(&db->held_text);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -362,24 +505,52 @@ const struct cw_domain *cw_db_domain(struct cw_db *db)
 
 /* ----------------------------------------------------------- statements */
 
-struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+static size_t front_slot(const char *sql)
 {
-    size_t slot = ((uintptr_t)sql >> 3) % FRONT_SLOTS;
-    struct cw_stmt *st = db->front[slot].sql == sql ? db->front[slot].st : NULL;
-    if (!st || strcmp(st->sql, sql) != 0) {
+    /* Fibonacci hashing: the address's middle bits spread over the table. */
+    return (size_t)(((uintptr_t)sql * 0x9E3779B97F4A7C15ull) >> 32) & (FRONT_SLOTS - 1);
+}
+
+static struct cw_stmt *front_get(struct cw_db *db, const char *sql)
+{
+    size_t h = front_slot(sql);
+    for (size_t k = 0; k < 2; k++) {
+        size_t i = (h + k) & (FRONT_SLOTS - 1);
+        /* The same address may hold other text (a reused buffer): compare it. */
+        if (db->front[i].sql == sql && strcmp(db->front[i].st->sql, sql) == 0)
+            return db->front[i].st;
+    }
+    return NULL;
+}
+
+/* Keeps the first slot's statement when it is another's and the second is taken. */
+static void front_put(struct cw_db *db, const char *sql, struct cw_stmt *st)
+{
+    size_t h = front_slot(sql);
+    size_t i = db->front[h].sql && db->front[h].sql != sql ? (h + 1) & (FRONT_SLOTS - 1) : h;
+    db->front[i].sql = sql;
+    db->front[i].st = st;
+}
+
+/*
+ * The cached statement for sql, reset, its old bindings still in place:
+ * for the store's own statements, which bind every parameter on each use.
+ */
+static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = front_get(db, sql);
+    if (!st) {
         st = cw_strmap_get(&db->cache, sql);
-        if (st) {
-            db->front[slot].sql = sql;
-            db->front[slot].st = st;
-        }
+        if (st)
+            front_put(db, sql, st);
     }
     if (st) {
         sqlite3_reset(st->st);
-        sqlite3_clear_bindings(st->st);
         st->changes = 0;
         return st;
     }
     sqlite3_stmt *raw;
+    db->preparing_log = false;
     int rc = sqlite3_prepare_v3(db->conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, NULL);
     if (rc != SQLITE_OK) {
         fail(db->conn, rc, err, "prepare");
@@ -389,9 +560,17 @@ struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error
     st->st = raw;
     st->db = db;
     st->sql = cw_xstrdup(sql);
+    st->touches_log = db->preparing_log;
     cw_strmap_put(&db->cache, st->sql, st);
-    db->front[slot].sql = sql;
-    db->front[slot].st = st;
+    front_put(db, sql, st);
+    return st;
+}
+
+struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = prepare_unbound(db, sql, err);
+    if (st)
+        sqlite3_clear_bindings(st->st); /* a parameter left unbound reads NULL */
     return st;
 }
 
@@ -407,6 +586,13 @@ int cw_stmt_bind_text(struct cw_stmt *st, int idx, const char *text)
     return bind_rc(st, sqlite3_bind_text(st->st, idx, text, -1, SQLITE_TRANSIENT));
 }
 
+int cw_stmt_bind_text_static(struct cw_stmt *st, int idx, const char *text)
+{
+    if (!text)
+        return cw_stmt_bind_null(st, idx);
+    return bind_rc(st, sqlite3_bind_text(st->st, idx, text, -1, SQLITE_STATIC));
+}
+
 int cw_stmt_bind_int(struct cw_stmt *st, int idx, int64_t value)
 {
     return bind_rc(st, sqlite3_bind_int64(st->st, idx, value));
@@ -419,6 +605,11 @@ int cw_stmt_bind_null(struct cw_stmt *st, int idx)
 
 int cw_stmt_step(struct cw_stmt *st, struct cw_error *err)
 {
+    if (st->touches_log && st->db->n_held) {
+        int flushed = flush_held(st->db, err);
+        if (flushed)
+            return flushed;
+    }
     int rc = sqlite3_step(st->st);
     if (rc == SQLITE_ROW)
         return CW_ROW;
@@ -497,25 +688,38 @@ static int run(struct cw_db *db, const char *sql, struct cw_error *err)
     return rc == CW_DONE || rc == CW_ROW ? CW_OK : rc;
 }
 
+/* Forgets the held rows: the transaction or savepoint they belong to is undone. */
+static void drop_held(struct cw_db *db)
+{
+    db->n_held = 0;
+    cw_buf_reset(&db->held_text);
+}
+
 int cw_db_begin(struct cw_db *db, struct cw_error *err)
 {
+    drop_held(db);
+    db->held_lost = false;
     return run(db, "BEGIN IMMEDIATE", err);
 }
 
 int cw_db_commit(struct cw_db *db, struct cw_error *err)
 {
-    return run(db, "COMMIT", err);
+    int rc = flush_held(db, err);
+    return rc ? rc : run(db, "COMMIT", err);
 }
 
 void cw_db_rollback(struct cw_db *db)
 {
+    drop_held(db);
     if (!sqlite3_get_autocommit(db->conn))
         run(db, "ROLLBACK", NULL);
 }
 
 int cw_db_savepoint(struct cw_db *db, struct cw_error *err)
 {
-    return run(db, "SAVEPOINT cmd", err);
+    /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
+    int rc = flush_held(db, err);
+    return rc ? rc : run(db, "SAVEPOINT cmd", err);
 }
 
 int cw_db_release(struct cw_db *db, struct cw_error *err)
@@ -525,6 +729,7 @@ int cw_db_release(struct cw_db *db, struct cw_error *err)
 
 void cw_db_rollback_to(struct cw_db *db)
 {
+    drop_held(db); /* all of it written since the savepoint */
     run(db, "ROLLBACK TO cmd", NULL);
     run(db, "RELEASE cmd", NULL);
 }
@@ -603,8 +808,8 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
                       "CREATE TABLE IF NOT EXISTS schema_migrations ("
                       " id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
                       err);
-    if (!rc)
-        rc = migrate_one(db, "core:001-log", core_schema, n_applied, err);
+    for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
+        rc = migrate_one(db, core_migrations[i].id, core_migrations[i].sql, n_applied, err);
     for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
         rc = migrate_one(db, d->migrations[i].id, d->migrations[i].sql, n_applied, err);
     return rc;
@@ -643,16 +848,10 @@ int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *c
     return CW_OK;
 }
 
-/*
- * Binds text without copying it: for the store's own statements, whose
- * arguments all outlive the step that reads them. NULL binds SQL NULL.
- */
+/* The store's own statements: their arguments all outlive the step that reads them. */
 static void bind_static(struct cw_stmt *st, int idx, const char *text)
 {
-    if (text)
-        sqlite3_bind_text(st->st, idx, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st->st, idx);
+    cw_stmt_bind_text_static(st, idx, text);
 }
 
 /* Binds text, or v serialised through buf when text is NULL (an absent v reads {}). */
@@ -682,18 +881,19 @@ static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_
     if (rec->first_position) {
         cw_stmt_bind_int(st, first + 1, rec->first_position);
         cw_stmt_bind_int(st, first + 2, rec->last_position);
+    } else {
+        cw_stmt_bind_null(st, first + 1);
+        cw_stmt_bind_null(st, first + 2);
     }
-    if (rec->rejected) {
-        bind_static(st, first + 3, rec->reject_code);
-        bind_static(st, first + 4, rec->reject_message);
-    }
+    bind_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
+    bind_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
 }
 
 int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, const char *data_text,
                             const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(
+    struct cw_stmt *st = prepare_unbound(
         db,
         "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
         " received_at, outcome, first_position, last_position, reject_code, reject_message)"
@@ -720,41 +920,177 @@ int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
 int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(db,
-                                       "UPDATE commands SET outcome = ?, first_position = ?,"
-                                       " last_position = ?, reject_code = ?, reject_message = ?"
-                                       " WHERE uuid = ?",
-                                       err);
+    struct cw_stmt *st =
+        prepare_unbound(db,
+                        "UPDATE commands SET outcome = ?, first_position = ?,"
+                        " last_position = ?, reject_code = ?, reject_message = ?"
+                        " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+                        err);
     if (!st)
         return CW_ERR_STORE;
     bind_outcome(st, 1, rec);
-    bind_static(st, 6, cmd->uuid);
+    bind_static(st, 6, cmd->user_uuid);
+    bind_static(st, 7, cmd->client_id);
+    cw_stmt_bind_int(st, 8, cmd->client_seq);
     int rc = cw_stmt_step(st, err);
     return rc == CW_DONE ? CW_OK : rc;
+}
+
+#define EVENT_INSERT                                                                               \
+    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
+    " client_id, client_seq, recorded_at) VALUES "
+#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define EVENT_PARAMS 11
+static const char one_row_sql[] = EVENT_INSERT EVENT_ROW;
+static char chunk_sql[sizeof(EVENT_INSERT) + LOG_CHUNK * sizeof(EVENT_ROW)];
+static pthread_once_t chunk_once = PTHREAD_ONCE_INIT;
+
+static void build_chunk_sql(void)
+{
+    strcpy(chunk_sql, EVENT_INSERT EVENT_ROW);
+    for (int i = 1; i < LOG_CHUNK; i++)
+        strcat(chunk_sql, "," EVENT_ROW);
+}
+
+/* Binds one event row from parameter base + 1 on. */
+static void bind_event(struct cw_stmt *st, int base, const struct cw_event *ev,
+                       const char *data_text, const char *meta_text)
+{
+    cw_stmt_bind_int(st, base + 1, ev->position);
+    bind_static(st, base + 2, ev->uuid);
+    bind_static(st, base + 3, ev->command_uuid);
+    bind_static(st, base + 4, ev->name);
+    cw_stmt_bind_int(st, base + 5, ev->version);
+    bind_static(st, base + 6, data_text);
+    bind_static(st, base + 7, meta_text);
+    bind_static(st, base + 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    bind_static(st, base + 9, ev->client_id);
+    cw_stmt_bind_int(st, base + 10, ev->client_seq);
+    cw_stmt_bind_int(st, base + 11, ev->recorded_at);
+}
+
+static const char *held_str(const struct cw_db *db, size_t off)
+{
+    return off == SIZE_MAX ? NULL : db->held_text.data + off;
+}
+
+/* Copies s, with its NUL, into the held text; SIZE_MAX stands for NULL. */
+static size_t hold_str(struct cw_db *db, const char *s)
+{
+    size_t off = db->held_text.len;
+    if (!s)
+        return SIZE_MAX;
+    cw_buf_add(&db->held_text, s, strlen(s) + 1);
+    return off;
+}
+
+/* As hold_str for a JSON column: text, or v serialised (an absent v reads {}). */
+static size_t hold_json(struct cw_db *db, const char *text, const json_t *v)
+{
+    if (text)
+        return hold_str(db, text);
+    size_t off = db->held_text.len;
+    if (v)
+        cw_json_add(&db->held_text, v);
+    else
+        cw_buf_adds(&db->held_text, "{}");
+    cw_buf_add(&db->held_text, "", 1);
+    return off;
+}
+
+static void hold_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                       const char *meta_text)
+{
+    struct held_event *h = &db->held[db->n_held++];
+    h->position = ev->position;
+    h->client_seq = ev->client_seq;
+    h->recorded_at = ev->recorded_at;
+    h->version = ev->version;
+    h->uuid = hold_str(db, ev->uuid);
+    h->command_uuid = hold_str(db, ev->command_uuid);
+    h->name = hold_str(db, ev->name);
+    h->data = hold_json(db, data_text, ev->data);
+    h->meta = hold_json(db, meta_text, ev->meta);
+    h->user_uuid = hold_str(db, ev->user_uuid);
+    h->client_id = hold_str(db, ev->client_id);
+}
+
+/* The held row i as an event to bind (its strings inside held_text). */
+static struct cw_event held_event(const struct cw_db *db, size_t i, const char **data,
+                                  const char **meta)
+{
+    const struct held_event *h = &db->held[i];
+    *data = held_str(db, h->data);
+    *meta = held_str(db, h->meta);
+    return (struct cw_event){.position = h->position,
+                             .uuid = held_str(db, h->uuid),
+                             .command_uuid = held_str(db, h->command_uuid),
+                             .name = held_str(db, h->name),
+                             .version = h->version,
+                             .user_uuid = held_str(db, h->user_uuid),
+                             .client_id = held_str(db, h->client_id),
+                             .client_seq = h->client_seq,
+                             .recorded_at = h->recorded_at};
+}
+
+/*
+ * Inserts the held rows in position order: a full chunk with one
+ * statement, fewer one by one. A failure loses them, and they may be
+ * earlier commands' rows: held_lost tells the processor to run the batch
+ * again without holding.
+ */
+static int flush_held(struct cw_db *db, struct cw_error *err)
+{
+    size_t n = db->n_held;
+    db->n_held = 0; /* first: the inserts touch the log themselves */
+    pthread_once(&chunk_once, build_chunk_sql);
+    int rc = CW_OK;
+    for (size_t i = 0; !rc && i < n;) {
+        size_t rows = n - i == LOG_CHUNK ? LOG_CHUNK : 1;
+        struct cw_stmt *st = prepare_unbound(db, rows == LOG_CHUNK ? chunk_sql : one_row_sql, err);
+        if (!st) {
+            rc = CW_ERR_STORE;
+            break;
+        }
+        for (size_t k = 0; k < rows; k++) {
+            const char *data, *meta;
+            struct cw_event ev = held_event(db, i + k, &data, &meta);
+            bind_event(st, (int)k * EVENT_PARAMS, &ev, data, meta);
+        }
+        rc = cw_stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+        i += rows;
+    }
+    cw_buf_reset(&db->held_text);
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
+void cw_db_hold_events(struct cw_db *db, bool on)
+{
+    db->hold = on;
+}
+
+bool cw_db_held_lost(struct cw_db *db)
+{
+    return db->held_lost;
 }
 
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st =
-        cw_db_prepare(db,
-                      "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
-                      " user_uuid, client_id, client_seq, recorded_at)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      err);
+    if (db->hold) {
+        hold_event(db, ev, data_text, meta_text);
+        return db->n_held == LOG_CHUNK ? flush_held(db, err) : CW_OK;
+    }
+    struct cw_stmt *st = prepare_unbound(db, one_row_sql, err);
     if (!st)
         return CW_ERR_STORE;
-    cw_stmt_bind_int(st, 1, ev->position);
-    bind_static(st, 2, ev->uuid);
-    bind_static(st, 3, ev->command_uuid);
-    bind_static(st, 4, ev->name);
-    cw_stmt_bind_int(st, 5, ev->version);
+    bind_event(st, 0, ev, data_text, meta_text);
+    /* A text not given is serialised here (and copied when bound). */
     bind_json(st, 6, data_text, ev->data, &db->scratch);
     bind_json(st, 7, meta_text, ev->meta, &db->scratch);
-    bind_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
-    bind_static(st, 9, ev->client_id);
-    cw_stmt_bind_int(st, 10, ev->client_seq);
-    cw_stmt_bind_int(st, 11, ev->recorded_at);
     int rc = cw_stmt_step(st, err);
     return rc == CW_DONE ? CW_OK : rc;
 }

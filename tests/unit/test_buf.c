@@ -404,6 +404,26 @@ static void test_json_strings(void **state)
     cw_buf_release(&b);
 }
 
+/*
+ * Strings are scanned 8 bytes at a time: every byte value, at every offset
+ * of a word and of the tail after it, is written as jansson writes it.
+ */
+static void test_json_string_every_offset(void **state)
+{
+    char s[20];
+    for (size_t len = 1; len <= sizeof(s); len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int c = 1; c < 0x80; c++) { /* ASCII: each byte alone is valid UTF-8 */
+                memset(s, 'a', len);
+                s[at] = (char)c;
+                json_t *v = json_stringn(s, len);
+                check_value(v);
+                json_decref(v);
+            }
+        }
+    }
+}
+
 static void test_json_string_with_nul(void **state)
 {
     struct cw_buf b = CW_BUF_INIT;
@@ -596,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_cstr_after_grow_only),
         cmocka_unit_test(test_json_scalars),
         cmocka_unit_test(test_json_strings),
+        cmocka_unit_test(test_json_string_every_offset),
         cmocka_unit_test(test_json_string_with_nul),
         cmocka_unit_test(test_json_containers),
         cmocka_unit_test(test_json_random),

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 static int register_all(struct cw_domain *d)
 {
@@ -684,6 +685,54 @@ static void check_history(struct harness *h, const char *user, const int64_t *po
     json_decref(hist);
 }
 
+/*
+ * demo:002 turns an existing page_views table (BIGINT PRIMARY KEY, a second
+ * B-tree) into one keyed by its rowid, keeping every row.
+ */
+static void test_page_views_upgrade(void **state)
+{
+    struct harness h;
+    memset(&h, 0, sizeof(h));
+    harness_mkdir(&h);
+    struct cw_store *s = NULL;
+    struct cw_error err = {0};
+    assert_int_equal(cw_store_open(h.db_path, NULL, &s, &err), CW_OK);
+    assert_int_equal(cw_store_migrate(s, NULL, NULL, &err), CW_OK);
+    cw_store_close(s);
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(h.db_path, &raw), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(raw,
+                     "CREATE TABLE page_views (position BIGINT PRIMARY KEY,"
+                     " url TEXT NOT NULL, user_uuid TEXT, recorded_at BIGINT NOT NULL);"
+                     "INSERT INTO page_views VALUES (7, '/old', NULL, 70), (3, '/older',"
+                     " 'u', 30);"
+                     "INSERT INTO schema_migrations VALUES ('demo:001-page-views', 1);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(raw);
+
+    h.d = harness_domain(register_all);
+    assert_int_equal(harness_start(&h, &err), CW_OK);
+    json_t *n = NULL;
+    assert_int_equal(
+        cw_db_query_json(h.reader, &n, &err,
+                         "SELECT (SELECT COUNT(*) FROM pragma_index_list('page_views'))"
+                         " AS indexes, group_concat(position || url || recorded_at)"
+                         " AS rows FROM (SELECT * FROM page_views ORDER BY position)",
+                         ""),
+        CW_OK);
+    json_t *row = json_array_get(n, 0);
+    assert_int_equal(json_integer_value(json_object_get(row, "indexes")), 0);
+    assert_string_equal(json_string_value(json_object_get(row, "rows")), "3/older30,7/old70");
+    json_decref(n);
+    json_t *rows = query(&h, "list-page-views", NULL, NULL);
+    assert_int_equal(json_array_size(rows), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "url")), "/old");
+    json_decref(rows);
+    harness_close(&h);
+}
+
 static void test_cart(void **state)
 {
     struct harness h;
@@ -762,13 +811,10 @@ static void test_cart(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_coerce_register),
-        cmocka_unit_test(test_coerce_demo),
-        cmocka_unit_test(test_normalize_email),
-        cmocka_unit_test(test_register),
-        cmocka_unit_test(test_sessions),
-        cmocka_unit_test(test_page_views),
-        cmocka_unit_test(test_cart),
+        cmocka_unit_test(test_coerce_register),    cmocka_unit_test(test_coerce_demo),
+        cmocka_unit_test(test_normalize_email),    cmocka_unit_test(test_register),
+        cmocka_unit_test(test_sessions),           cmocka_unit_test(test_page_views),
+        cmocka_unit_test(test_page_views_upgrade), cmocka_unit_test(test_cart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,20 @@ static const struct cw_command_def clash_def = {
 static const struct cw_command_def claim_def = {
     .name = "claim", .fields = k_fields, .handle = handle_claim};
 static const struct cw_command_def gate_def = {.name = "gate", .handle = handle_gate};
+
+/* tally: emits "added" for "tally:N", N the events in the log as its handler sees it. */
+static int handle_tally(struct cw_db *db, const struct cw_command *cmd, struct cw_emit *out,
+                        struct cw_error *err)
+{
+    int64_t n = -1;
+    int rc = cw_db_query_int(db, &n, err, "SELECT COUNT(*) FROM events", "");
+    if (rc)
+        return rc;
+    char key[64];
+    snprintf(key, sizeof(key), "tally:%lld", (long long)n);
+    return cw_emit_take(out, "added", json_pack("{s:s}", "k", key));
+}
+static const struct cw_command_def tally_def = {.name = "tally", .handle = handle_tally};
 static const char *const added_private[] = {"secret", NULL};
 static const struct cw_event_def added_def = {
     .name = "added", .version = 1, .aggregate = aggregate_added, .private_fields = added_private};
@@ -125,7 +139,10 @@ static const struct cw_migration ptest_001 = {
     .id = "001-tables",
     .sql = "CREATE TABLE ptest_rows(k TEXT PRIMARY KEY, position INTEGER NOT NULL);"
            "CREATE TABLE ptest_scratch(k TEXT NOT NULL);"
-           "CREATE TABLE ptest_claims(k TEXT PRIMARY KEY);"};
+           "CREATE TABLE ptest_claims(k TEXT PRIMARY KEY);"
+           /* The log refuses one event: its insert fails, whenever it is made. */
+           "CREATE TRIGGER ptest_no_boom BEFORE INSERT ON events"
+           " WHEN NEW.data LIKE '%\"boom\"%' BEGIN SELECT RAISE(ABORT, 'boom refused'); END;"};
 
 static int reg(struct cw_domain *d)
 {
@@ -136,6 +153,8 @@ static int reg(struct cw_domain *d)
         rc = cw_domain_add_command(d, &gate_def);
     if (!rc)
         rc = cw_domain_add_command(d, &claim_def);
+    if (!rc)
+        rc = cw_domain_add_command(d, &tally_def);
     if (!rc)
         rc = cw_domain_add_event(d, &added_def);
     if (!rc)
@@ -735,6 +754,80 @@ static void test_update_frame(void **state)
     cw_db_close(r);
 }
 
+/*
+ * Event rows are inserted many at a time, but domain code that reads the
+ * log sees every earlier command of its batch, past a full chunk and
+ * short of the next.
+ */
+static void test_handler_reads_its_batch_in_the_log(void **state)
+{
+    struct harness *h = *state;
+    close_gate(h);
+    for (int i = 0; i < 70; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        submit_add(h, U1, "c1", i, k);
+    }
+    submit(h, "tally", U1, "c1", 70, "{}");
+    submit_add(h, U1, "c1", 71, "after");
+    open_gate(h);
+    struct cw_outcome_batch *b = take_batch(h);
+    assert_int_equal(b->n, 72);
+    struct cw_outcome *t = &b->items[70];
+    assert_int_equal(t->n_events, 1);
+    char frame_key[64];
+    snprintf(frame_key, sizeof(frame_key), "\"k\":\"tally:70\"");
+    if (!strstr(t->events[0]->frame, frame_key))
+        fail_msg("the tally saw another count: %s", t->events[0]->frame);
+    assert_int_equal(pos_of(t, 0), 71);
+    assert_int_equal(pos_of(&b->items[71], 0), 72);
+    cw_outcome_batch_free(b);
+    assert_int_equal(count(h, "SELECT COUNT(*) FROM ptest_rows", NULL), 72);
+    assert_gap_free(h);
+}
+
+/*
+ * An event row the log refuses fails when its held rows go in, together
+ * with other commands' rows, at a full chunk or at commit: only the
+ * command that made it is rejected, the others commit with their events.
+ */
+static void test_refused_event_row_rejects_its_command_only(void **state)
+{
+    struct harness *h = *state;
+    int n_before[] = {1, 1}, n_after[] = {70, 1}; /* fails at a full chunk, then at commit */
+    int64_t seq = 0, events = 0;
+    for (int round = 0; round < 2; round++) {
+        close_gate(h);
+        int total = n_before[round] + 1 + n_after[round];
+        for (int i = 0; i < total; i++) {
+            char k[32];
+            snprintf(k, sizeof(k), "r%d-%d", round, i);
+            submit_add(h, U1, "c1", seq++, i == n_before[round] ? "boom" : k);
+        }
+        open_gate(h);
+        struct cw_outcome_batch *b = take_batch(h);
+        assert_int_equal(b->n, (size_t)total);
+        for (int i = 0; i < total; i++) {
+            struct cw_outcome *o = &b->items[i];
+            if (i == n_before[round]) {
+                assert_true(o->rejected);
+                assert_string_equal(o->reject.code, "internal-error");
+                assert_int_equal(o->n_events, 0);
+                continue;
+            }
+            if (o->rejected)
+                fail_msg("round %d: command %d rejected: %s", round, i, o->reject.message);
+            assert_int_equal(pos_of(o, 0), ++events);
+        }
+        cw_outcome_batch_free(b);
+    }
+    assert_int_equal(count(h, "SELECT COUNT(*) FROM events", NULL), events);
+    assert_int_equal(count(h, "SELECT COUNT(*) FROM ptest_rows", NULL), events);
+    assert_int_equal(count(h, "SELECT COUNT(*) FROM ptest_rows WHERE k = 'boom'", NULL), 0);
+    assert_int_equal(count(h, "SELECT COUNT(*) FROM commands WHERE outcome = 'rejected'", NULL), 2);
+    assert_gap_free(h);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -753,6 +846,8 @@ int main(void)
         T(test_transient_error_retried),
         T(test_restart_continues),
         T(test_update_frame),
+        T(test_handler_reads_its_batch_in_the_log),
+        T(test_refused_event_row_rejects_its_command_only),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sem_destroy(&gate_entered);

@@ -167,16 +167,17 @@ static void test_migrate_once(void **state)
     assert_int_equal(cw_store_open(f->h.db_path, NULL, &f->s, &err), CW_OK);
     int n = -1;
     assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_OK);
-    assert_int_equal(n, 3); /* core + two */
+    assert_int_equal(n, 4); /* the core's two + two */
     struct cw_db *db = cw_store_writer(f->s);
     assert_true(has_table(db, "events"));
     assert_true(has_table(db, "commands"));
     assert_true(has_table(db, "t_a"));
     assert_true(has_table(db, "t_b"));
     assert_true(migration_recorded(db, "core:001-log"));
+    assert_true(migration_recorded(db, "core:002-commands-by-key"));
     assert_true(migration_recorded(db, "t:001-a"));
     assert_true(migration_recorded(db, "t:002-b"));
-    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM schema_migrations", NULL), 3);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM schema_migrations", NULL), 4);
 
     /* Again: nothing applied, nothing run twice. */
     n = -1;
@@ -215,7 +216,7 @@ static void test_migrate_failure(void **state)
     assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_ERR_STORE);
     if (!strstr(err.message, "t:002-bad"))
         fail_msg("message does not name the migration: %s", err.message);
-    assert_int_equal(n, 2); /* core and t:001-a */
+    assert_int_equal(n, 3); /* the core's two and t:001-a */
     struct cw_db *db = cw_store_writer(f->s);
     assert_true(has_table(db, "t_a"));
     assert_true(migration_recorded(db, "t:001-a"));
@@ -233,6 +234,62 @@ static void test_migrate_failure(void **state)
     assert_int_equal(cw_store_migrate(f->s, f->d, &n, &err), CW_ERR_STORE);
     assert_int_equal(n, 0);
     assert_false(has_table(db, "t_partial"));
+}
+
+/* The command log as core:001-log made it: a uuid primary key besides the idempotency key. */
+static const char command_log_v1[] =
+    "CREATE TABLE schema_migrations (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);"
+    "INSERT INTO schema_migrations VALUES ('core:001-log', 1);"
+    "CREATE TABLE events (position INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+    " command_uuid TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,"
+    " data TEXT NOT NULL, meta TEXT NOT NULL, user_uuid TEXT, client_id TEXT,"
+    " client_seq INTEGER, recorded_at INTEGER NOT NULL);"
+    "CREATE INDEX events_by_user ON events(user_uuid, position);"
+    "CREATE TABLE commands (uuid TEXT PRIMARY KEY, user_uuid TEXT NOT NULL,"
+    " client_id TEXT NOT NULL, client_seq INTEGER NOT NULL, name TEXT NOT NULL,"
+    " data TEXT NOT NULL, meta TEXT NOT NULL, received_at INTEGER NOT NULL,"
+    " outcome TEXT NOT NULL, first_position INTEGER, last_position INTEGER,"
+    " reject_code TEXT, reject_message TEXT, UNIQUE (user_uuid, client_id, client_seq));"
+    /* Inserted out of uuid order: the log's order is the rowid's. */
+    "INSERT INTO commands VALUES ('0190f6d2-8c1e-7a3b-9f00-00000000000c',"
+    " 'u1', 'c1', 1, 'a', '{}', '{}', 1, 'ok', 1, 1, NULL, NULL);"
+    "INSERT INTO commands VALUES ('0190f6d2-8c1e-7a3b-9f00-00000000000a',"
+    " 'u1', 'c1', 2, 'b', '{\"x\":1}', '{}', 2, 'rejected', NULL, NULL, 'no', 'not now');"
+    "INSERT INTO commands VALUES ('0190f6d2-8c1e-7a3b-9f00-00000000000b',"
+    " 'u2', 'c1', 1, 'a', '{}', '{}', 3, 'ok', 2, 3, NULL, NULL);";
+
+/* core:002 drops the uuid key of an existing command log and keeps every row, in order. */
+static void test_upgrade_command_log(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    sqlite3 *raw;
+    assert_int_equal(sqlite3_open(f->h.db_path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, command_log_v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
+    assert_int_equal(cw_store_open(f->h.db_path, NULL, &f->s, &err), CW_OK);
+    int n = -1;
+    assert_int_equal(cw_store_migrate(f->s, NULL, &n, &err), CW_OK);
+    assert_int_equal(n, 1);
+    struct cw_db *db = cw_store_writer(f->s);
+    /* One index left: the idempotency key. */
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM pragma_index_list('commands')", NULL), 1);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM commands", NULL), 3);
+    json_t *rows = NULL;
+    assert_int_equal(cw_db_query_json(db, &rows, &err,
+                                      "SELECT group_concat(substr(uuid, 36), '') AS o FROM"
+                                      " (SELECT uuid FROM commands ORDER BY rowid)",
+                                      ""),
+                     CW_OK);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "o")), "cab");
+    json_decref(rows);
+    struct cw_command_record rec;
+    assert_int_equal(cw_store_find_command(db, "u1", "c1", 2, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, "0190f6d2-8c1e-7a3b-9f00-00000000000a");
+    assert_true(rec.rejected);
+    assert_string_equal(rec.reject_message, "not now");
+    assert_int_equal(cw_store_find_command(db, "u2", "c1", 1, &rec, &err), CW_OK);
+    assert_int_equal(rec.last_position, 3);
 }
 
 /* ------------------------------------------------------------ event log */
@@ -617,6 +674,26 @@ static void test_command_log(void **state)
                      1);
     free_cmd(&pre);
 
+    /* An outcome is rewritten on the row with cmd's key, and on no other. */
+    struct cw_command_record fixed = {.rejected = true};
+    snprintf(fixed.reject_code, sizeof(fixed.reject_code), "late");
+    snprintf(fixed.reject_message, sizeof(fixed.reject_message), "changed its mind");
+    assert_int_equal(cw_store_update_command(db, &none, &fixed, &err), CW_OK);
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 2, &rec, &err), CW_OK);
+    assert_true(rec.rejected);
+    assert_string_equal(rec.reject_code, "late");
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 1, &rec, &err), CW_OK);
+    assert_false(rec.rejected);
+    assert_int_equal(
+        query_int(db, "SELECT COUNT(*) FROM commands WHERE outcome = 'rejected'", NULL), 2);
+    struct cw_command_record positions = {.first_position = 7, .last_position = 9};
+    assert_int_equal(cw_store_update_command(db, &none, &positions, &err), CW_OK);
+    assert_int_equal(cw_store_find_command(db, U1, "c1", 2, &rec, &err), CW_OK);
+    assert_false(rec.rejected);
+    assert_int_equal(rec.first_position, 7);
+    assert_int_equal(rec.last_position, 9);
+    assert_string_equal(rec.reject_code, "");
+
     free_cmd(&ok);
     free_cmd(&none);
     free_cmd(&bad);
@@ -792,23 +869,53 @@ static void test_savepoints(void **state)
     assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 2);
 }
 
+/*
+ * A writer that commits back to back, as the processor under load, keeps
+ * the WAL short: the background checkpointer copies most of it and the
+ * writer the last frames between its transactions, so the WAL starts
+ * over. Without the writer's part a checkpoint never catches the last
+ * commit and the WAL grows with every one (about 3 pages each here).
+ */
+static void test_wal_starts_over_under_load(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    struct cw_store_options opt = {.checkpoint_frames = 64};
+    assert_int_equal(cw_store_open(f->h.db_path, &opt, &f->s, &err), CW_OK);
+    assert_int_equal(cw_store_migrate(f->s, NULL, NULL, &err), CW_OK);
+    struct cw_db *w = cw_store_writer(f->s);
+    char big[2048];
+    memset(big, 'x', sizeof(big) - 16);
+    memcpy(big, "{\"pad\":\"", 8);
+    memcpy(big + sizeof(big) - 16, "\"}", 3);
+    for (int64_t pos = 1; pos <= 3000; pos++) {
+        assert_int_equal(cw_db_begin(w, &err), CW_OK);
+        append(w, pos, "a", 1, U1, big);
+        assert_int_equal(cw_db_commit(w, &err), CW_OK);
+        cw_store_finish_checkpoint(f->s);
+    }
+    char wal[400];
+    snprintf(wal, sizeof(wal), "%s-wal", f->h.db_path);
+    struct stat sb;
+    assert_int_equal(stat(wal, &sb), 0);
+    /* 64 frames, a pass's worth of commits and a tail: far below 3000 commits' pages. */
+    if (sb.st_size > 8 * 1024 * 1024)
+        fail_msg("the WAL grew to %lld bytes", (long long)sb.st_size);
+    assert_int_equal(query_int(w, "SELECT COUNT(*) FROM events", NULL), 3000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_open_creates_wal),
-        T(test_open_migrate_fresh_repeatedly),
-        T(test_missing_file),
-        T(test_migrate_once),
-        T(test_migrate_failure),
-        T(test_append_and_scan),
-        T(test_scan_upcasts),
-        T(test_command_log),
-        T(test_query_json),
-        T(test_snapshot_isolation),
-        T(test_write_lock_is_transient),
-        T(test_savepoints),
+        T(test_open_creates_wal),   T(test_open_migrate_fresh_repeatedly),
+        T(test_missing_file),       T(test_migrate_once),
+        T(test_migrate_failure),    T(test_upgrade_command_log),
+        T(test_append_and_scan),    T(test_scan_upcasts),
+        T(test_command_log),        T(test_query_json),
+        T(test_snapshot_isolation), T(test_write_lock_is_transient),
+        T(test_savepoints),         T(test_wal_starts_over_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
