@@ -23,7 +23,7 @@ OPT      ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
             -Iinclude -Isrc -Itests -MMD -MP $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS  += $(SANFLAGS) -rdynamic
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread -ldl -lm
 
 ifeq ($(V),1)
 Q :=

@@ -27,6 +27,7 @@
 #include <libwebsockets.h>
 #include <stdatomic.h>
 
+struct ev_loop;
 struct cw_engine;
 struct cw_workers;
 struct cw_ratelimit;
@@ -62,6 +63,7 @@ struct cw_gw {
     const struct cw_domain *domain;
     struct cw_metrics *metrics;
     struct lws_context *ctx;
+    struct ev_loop *loop; /* the libev loop lws runs on; NULL: lws's own poll() loop */
     struct cw_workers *workers;
     struct cw_ratelimit *login_limit;
     struct cw_idmap endpoints; /* id -> endpoint (conn or http), for results that come back */
