@@ -569,8 +569,9 @@ if "fanout_rate" in figures:
 # 5
 w("## 5. Idle authenticated connections: memory and one fan-out")
 w("")
-w("K WebSockets (one user) are opened and left idle; the server's VmRSS is read before and after "
-  "(2 s settle). Then one page-view at a time (%s events) is sent from another connection and every "
+w("Each K runs on a freshly started server (same database), so the heap earlier steps grew does "
+  "not hide what connections cost. K WebSockets (one user) are opened and left idle; the server's "
+  "VmRSS is read before and after (2 s settle). Then one page-view at a time (%s events) is sent from another connection and every "
   "connection times its copy (send → read)." % (conns[0]["events"] if conns else "–"))
 w("")
 w("| K | opened | connect time | RSS before | RSS after | RSS per connection | delivery p50 | p99 | max | first event p99 | delivered/expected | server µs/delivery | bench µs/delivery |")

@@ -193,6 +193,10 @@ step findmax-fanout50 200 find-max --command visit-page --connections 1 --receiv
     --max-steps $MAXSTEPS
 # 5. Idle authenticated connections: RSS per connection, one page-view to all.
 for k in $CONNS; do
+    # A fresh server each time: heap that busier steps left behind would hide what
+    # the connections themselves cost.
+    stop_server
+    start_server || exit 1
     step "conns-$k" 180 connections --connections "$k" --threads 2 --events $EVENTS --settle 2
 done
 # 6. Queries with keep-alive, flat out.
