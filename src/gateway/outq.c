@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define KEEP_ITEMS 16 /* ring slots an emptied queue keeps */
+
 static size_t header_len(size_t len)
 {
     return len < 126 ? 2 : len < 65536 ? 4 : 10;
@@ -107,6 +109,12 @@ size_t cw_outq_advance(struct cw_outq *q, size_t n, bool *close_done)
             *close_done = true;
         drop_first(q);
         done++;
+    }
+    /* A burst grows the ring; an idle connection should not keep it. */
+    if (!q->len && q->cap > KEEP_ITEMS) {
+        free(q->items);
+        q->items = NULL;
+        q->head = q->cap = 0;
     }
     return done;
 }

@@ -167,12 +167,28 @@ static void test_drop_unstarted(void **state)
     cw_outq_release(&q);
 }
 
+/* A burst's ring is given back once it drains; a small one stays for the next frames. */
+static void test_ring_shrinks(void **state)
+{
+    struct cw_outq q = {0};
+    for (int i = 0; i < 100; i++)
+        cw_outq_push_text(&q, CW_WS_FIN_TEXT, "x", 1);
+    assert_true(q.cap >= 100);
+    cw_outq_advance(&q, 3 * 100, NULL);
+    assert_int_equal(q.len, 0);
+    assert_int_equal(q.cap, 0);
+    cw_outq_push_text(&q, CW_WS_FIN_TEXT, "y", 1);
+    cw_outq_advance(&q, 3, NULL);
+    assert_int_equal(q.cap, 8);
+    cw_outq_release(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_cut),      cmocka_unit_test(test_long_frames),
         cmocka_unit_test(test_gather_limits),  cmocka_unit_test(test_ring_growth),
-        cmocka_unit_test(test_drop_unstarted),
+        cmocka_unit_test(test_drop_unstarted), cmocka_unit_test(test_ring_shrinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
