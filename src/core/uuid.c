@@ -8,21 +8,40 @@
  */
 #include "calderwood.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/random.h>
 
 static _Thread_local uint64_t last_ms;
 static _Thread_local uint16_t counter; /* 12 bits used */
-/* Random bytes fetched a page at a time: one getrandom(2) per ~400 UUIDs, not per UUID. */
+/*
+ * Random bytes fetched a page at a time: one getrandom(2) per ~400 UUIDs,
+ * not per UUID. Asked for directly: libsodium's randombytes_buf() splits a
+ * request into 256-byte system calls.
+ */
 static _Thread_local uint8_t pool[4000];
 static _Thread_local size_t pool_left;
 
+static void refill(void)
+{
+    size_t got = 0;
+    while (got < sizeof(pool)) {
+        ssize_t n = getrandom(pool + got, sizeof(pool) - got, 0);
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n < 0 && errno != EINTR) { /* no getrandom here: libsodium knows other ways */
+            randombytes_buf(pool + got, sizeof(pool) - got);
+            got = sizeof(pool);
+        }
+    }
+    pool_left = sizeof(pool);
+}
+
 static void random_bytes(uint8_t *out, size_t n)
 {
-    if (pool_left < n) {
-        randombytes_buf(pool, sizeof(pool));
-        pool_left = sizeof(pool);
-    }
+    if (pool_left < n)
+        refill();
     memcpy(out, pool + sizeof(pool) - pool_left, n);
     sodium_memzero(pool + sizeof(pool) - pool_left, n);
     pool_left -= n;
