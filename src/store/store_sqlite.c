@@ -7,6 +7,7 @@
  * SQLite result codes are translated here and nowhere else.
  */
 #include "store.h"
+#include "walbuf.h"
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/registry.h"
@@ -238,7 +239,7 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     struct cw_db *db = cw_xcalloc(1, sizeof(*db));
     db->store = s;
     cw_strmap_init(&db->cache);
-    int rc = sqlite3_open_v2(s->path, &db->conn, flags, NULL);
+    int rc = sqlite3_open_v2(s->path, &db->conn, flags, cw_walbuf_vfs());
     if (rc != SQLITE_OK) {
         rc = cw_error_set(err, rc == SQLITE_CANTOPEN ? CW_ERR_NOT_FOUND : CW_ERR_STORE, NULL,
                           "cannot open database %s: %s", s->path, sqlite3_errstr(rc));
