@@ -193,6 +193,9 @@ static void send_response(struct cw_http *req)
         return;
     }
     cw_buf_reset(&req->resp);
+    /* A keep-alive connection need not hold on to its biggest answer's buffer. */
+    if (req->resp.cap > 256 * 1024)
+        cw_buf_release(&req->resp);
     req->sending = true;
     if (lws_partial_buffered(req->wsi))
         lws_callback_on_writable(req->wsi); /* finished once lws has written it all */
