@@ -110,6 +110,7 @@ struct cw_http {
     bool close_after; /* the connection ends once the answer is out */
     bool lingering;   /* it is ending: our side is shut, input is dropped */
     int method;       /* CW_M_* */
+    bool head_only;   /* HEAD: answered as GET would be, without the body */
     char method_name[16];
     char path[128];
     int64_t started_us;
@@ -135,7 +136,7 @@ void cw_http_on_closed(struct cw_http *req);
 /* A login or logout waiting for its session command: the outcome arrived. */
 void cw_http_session_committed(uint64_t id, bool ok);
 
-enum { CW_M_OTHER, CW_M_GET, CW_M_POST };
+enum { CW_M_OTHER, CW_M_GET, CW_M_POST, CW_M_HEAD };
 
 /* Answers req (body copied; one write) with the extra headers added so far. */
 int cw_http_respond(struct cw_http *req, int status, const char *content_type, const char *body,

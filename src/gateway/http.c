@@ -64,8 +64,6 @@ static const char *reason_phrase(int status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -221,7 +219,8 @@ int cw_http_respond(struct cw_http *req, int status, const char *content_type, c
     if (req->close_after)
         cw_buf_adds(b, "Connection: close\r\n");
     cw_buf_adds(b, "\r\n");
-    cw_buf_add(b, body, len);
+    if (!req->head_only)
+        cw_buf_add(b, body, len);
     req->status = status;
     req->resp_body_len = len;
     req->busy = true;
@@ -300,7 +299,11 @@ static int read_head(struct cw_http *req)
 {
     const struct cw_httpreq *h = &req->head;
     snprintf(req->method_name, sizeof(req->method_name), "%s", h->method);
-    req->method = !strcmp(h->method, "GET") ? CW_M_GET : !strcmp(h->method, "POST") ? CW_M_POST : 0;
+    req->method = !strcmp(h->method, "GET")    ? CW_M_GET
+                  : !strcmp(h->method, "POST") ? CW_M_POST
+                  : !strcmp(h->method, "HEAD") ? CW_M_HEAD
+                                               : CW_M_OTHER;
+    req->head_only = req->method == CW_M_HEAD;
     size_t plen = strcspn(h->target, "?");
     if (h->target[0] != '/')
         return refuse(req, 400, "malformed", "the request target must be a path");

@@ -540,6 +540,9 @@ static int serve_static(struct cw_http *req)
 
 void cw_routes_dispatch(struct cw_http *req)
 {
+    /* HEAD is GET without the body (http.c leaves it out), except where GET changes something. */
+    if (req->method == CW_M_HEAD && strcmp(req->path, "/logout"))
+        req->method = CW_M_GET;
     if (!strncmp(req->path, "/static/", 8)) {
         if (req->method == CW_M_GET) {
             serve_static(req);

@@ -338,3 +338,16 @@ it('Expect: 100-continue gets a 100 Continue before the body is sent', async () 
     await new Promise((r) => sock.on('close', r));
     assert.deepEqual(statusLines(got), ['HTTP/1.1 100', 'HTTP/1.1 401'], got.slice(0, 200));
 });
+
+it('HEAD answers as GET would, without the body; HEAD /logout changes nothing (405)', async () => {
+    const get = await request(srv, 'GET', '/static/calderwood.js');
+    const head = await request(srv, 'HEAD', '/static/calderwood.js');
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], String(get.body.length));
+    assert.equal(head.body.length, 0, 'no body');
+    const health = await request(srv, 'HEAD', '/health');
+    assert.equal(health.status, 200);
+    const out = await request(srv, 'HEAD', '/logout', { cookie });
+    assert.equal(out.status, 405);
+    assert.equal((await request(srv, 'GET', '/console', { cookie })).status, 200, 'still logged in');
+});
