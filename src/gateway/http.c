@@ -281,7 +281,13 @@ static void start_request(struct cw_http *req)
     req->id = cw_gw_next_id();
     cw_idmap_put(&cw_gw->endpoints, req->id, req);
     req->started_us = cw_now_us();
+    /* One connection carries many requests: nothing of the one before may leak into this one. */
+    req->method = CW_M_OTHER;
+    req->head_only = req->close_after = req->form = req->awaiting_session = false;
+    req->session_uuid[0] = req->user_uuid[0] = '\0';
+    req->body_len = req->resp_body_len = 0;
     req->status = 0;
+    req->extra_headers[0] = '\0';
     snprintf(req->method_name, sizeof(req->method_name), "-");
     snprintf(req->path, sizeof(req->path), "-");
     cw_count(cw_gw->metrics->http_requests);

@@ -351,3 +351,50 @@ it('HEAD answers as GET would, without the body; HEAD /logout changes nothing (4
     assert.equal(out.status, 405);
     assert.equal((await request(srv, 'GET', '/console', { cookie })).status, 200, 'still logged in');
 });
+
+/** Reads one whole response (head, then Content-Length bytes) from a socket's data so far. */
+async function readResponse(state, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const text = state.buf.toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        if (end >= 0) {
+            const m = /content-length: *(\d+)/i.exec(text.slice(0, end));
+            const total = end + 4 + (m ? Number(m[1]) : 0);
+            if (state.buf.length >= total) {
+                state.buf = state.buf.subarray(total);
+                return text.slice(0, total);
+            }
+        }
+        assert.ok(Date.now() < deadline, `no whole response: ${text.slice(0, 200)}`);
+        await new Promise((r) => setTimeout(r, 10));
+    }
+}
+
+it('login then logout on one keep-alive connection: the logout clears the cookie, nothing of the login carries over', async () => {
+    const sock = net.connect(srv.port, srv.host);
+    await new Promise((res, rej) => {
+        sock.once('connect', res);
+        sock.once('error', rej);
+    });
+    const state = { buf: Buffer.alloc(0) };
+    sock.on('data', (d) => (state.buf = Buffer.concat([state.buf, d])));
+    let value;
+    try {
+        const body = JSON.stringify({ email: ALICE.email, password: ALICE.password });
+        sock.write(`POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+        const login = await readResponse(state);
+        assert.match(login, /^HTTP\/1\.1 200 /);
+        value = /set-cookie: cw_session=([^;\r\n]+)/i.exec(login)?.[1];
+        assert.ok(value, 'a session cookie');
+        sock.write(`POST /logout HTTP/1.1\r\nHost: x\r\nCookie: cw_session=${value}\r\nContent-Length: 0\r\n\r\n`);
+        const logout = await readResponse(state);
+        assert.match(logout, /^HTTP\/1\.1 303 /);
+        assert.match(logout, /\r\nlocation: \/login\r\n/i);
+        assert.match(logout, /set-cookie: cw_session=; [^\r\n]*max-age=0/i, logout);
+    } finally {
+        sock.destroy();
+    }
+    const res = await request(srv, 'GET', '/console', { cookie: `cw_session=${value}` });
+    assert.equal(res.status, 303, 'the ended session no longer opens the console');
+});
