@@ -10,12 +10,12 @@
  * or the idempotency look-up a resent command needs); the rest go straight
  * to the command queue and are acked.
  *
- * Out: each connection has a queue of frames (shared update frames by
- * reference, small owned ones for acks and errors). When the socket is
- * writable, as many as fit in one buffer are framed here and written in one
- * call, so a busy connection costs one syscall per loop turn, not one per
- * message. A connection whose unsent output passes the bound is closed
- * with 1008.
+ * Out: each connection has a queue of frames (outq.c: shared update frames
+ * by reference, small owned ones for acks and errors). What one read or one
+ * routed batch queued is written at its end, up to 128 frames per writev
+ * straight from where they lie, so a busy connection costs one system call
+ * per turn, not one per message. A connection whose unsent output passes
+ * the bound while its socket takes nothing more is closed with 1008.
  */
 #include "core/alloc.h"
 #include "core/error.h"
