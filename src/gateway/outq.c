@@ -32,6 +32,20 @@ static size_t put_header(unsigned char *p, unsigned char op, size_t len)
     return 10;
 }
 
+static void grow_bytes(struct cw_outq *q, size_t n)
+{
+    q->bytes += n;
+    if (q->total)
+        *q->total += n;
+}
+
+static void shrink_bytes(struct cw_outq *q, size_t n)
+{
+    q->bytes -= n;
+    if (q->total)
+        *q->total -= n;
+}
+
 static struct cw_outq_item *at(const struct cw_outq *q, size_t i)
 {
     return &q->items[(q->head + i) % q->cap];
@@ -50,7 +64,7 @@ static void push(struct cw_outq *q, struct cw_outq_item item)
         q->cap = cap;
     }
     *at(q, q->len++) = item;
-    q->bytes += header_len(item.len) + item.len;
+    grow_bytes(q, header_len(item.len) + item.len);
 }
 
 void cw_outq_push_update(struct cw_outq *q, struct cw_update *u)
@@ -95,7 +109,7 @@ static void drop_first(struct cw_outq *q)
 size_t cw_outq_advance(struct cw_outq *q, size_t n, bool *close_done)
 {
     size_t done = 0;
-    q->bytes -= n;
+    shrink_bytes(q, n);
     while (n && q->len) {
         const struct cw_outq_item *it = at(q, 0);
         size_t left = header_len(it->len) + it->len - q->sent;
@@ -125,7 +139,7 @@ void cw_outq_drop_unstarted(struct cw_outq *q)
     while (q->len > keep) {
         /* Drop from the tail: the head, when started, stays. */
         struct cw_outq_item *it = at(q, q->len - 1);
-        q->bytes -= header_len(it->len) + it->len;
+        shrink_bytes(q, header_len(it->len) + it->len);
         cw_update_unref(it->u);
         free(it->text);
         q->len--;
@@ -134,6 +148,7 @@ void cw_outq_drop_unstarted(struct cw_outq *q)
 
 void cw_outq_release(struct cw_outq *q)
 {
+    shrink_bytes(q, q->bytes);
     while (q->len)
         drop_first(q);
     free(q->items);

@@ -32,8 +32,9 @@ struct cw_outq_item {
 struct cw_outq {
     struct cw_outq_item *items; /* a ring */
     size_t head, len, cap;
-    size_t sent;  /* bytes of the first item already written, header included */
-    size_t bytes; /* bytes still to write, headers included */
+    size_t sent;   /* bytes of the first item already written, header included */
+    size_t bytes;  /* bytes still to write, headers included */
+    size_t *total; /* when set, every change to bytes is made there too (a sum over queues) */
 };
 
 /* Queues u (takes a reference of its own). */

@@ -59,12 +59,6 @@ struct cw_pending_cmd {
 
 /* ---------------------------------------------------------------- output */
 
-/* Every change to a connection's unsent bytes also moves the gateway's total. */
-static void account(struct cw_conn *c, size_t before)
-{
-    cw_gw->out_total = cw_gw->out_total - before + c->out.bytes;
-}
-
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
 static void set_reading(struct cw_conn *c)
 {
@@ -92,9 +86,7 @@ static bool choked(struct cw_conn *c)
 
 static void close_slow(struct cw_conn *c)
 {
-    size_t before = c->out.bytes;
     cw_outq_drop_unstarted(&c->out);
-    account(c, before);
     cw_count(cw_gw->metrics->connections_closed_slow);
     cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
     cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
@@ -132,9 +124,7 @@ static void push_text(struct cw_conn *c, unsigned char op, const char *text, siz
 {
     if (c->close_code) /* closing: nothing more goes out */
         return;
-    size_t before = c->out.bytes;
     cw_outq_push_text(&c->out, op, text, len);
-    account(c, before);
     queued(c);
 }
 
@@ -157,9 +147,7 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
         return;
     if (live)
         c->last_sent = u->ev.position;
-    size_t before = c->out.bytes;
     cw_outq_push_update(&c->out, u);
-    account(c, before);
     cw_count(cw_gw->metrics->updates_sent);
     queued(c);
 }
@@ -180,9 +168,7 @@ void cw_ws_close(struct cw_conn *c, int code, const char *reason)
     payload[1] = (char)(code & 0xff);
     size_t n = strlen(c->close_reason);
     memcpy(payload + 2, c->close_reason, n);
-    size_t before = c->out.bytes;
     cw_outq_push_text(&c->out, CW_WS_FIN_CLOSE, payload, 2 + n);
-    account(c, before);
     c->close_code = code;
     lws_callback_on_writable(c->wsi);
 }
@@ -224,9 +210,7 @@ static int write_some(struct cw_conn *c, bool *full)
     if (w < 0)
         return -1;
     bool close_done = false;
-    size_t before = c->out.bytes;
     size_t frames = cw_outq_advance(&c->out, (size_t)w, &close_done);
-    account(c, before);
     if (close_done)
         c->close_sent = true;
     cw_count_n(cw_gw->metrics->bytes_out, (uint64_t)w);
@@ -864,6 +848,7 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
     c->dec.max_frame = cw_gw->cfg->hard_max_message;
+    c->out.total = &cw_gw->out_total; /* the output waiting everywhere, for cw_ws_intake */
     cw_strmap_init(&c->seqs);
     cw_idmap_put(&cw_gw->endpoints, c->id, c);
     cw_hub_add_conn(c);
@@ -880,9 +865,7 @@ void cw_ws_on_closed(struct cw_conn *c)
     cw_idmap_del(&cw_gw->endpoints, c->id);
     while (c->pipe)
         pop_pending(c);
-    size_t before = c->out.bytes;
     cw_outq_release(&c->out);
-    account(c, before);
     for (size_t i = 0; i < c->n_deferred; i++)
         cw_update_unref(c->deferred[i]);
     free(c->deferred);

@@ -183,12 +183,32 @@ static void test_ring_shrinks(void **state)
     cw_outq_release(&q);
 }
 
+/* Queues sharing a total keep it equal to the sum of their bytes through every change. */
+static void test_shared_total(void **state)
+{
+    size_t total = 0;
+    struct cw_outq a = {.total = &total}, b = {.total = &total};
+    cw_outq_push_text(&a, CW_WS_FIN_TEXT, "hello", 5);
+    cw_outq_push_text(&b, CW_WS_FIN_TEXT, "world!", 6);
+    cw_outq_push_text(&b, CW_WS_FIN_TEXT, "again", 5);
+    assert_int_equal(total, 7 + 8 + 7);
+    cw_outq_advance(&b, 3, NULL);
+    assert_int_equal(total, a.bytes + b.bytes);
+    cw_outq_drop_unstarted(&b);
+    assert_int_equal(total, a.bytes + b.bytes);
+    cw_outq_release(&a);
+    assert_int_equal(total, b.bytes);
+    cw_outq_release(&b);
+    assert_int_equal(total, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_cut),      cmocka_unit_test(test_long_frames),
         cmocka_unit_test(test_gather_limits),  cmocka_unit_test(test_ring_growth),
         cmocka_unit_test(test_drop_unstarted), cmocka_unit_test(test_ring_shrinks),
+        cmocka_unit_test(test_shared_total),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
