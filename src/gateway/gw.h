@@ -92,30 +92,16 @@ extern struct cw_gw *cw_gw; /* the one gateway of the process */
 
 /* ------------------------------------------------------------------ HTTP */
 
-struct cw_http {
-    int kind;    /* CW_EP_HTTP */
-    uint64_t id; /* of the request being answered; 0 between requests */
-    struct lws *wsi;
-    char remote[64];
-    struct cw_buf in; /* bytes received and not yet taken by a request */
-    /* the request being read or answered */
-    struct cw_httpreq head; /* points into head_buf */
-    struct cw_buf head_buf;
-    bool have_head;
-    size_t body_len;
-    bool busy;        /* read whole: its answer is being prepared or written */
-    bool sending;     /* the answer is with lws, which may still hold part of it */
-    bool reading;     /* next_request() runs: it goes on to pipelined requests itself */
-    bool paused;      /* input is not read while busy */
-    bool close_after; /* the connection ends once the answer is out */
-    bool lingering;   /* it is ending: our side is shut, input is dropped */
-    int method;       /* CW_M_* */
-    bool head_only;   /* HEAD: answered as GET would be, without the body */
+/* What one request sets: all of it is cleared when the next request on the connection starts. */
+struct cw_http_request {
+    int method;     /* CW_M_* */
+    bool head_only; /* HEAD: answered as GET would be, without the body */
     char method_name[16];
     char path[128];
     int64_t started_us;
-    struct cw_buf body;
-    bool form; /* login by form (redirects) rather than JSON */
+    size_t body_len;
+    bool close_after; /* the connection ends once the answer is out */
+    bool form;        /* login by form (redirects) rather than JSON */
     /* a login whose start-session command is committing */
     bool awaiting_session;
     char session_uuid[CW_UUID_LEN + 1];
@@ -123,8 +109,27 @@ struct cw_http {
     /* the response */
     int status;
     size_t resp_body_len;
-    struct cw_buf resp;      /* LWS_PRE bytes, then head and body as sent */
     char extra_headers[512]; /* complete "Name: value\r\n" lines */
+};
+
+struct cw_http {
+    int kind;    /* CW_EP_HTTP */
+    uint64_t id; /* of the request being answered; 0 between requests */
+    struct lws *wsi;
+    char remote[64];
+    struct cw_buf in; /* bytes received and not yet taken by a request */
+    /* the request being read or answered */
+    struct cw_http_request cur;
+    struct cw_httpreq head; /* points into head_buf */
+    struct cw_buf head_buf;
+    bool have_head;
+    struct cw_buf body;
+    bool busy;          /* read whole: its answer is being prepared or written */
+    bool sending;       /* the answer is with lws, which may still hold part of it */
+    bool reading;       /* next_request() runs: it goes on to pipelined requests itself */
+    bool paused;        /* input is not read while busy */
+    bool lingering;     /* it is ending: our side is shut, input is dropped */
+    struct cw_buf resp; /* LWS_PRE bytes, then head and body as sent */
 };
 
 /* A new connection: HTTP until it upgrades. */

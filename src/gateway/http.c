@@ -148,17 +148,17 @@ static void keep_head(struct cw_http *req, size_t head_len)
 
 void cw_http_add_header(struct cw_http *req, const char *name, const char *value)
 {
-    size_t used = strlen(req->extra_headers);
-    snprintf(req->extra_headers + used, sizeof(req->extra_headers) - used, "%s: %s\r\n", name,
-             value);
+    size_t used = strlen(req->cur.extra_headers);
+    snprintf(req->cur.extra_headers + used, sizeof(req->cur.extra_headers) - used, "%s: %s\r\n",
+             name, value);
 }
 
 static void log_request(const struct cw_http *req)
 {
     char path[64];
-    cw_info("http", "method=%s path=%s status=%d bytes=%zu us=%lld remote=%s", req->method_name,
-            cw_log_safe(path, sizeof(path), req->path), req->status, req->resp_body_len,
-            (long long)(cw_now_us() - req->started_us), req->remote);
+    cw_info("http", "method=%s path=%s status=%d bytes=%zu us=%lld remote=%s", req->cur.method_name,
+            cw_log_safe(path, sizeof(path), req->cur.path), req->cur.status, req->cur.resp_body_len,
+            (long long)(cw_now_us() - req->cur.started_us), req->remote);
 }
 
 /* The answer is out: log it, and make ready for the next request or end. */
@@ -167,8 +167,7 @@ static void finish(struct cw_http *req)
     log_request(req);
     forget_request(req);
     req->busy = req->sending = false;
-    req->extra_headers[0] = '\0';
-    if (req->close_after) {
+    if (req->cur.close_after) {
         req->lingering = true;
         cw_gw_linger(req->wsi);
         return;
@@ -215,14 +214,14 @@ int cw_http_respond(struct cw_http *req, int status, const char *content_type, c
     snprintf(line, sizeof(line), "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type, len);
     cw_buf_adds(b, line);
     cw_buf_adds(b, "Cache-Control: no-store\r\n");
-    cw_buf_adds(b, req->extra_headers);
-    if (req->close_after)
+    cw_buf_adds(b, req->cur.extra_headers);
+    if (req->cur.close_after)
         cw_buf_adds(b, "Connection: close\r\n");
     cw_buf_adds(b, "\r\n");
-    if (!req->head_only)
+    if (!req->cur.head_only)
         cw_buf_add(b, body, len);
-    req->status = status;
-    req->resp_body_len = len;
+    req->cur.status = status;
+    req->cur.resp_body_len = len;
     req->busy = true;
     if (status >= 400)
         cw_count(cw_gw->metrics->http_errors);
@@ -253,50 +252,23 @@ int cw_http_on_writeable(struct cw_http *req, void **slot)
 
 /* -------------------------------------------------------------- requests */
 
-/* Decodes %XX escapes of a path in place; false on a bad escape or a NUL. */
-static bool decode_path(char *s)
-{
-    char *out = s;
-    for (; *s; s++) {
-        if (*s != '%') {
-            *out++ = *s;
-            continue;
-        }
-        if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
-            return false;
-        char hex[3] = {s[1], s[2], 0};
-        char c = (char)strtol(hex, NULL, 16);
-        if (!c)
-            return false;
-        *out++ = c;
-        s += 2;
-    }
-    *out = '\0';
-    return true;
-}
-
 static void start_request(struct cw_http *req)
 {
     forget_request(req);
     req->id = cw_gw_next_id();
     cw_idmap_put(&cw_gw->endpoints, req->id, req);
-    req->started_us = cw_now_us();
     /* One connection carries many requests: nothing of the one before may leak into this one. */
-    req->method = CW_M_OTHER;
-    req->head_only = req->close_after = req->form = req->awaiting_session = false;
-    req->session_uuid[0] = req->user_uuid[0] = '\0';
-    req->body_len = req->resp_body_len = 0;
-    req->status = 0;
-    req->extra_headers[0] = '\0';
-    snprintf(req->method_name, sizeof(req->method_name), "-");
-    snprintf(req->path, sizeof(req->path), "-");
+    memset(&req->cur, 0, sizeof(req->cur));
+    req->cur.started_us = cw_now_us();
+    snprintf(req->cur.method_name, sizeof(req->cur.method_name), "-");
+    snprintf(req->cur.path, sizeof(req->cur.path), "-");
     cw_count(cw_gw->metrics->http_requests);
 }
 
 /* An answer that ends the connection: what follows the head cannot be trusted or is unread. */
 static int refuse(struct cw_http *req, int status, const char *code, const char *message)
 {
-    req->close_after = true;
+    req->cur.close_after = true;
     return cw_http_respond_error(req, status, code, message);
 }
 
@@ -304,24 +276,24 @@ static int refuse(struct cw_http *req, int status, const char *code, const char 
 static int read_head(struct cw_http *req)
 {
     const struct cw_httpreq *h = &req->head;
-    snprintf(req->method_name, sizeof(req->method_name), "%s", h->method);
-    req->method = !strcmp(h->method, "GET")    ? CW_M_GET
-                  : !strcmp(h->method, "POST") ? CW_M_POST
-                  : !strcmp(h->method, "HEAD") ? CW_M_HEAD
-                                               : CW_M_OTHER;
-    req->head_only = req->method == CW_M_HEAD;
+    snprintf(req->cur.method_name, sizeof(req->cur.method_name), "%s", h->method);
+    req->cur.method = !strcmp(h->method, "GET")    ? CW_M_GET
+                      : !strcmp(h->method, "POST") ? CW_M_POST
+                      : !strcmp(h->method, "HEAD") ? CW_M_HEAD
+                                                   : CW_M_OTHER;
+    req->cur.head_only = req->cur.method == CW_M_HEAD;
     size_t plen = strcspn(h->target, "?");
     if (h->target[0] != '/')
         return refuse(req, 400, "malformed", "the request target must be a path");
-    if (plen >= sizeof(req->path))
+    if (plen >= sizeof(req->cur.path))
         return refuse(req, 414, "too-large", "the path is too long");
-    memcpy(req->path, h->target, plen);
-    req->path[plen] = '\0';
-    if (!decode_path(req->path))
+    memcpy(req->cur.path, h->target, plen);
+    req->cur.path[plen] = '\0';
+    if (!cw_http_unescape(req->cur.path, false))
         return refuse(req, 400, "malformed", "bad escape in the path");
     const char *conn = cw_httpreq_field(h, "connection");
-    req->close_after = cw_httpreq_has_token(conn, "close") ||
-                       (h->minor == 0 && !cw_httpreq_has_token(conn, "keep-alive"));
+    req->cur.close_after = cw_httpreq_has_token(conn, "close") ||
+                           (h->minor == 0 && !cw_httpreq_has_token(conn, "keep-alive"));
     if (cw_httpreq_field(h, "transfer-encoding"))
         return refuse(req, 411, "length-required", "send the body with a Content-Length");
     const char *length = cw_httpreq_field(h, "content-length");
@@ -333,13 +305,25 @@ static int read_head(struct cw_http *req)
         return refuse(req, 400, "malformed", "bad Content-Length");
     if (n > cw_gw->cfg->max_body)
         return refuse(req, 413, "too-large", "the request body is over the limit");
-    req->body_len = (size_t)n;
+    req->cur.body_len = (size_t)n;
     return 0;
 }
 
 static bool wants_upgrade(const struct cw_http *req)
 {
     return cw_httpreq_has_token(cw_httpreq_field(&req->head, "upgrade"), "websocket");
+}
+
+/* Writes a short head that is not an answer of its own (101, 100); nonzero when the socket failed.
+ */
+static int write_short(struct lws *wsi, const char *text)
+{
+    unsigned char buf[LWS_PRE + 256];
+    size_t n = strlen(text);
+    if (n > sizeof(buf) - LWS_PRE)
+        return -1;
+    memcpy(buf + LWS_PRE, text, n);
+    return lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n;
 }
 
 /* The 101 answer of RFC 6455 4.2.2; the socket speaks WebSocket from here. */
@@ -351,15 +335,15 @@ static int accept_upgrade(struct cw_http *req, void **slot, struct cw_session *s
     snprintf(joined, sizeof(joined), "%s%s", key, WS_GUID);
     lws_SHA1((const unsigned char *)joined, strlen(joined), digest);
     lws_b64_encode_string((const char *)digest, sizeof(digest), accept, sizeof(accept));
-    unsigned char buf[LWS_PRE + 256];
-    int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
-    if (lws_write(req->wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW) < n)
+    char head[200];
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+             accept);
+    if (write_short(req->wsi, head))
         return -1;
-    req->status = 101;
-    req->resp_body_len = 0;
+    req->cur.status = 101;
+    req->cur.resp_body_len = 0;
     log_request(req);
     struct lws *wsi = req->wsi;
     struct cw_session s = *session;
@@ -383,10 +367,7 @@ static void send_continue(struct cw_http *req)
     const char *expect = cw_httpreq_field(&req->head, "expect");
     if (!expect || strcasecmp(expect, "100-continue"))
         return;
-    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    unsigned char buf[LWS_PRE + sizeof(line)];
-    memcpy(buf + LWS_PRE, line, sizeof(line) - 1);
-    lws_write(req->wsi, buf + LWS_PRE, sizeof(line) - 1, LWS_WRITE_RAW);
+    write_short(req->wsi, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
 /* An Upgrade request: checked in the order PROTOCOL.md gives, then accepted. */
@@ -394,9 +375,9 @@ static int upgrade(struct cw_http *req, void **slot)
 {
     const char *key = cw_httpreq_field(&req->head, "sec-websocket-key");
     const char *version = cw_httpreq_field(&req->head, "sec-websocket-version");
-    if (strcmp(req->path, "/ws"))
+    if (strcmp(req->cur.path, "/ws"))
         return refuse(req, 404, "not-found", "WebSocket connections are served at /ws");
-    if (req->method != CW_M_GET || !key || strlen(key) != 24 ||
+    if (req->cur.method != CW_M_GET || !key || strlen(key) != 24 ||
         !cw_httpreq_has_token(cw_httpreq_field(&req->head, "connection"), "upgrade"))
         return refuse(req, 400, "malformed", "not a valid WebSocket handshake");
     if (!version || strcmp(version, "13")) {
@@ -439,16 +420,15 @@ static int next_request(struct cw_http *req, void **slot)
                 req->reading = false;
                 return upgrade(req, slot); /* req is gone when it succeeds */
             }
-            if (req->in.len < req->body_len)
+            if (req->in.len < req->cur.body_len)
                 send_continue(req);
         }
-        if (req->in.len < req->body_len)
+        if (req->in.len < req->cur.body_len)
             break; /* the body is still coming */
-        cw_buf_add(&req->body, req->in.data, req->body_len);
+        cw_buf_add(&req->body, req->in.data, req->cur.body_len);
         cw_routes_dispatch(req);
-        consume(req, req->body_len);
+        consume(req, req->cur.body_len);
         req->have_head = false;
-        req->body_len = 0;
         if (req->body.cap)
             sodium_memzero(req->body.data, req->body.cap);
         cw_buf_reset(&req->body);

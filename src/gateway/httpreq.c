@@ -1,6 +1,7 @@
 #include "httpreq.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -131,4 +132,27 @@ bool cw_httpreq_has_token(const char *value, const char *token)
         p = e;
     }
     return false;
+}
+
+bool cw_http_unescape(char *s, bool plus_is_space)
+{
+    char *out = s;
+    for (; *s; s++) {
+        if (*s == '+' && plus_is_space) {
+            *out++ = ' ';
+        } else if (*s == '%') {
+            if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
+                return false;
+            char hex[3] = {s[1], s[2], 0};
+            char c = (char)strtol(hex, NULL, 16);
+            if (!c)
+                return false;
+            *out++ = c;
+            s += 2;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+    return true;
 }

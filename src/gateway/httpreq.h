@@ -40,4 +40,11 @@ const char *cw_httpreq_field(const struct cw_httpreq *r, const char *name);
 /* True when the comma-separated field value holds token (any case), e.g. "Upgrade". */
 bool cw_httpreq_has_token(const char *value, const char *token);
 
+/*
+ * Decodes %XX escapes of s in place, and '+' as a space when plus_is_space
+ * (form values); false on a bad escape or on %00: the result is a C string,
+ * and a NUL inside would cut it short unseen.
+ */
+bool cw_http_unescape(char *s, bool plus_is_space);
+
 #endif

@@ -136,7 +136,7 @@ static int submit_session_command(uint64_t request, const char *name, const char
 static int login_failed(struct cw_http *req)
 {
     cw_count(cw_gw->metrics->logins_failed);
-    if (req->form)
+    if (req->cur.form)
         return redirect(req, "/login?error=1");
     return cw_http_respond_error(req, 401, "invalid-credentials", "Invalid email or password.");
 }
@@ -157,34 +157,13 @@ static void done_login(struct cw_job *job, bool cancelled)
                 cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
             } else {
                 /* The answer waits for the commit: cw_http_session_committed(). */
-                req->awaiting_session = true;
-                memcpy(req->session_uuid, session_uuid, sizeof(req->session_uuid));
-                memcpy(req->user_uuid, l->user_uuid, sizeof(req->user_uuid));
+                req->cur.awaiting_session = true;
+                memcpy(req->cur.session_uuid, session_uuid, sizeof(req->cur.session_uuid));
+                memcpy(req->cur.user_uuid, l->user_uuid, sizeof(req->cur.user_uuid));
             }
         }
     }
     free(l);
-}
-
-/* Decodes one application/x-www-form-urlencoded value in place; false on bad escapes. */
-static bool url_decode(char *s)
-{
-    char *out = s;
-    for (; *s; s++) {
-        if (*s == '+') {
-            *out++ = ' ';
-        } else if (*s == '%') {
-            if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
-                return false;
-            char hex[3] = {s[1], s[2], 0};
-            *out++ = (char)strtol(hex, NULL, 16);
-            s += 2;
-        } else {
-            *out++ = *s;
-        }
-    }
-    *out = '\0';
-    return true;
 }
 
 /* Finds key in a form body (copied into out); false when absent or too long. */
@@ -200,7 +179,7 @@ static bool form_value(const char *body, const char *key, char *out, size_t len)
             return false;
         memcpy(out, v, n);
         out[n] = '\0';
-        return url_decode(out);
+        return cw_http_unescape(out, true);
     }
     return false;
 }
@@ -217,7 +196,7 @@ static bool json_value(json_t *root, const char *key, char *out, size_t len)
 static int handle_login(struct cw_http *req)
 {
     const char *type = cw_httpreq_field(&req->head, "content-type");
-    req->form = !type || strncmp(type, "application/json", 16) != 0;
+    req->cur.form = !type || strncmp(type, "application/json", 16) != 0;
     int64_t retry_us = 0;
     if (!cw_ratelimit_allow(cw_gw->login_limit, req->remote, cw_now_us(), &retry_us)) {
         cw_count(cw_gw->metrics->logins_limited);
@@ -234,7 +213,7 @@ static int handle_login(struct cw_http *req)
     l->request = req->id;
     bool ok;
     cw_buf_addc(&req->body, '\0');
-    if (req->form) {
+    if (req->cur.form) {
         ok = form_value(req->body.data, "email", l->email, sizeof(l->email)) &&
              form_value(req->body.data, "password", l->password, sizeof(l->password));
     } else {
@@ -277,7 +256,7 @@ void cw_http_session_committed(uint64_t id, bool ok)
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, id);
     if (!req)
         return;
-    if (!req->awaiting_session) { /* a logout: ended, or already gone */
+    if (!req->cur.awaiting_session) { /* a logout: ended, or already gone */
         set_cookie(req, "", true);
         redirect(req, "/login");
         return;
@@ -287,18 +266,18 @@ void cw_http_session_committed(uint64_t id, bool ok)
         return;
     }
     char cookie[CW_COOKIE_VALUE_MAX];
-    cw_cookie_seal(cw_gw->cfg->secret_key, req->session_uuid, cookie);
+    cw_cookie_seal(cw_gw->cfg->secret_key, req->cur.session_uuid, cookie);
     set_cookie(req, cookie, false);
     cw_count(cw_gw->metrics->logins_ok);
-    cw_info("login.ok", "user=%s session=%s remote=%s", req->user_uuid, req->session_uuid,
+    cw_info("login.ok", "user=%s session=%s remote=%s", req->cur.user_uuid, req->cur.session_uuid,
             req->remote);
-    if (req->form) {
+    if (req->cur.form) {
         redirect(req, "/console");
         return;
     }
     char body[200];
-    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}", req->user_uuid,
-             req->session_uuid);
+    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}",
+             req->cur.user_uuid, req->cur.session_uuid);
     respond_json(req, 200, body);
 }
 
@@ -469,7 +448,7 @@ static int dispatch(struct cw_http *req, const struct route *r)
                                          "log in first: no valid session");
         return handle_query(req, s);
     case R_LOGIN:
-        if (req->method == CW_M_POST) {
+        if (req->cur.method == CW_M_POST) {
             if (cw_gw->stopping)
                 return cw_http_respond_error(req, 503, "shutting-down", "the server is stopping");
             return handle_login(req);
@@ -524,10 +503,10 @@ static const char *mime_type(const char *path)
 static int serve_static(struct cw_http *req)
 {
     char file[4400];
-    snprintf(file, sizeof(file), "%s/static/%s", cw_gw->cfg->web_dir, req->path + 8);
+    snprintf(file, sizeof(file), "%s/static/%s", cw_gw->cfg->web_dir, req->cur.path + 8);
     struct stat sb;
     FILE *f = NULL;
-    if (!safe_static_path(req->path + 8) || stat(file, &sb) || !S_ISREG(sb.st_mode) ||
+    if (!safe_static_path(req->cur.path + 8) || stat(file, &sb) || !S_ISREG(sb.st_mode) ||
         sb.st_size > MAX_STATIC_FILE || !(f = fopen(file, "rb")))
         return cw_http_respond_error(req, 404, "not-found", "no such path");
     char *data = cw_xmalloc((size_t)sb.st_size + 1);
@@ -541,10 +520,10 @@ static int serve_static(struct cw_http *req)
 void cw_routes_dispatch(struct cw_http *req)
 {
     /* HEAD is GET without the body (http.c leaves it out), except where GET changes something. */
-    if (req->method == CW_M_HEAD && strcmp(req->path, "/logout"))
-        req->method = CW_M_GET;
-    if (!strncmp(req->path, "/static/", 8)) {
-        if (req->method == CW_M_GET) {
+    if (req->cur.method == CW_M_HEAD && strcmp(req->cur.path, "/logout"))
+        req->cur.method = CW_M_GET;
+    if (!strncmp(req->cur.path, "/static/", 8)) {
+        if (req->cur.method == CW_M_GET) {
             serve_static(req);
             return;
         }
@@ -552,12 +531,12 @@ void cw_routes_dispatch(struct cw_http *req)
         cw_http_respond_error(req, 405, "method-not-allowed", "static files are only read");
         return;
     }
-    const struct route *r = find_route(req->path);
+    const struct route *r = find_route(req->cur.path);
     if (!r) {
         cw_http_respond_error(req, 404, "not-found", "no such path");
         return;
     }
-    if (!(r->methods & (1u << req->method))) {
+    if (!(r->methods & (1u << req->cur.method))) {
         cw_http_add_header(req, "Allow", r->allow);
         cw_http_respond_error(req, 405, "method-not-allowed", "this path does not take that verb");
         return;

@@ -477,6 +477,36 @@ static void test_field_lookup(void **state)
     release(&p);
 }
 
+static void check_unescape(const char *in, bool plus, const char *want)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", in);
+    bool ok = cw_http_unescape(buf, plus);
+    if (!want) {
+        assert_false(ok);
+        return;
+    }
+    assert_true(ok);
+    assert_string_equal(buf, want);
+}
+
+/* One decoder for paths and form values: '+' is a space only in form values; no %00, no bad escape.
+ */
+static void test_unescape(void **state)
+{
+    check_unescape("/static/a%20b", false, "/static/a b");
+    check_unescape("a+b", false, "a+b");
+    check_unescape("a+b%2B", true, "a b+");
+    check_unescape("%2e%2E/x", false, "../x");
+    check_unescape("%41%62", true, "Ab");
+    check_unescape("", true, "");
+    check_unescape("a%00b", false, NULL);
+    check_unescape("a%00b", true, NULL);
+    check_unescape("a%2", true, NULL);
+    check_unescape("a%zz", false, NULL);
+    check_unescape("%", true, NULL);
+}
+
 static void test_has_token(void **state)
 {
     assert_true(cw_httpreq_has_token("keep-alive, Upgrade", "Upgrade"));
@@ -522,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_blank_lines_only),  cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_nul_bytes),         cmocka_unit_test(test_value_trimming),
         cmocka_unit_test(test_field_lookup),      cmocka_unit_test(test_has_token),
+        cmocka_unit_test(test_unescape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
