@@ -9,7 +9,7 @@
 // server says `resumed` it resends the pending commands with their original
 // client id and sequence. The server's idempotency makes the resend safe;
 // updates the client has already seen (same position) are not reported
-// twice. The wire protocol is shared/PROTOCOL.md; the guide is docs/CLIENT.md.
+// twice. The wire protocol is docs/PROTOCOL.md; the guide is docs/CLIENT.md.
 //
 // A command refused as `overloaded` (nothing was queued; the server is busy
 // or stopping) is sent again after a backoff, a few times. What it
