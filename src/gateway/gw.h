@@ -188,12 +188,12 @@ struct cw_conn {
     bool choked;  /* the last write was not taken whole */
     bool dirty;   /* in gw.dirty: has frames from the deferred work */
     struct cw_conn *dirty_next;
-    /* resume */
+    /* resume: a catch-up read from the log in chunks, live updates dropped meanwhile */
     bool resuming;
-    struct cw_update **deferred; /* live updates held while resuming */
-    size_t n_deferred, cap_deferred;
-    int64_t live_from; /* last routed position when the connection opened */
-    int64_t last_sent; /* highest position sent live */
+    bool resume_waiting; /* the next chunk waits for the output to drain */
+    int64_t resume_next; /* the catch-up goes on after this position */
+    int64_t live_from;   /* last routed position when the connection opened */
+    int64_t last_sent;   /* highest position sent live */
     /* closing */
     int close_code;   /* our close frame is queued (or sent) with this code */
     bool close_sent;  /* it has been written: waiting for the peer's answer */
@@ -210,7 +210,8 @@ int cw_ws_on_writeable(struct cw_conn *c);
 void cw_ws_on_closed(struct cw_conn *c);
 /* Queues one owned frame text (copied) for c. */
 void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len);
-/* Queues an update for c (takes a reference), or holds it while c is resuming. */
+/* Queues an update for c (takes a reference); a live one is dropped while c is resuming, since
+ * the catch-up reads it from the log. */
 void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live);
 /* Closes c with code once its queued output is written. */
 void cw_ws_close(struct cw_conn *c, int code, const char *reason);

@@ -59,6 +59,14 @@ struct cw_pending_cmd {
 
 /* ---------------------------------------------------------------- output */
 
+static void continue_resume(struct cw_conn *c);
+
+/* A catch-up chunk's frames, at most; the next chunk waits for the output to drain below it. */
+static size_t resume_chunk_bytes(void)
+{
+    return cw_gw->cfg->max_output / 4;
+}
+
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
 static void set_reading(struct cw_conn *c)
 {
@@ -135,15 +143,7 @@ void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len)
 
 void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
 {
-    if (live && c->resuming) {
-        if (c->n_deferred == c->cap_deferred) {
-            c->cap_deferred = c->cap_deferred ? 2 * c->cap_deferred : 16;
-            c->deferred = cw_xrealloc(c->deferred, c->cap_deferred * sizeof(*c->deferred));
-        }
-        c->deferred[c->n_deferred++] = cw_update_ref(u);
-        return;
-    }
-    if (c->close_code)
+    if (c->close_code || (live && c->resuming))
         return;
     if (live)
         c->last_sent = u->ev.position;
@@ -254,6 +254,8 @@ static int flush(struct cw_conn *c)
         lws_callback_on_writable(c->wsi);
     if (!c->reading)
         set_reading(c);
+    if (c->resume_waiting && c->out.bytes <= resume_chunk_bytes())
+        continue_resume(c);
     return 0;
 }
 
@@ -590,13 +592,25 @@ static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
 
 /* -------------------------------------------------------------- resume */
 
+/*
+ * A catch-up is read in chunks, each in one read snapshot on a worker, and
+ * the next chunk is read only once the connection's output has drained
+ * below resume_chunk_bytes(), so a long catch-up never trips the slow-reader
+ * bound. Live updates routed meanwhile are not held: the catch-up goes on
+ * until a chunk ends at or past the last position the gateway has routed,
+ * so everything routed while it ran is read from the log, and everything
+ * routed after it comes live with a higher position. Events that went out
+ * live before the resume started (live_from, last_sent] are skipped. Every
+ * position after the client's thus reaches it exactly once, in order.
+ */
 struct resume_job {
     struct cw_job job;
     uint64_t conn;
     char user_uuid[CW_UUID_LEN + 1];
     int64_t after, skip_from, skip_to; /* positions in (skip_from, skip_to] went out live */
-    int64_t reached;                   /* the log position this catch-up covers */
-    bool more;
+    int64_t reached;                   /* the log position this chunk covers */
+    size_t bytes;                      /* of the chunk's frames */
+    bool more;                         /* the snapshot has more after reached */
     struct cw_update **updates;
     size_t n, cap;
     int rc;
@@ -605,7 +619,7 @@ struct resume_job {
 static int collect(const struct cw_event *ev, void *arg)
 {
     struct resume_job *r = arg;
-    if (r->n == RESUME_CHUNK) {
+    if (r->n == RESUME_CHUNK || r->bytes >= resume_chunk_bytes()) {
         r->more = true;
         return CW_ERR_TOO_LARGE; /* stop here; another job goes on */
     }
@@ -619,7 +633,8 @@ static int collect(const struct cw_event *ev, void *arg)
         r->cap = r->cap ? r->cap * 2 : 64;
         r->updates = cw_xrealloc(r->updates, r->cap * sizeof(*r->updates));
     }
-    r->updates[r->n++] = cw_update_new(cw_gw->domain, ev, NULL, NULL);
+    r->updates[r->n] = cw_update_new(cw_gw->domain, ev, NULL, NULL);
+    r->bytes += r->updates[r->n++]->frame_len;
     return CW_OK;
 }
 
@@ -643,6 +658,32 @@ static void run_resume(struct cw_job *job, struct cw_db *db)
 
 static bool start_resume(struct cw_conn *c, int64_t after);
 
+/* The catch-up is complete: say where it ended; live updates go on from there. */
+static void finish_resume(struct cw_conn *c, int64_t reached)
+{
+    if (c->last_sent > reached)
+        reached = c->last_sent;
+    cw_buf_reset(&cw_gw->out);
+    cw_wire_resumed(&cw_gw->out, reached);
+    send_buf(c);
+    c->resuming = false;
+    c->last_sent = reached;
+}
+
+static void fail_resume(struct cw_conn *c, const char *why)
+{
+    c->resuming = c->resume_waiting = false;
+    send_code(c, NULL, false, 0, CW_ERR_OVERLOADED, "overloaded", why);
+}
+
+/* Reads the next chunk now, or once the output has drained. */
+static void continue_resume(struct cw_conn *c)
+{
+    c->resume_waiting = c->out.bytes > resume_chunk_bytes();
+    if (!c->resume_waiting && !start_resume(c, c->resume_next))
+        fail_resume(c, "the server is busy; resume again from the last position received");
+}
+
 static void done_resume(struct cw_job *job, bool cancelled)
 {
     struct resume_job *r = (struct resume_job *)job;
@@ -650,26 +691,14 @@ static void done_resume(struct cw_job *job, bool cancelled)
     if (c && c->kind == CW_EP_CONN && !cancelled && !r->rc) {
         for (size_t i = 0; i < r->n; i++)
             cw_ws_send_update(c, r->updates[i], false);
-        if (!r->more || !start_resume(c, r->reached)) {
-            /* Caught up: say where, then what arrived live meanwhile, without repeats. */
-            int64_t reached = r->reached > c->last_sent ? r->reached : c->last_sent;
-            cw_buf_reset(&cw_gw->out);
-            cw_wire_resumed(&cw_gw->out, reached);
-            send_buf(c);
-            c->resuming = false;
-            c->last_sent = reached;
-            for (size_t i = 0; i < c->n_deferred; i++) {
-                struct cw_update *u = c->deferred[i];
-                if (u->ev.position > c->last_sent)
-                    cw_ws_send_update(c, u, true);
-                cw_update_unref(u);
-            }
-            c->n_deferred = 0;
-        }
+        c->resume_next = r->reached;
+        if (r->more || r->reached < cw_gw->last_position)
+            continue_resume(c);
+        else
+            finish_resume(c, r->reached);
     } else if (c && c->kind == CW_EP_CONN) {
-        c->resuming = false;
-        send_code(c, NULL, false, 0, CW_ERR_OVERLOADED, "overloaded",
-                  "the catch-up could not be read; resume again");
+        fail_resume(c, "the catch-up could not be read; resume again from the last position "
+                       "received");
     }
     for (size_t i = 0; i < r->n; i++)
         cw_update_unref(r->updates[i]);
@@ -866,9 +895,6 @@ void cw_ws_on_closed(struct cw_conn *c)
     while (c->pipe)
         pop_pending(c);
     cw_outq_release(&c->out);
-    for (size_t i = 0; i < c->n_deferred; i++)
-        cw_update_unref(c->deferred[i]);
-    free(c->deferred);
     for (size_t i = 0; i < c->seqs.cap; i++)
         free((char *)c->seqs.keys[i]);
     cw_strmap_release(&c->seqs);
