@@ -296,13 +296,15 @@ static int read_head(struct cw_http *req)
                            (h->minor == 0 && !cw_httpreq_has_token(conn, "keep-alive"));
     if (cw_httpreq_field(h, "transfer-encoding"))
         return refuse(req, 411, "length-required", "send the body with a Content-Length");
+    /* RFC 9112 3.2: an HTTP/1.1 request names its host once; no request names it twice. */
+    size_t hosts = cw_httpreq_count(h, "host");
+    if (hosts > 1 || (h->minor >= 1 && !hosts))
+        return refuse(req, 400, "malformed", "an HTTP/1.1 request has one Host header");
+    /* The parser took only a plain number, and only one (request smuggling). */
     const char *length = cw_httpreq_field(h, "content-length");
     if (!length)
         return 0;
-    char *end;
-    unsigned long long n = strtoull(length, &end, 10);
-    if (!isdigit((unsigned char)length[0]) || *end)
-        return refuse(req, 400, "malformed", "bad Content-Length");
+    unsigned long long n = strtoull(length, NULL, 10);
     if (n > cw_gw->cfg->max_body)
         return refuse(req, 413, "too-large", "the request body is over the limit");
     req->cur.body_len = (size_t)n;
@@ -370,14 +372,26 @@ static void send_continue(struct cw_http *req)
     write_short(req->wsi, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
+/* RFC 6455 4.2.1: one Sec-WebSocket-Key, the base64 of exactly 16 bytes. */
+static bool valid_key(const struct cw_httpreq *h)
+{
+    const char *key = cw_httpreq_field(h, "sec-websocket-key");
+    unsigned char raw[17]; /* room for one byte too many, to tell 17 from 16 */
+    size_t n = 0;
+    return key && cw_httpreq_count(h, "sec-websocket-key") == 1 &&
+           !sodium_base642bin(raw, sizeof(raw), key, strlen(key), NULL, &n, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) &&
+           n == 16;
+}
+
 /* An Upgrade request: checked in the order PROTOCOL.md gives, then accepted. */
 static int upgrade(struct cw_http *req, void **slot)
 {
-    const char *key = cw_httpreq_field(&req->head, "sec-websocket-key");
     const char *version = cw_httpreq_field(&req->head, "sec-websocket-version");
     if (strcmp(req->cur.path, "/ws"))
         return refuse(req, 404, "not-found", "WebSocket connections are served at /ws");
-    if (req->cur.method != CW_M_GET || !key || strlen(key) != 24 ||
+    /* RFC 6455 4.2.1: a GET of HTTP/1.1 or higher; an HTTP/1.0 client is not upgraded. */
+    if (req->cur.method != CW_M_GET || req->head.minor < 1 || !valid_key(&req->head) ||
         !cw_httpreq_has_token(cw_httpreq_field(&req->head, "connection"), "upgrade"))
         return refuse(req, 400, "malformed", "not a valid WebSocket handshake");
     if (!version || strcmp(version, "13")) {
