@@ -8,20 +8,24 @@
  * Limits answer before anything is read on: a head over --max-header 431,
  * a body over --max-body 413, then the connection ends. Ending is polite
  * (see cw_gw_linger) so the client reads the answer rather than a reset.
+ *
+ * Time limits are lws timeouts, one per connection, moved at each step: a
+ * kept-alive connection waits --idle-timeout for a request to start; its
+ * head must then be whole within --header-timeout, its body within
+ * --body-timeout after that. Bytes trickling in extend none of them
+ * (slowloris), and a connection past one is cut without an answer.
  */
 #include "core/alloc.h"
 #include "core/log.h"
 #include "gw.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define IDLE_TIMEOUT_S 30 /* between requests, and to send a whole head */
-#define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 /* What lws's "best practices" option sent before we read HTTP ourselves; kept as it was. */
 static const char security_headers[] =
@@ -87,7 +91,7 @@ int cw_http_on_open(struct lws *wsi, void **slot)
     req->wsi = wsi;
     lws_get_peer_simple(wsi, req->remote, sizeof(req->remote));
     *slot = req;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, IDLE_TIMEOUT_S);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gw->cfg->idle_timeout);
     return 0;
 }
 
@@ -176,7 +180,7 @@ static void finish(struct cw_http *req)
         req->paused = false;
         lws_rx_flow_control(req->wsi, 1);
     }
-    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, IDLE_TIMEOUT_S);
+    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gw->cfg->idle_timeout);
     if (req->in.len && !req->reading) /* a pipelined request waits: read it when writable */
         lws_callback_on_writable(req->wsi);
 }
@@ -413,6 +417,11 @@ static int next_request(struct cw_http *req, void **slot)
 {
     req->reading = true;
     while (!req->busy && !req->lingering && req->in.len) {
+        if (!req->have_head && !req->head_clock) { /* the first byte of a head */
+            req->head_clock = true;
+            lws_set_timeout(req->wsi, PENDING_TIMEOUT_AWAITING_CLIENT_HS_SEND,
+                            cw_gw->cfg->header_timeout);
+        }
         if (!req->have_head) {
             long n =
                 cw_httpreq_parse(req->in.data, req->in.len, cw_gw->cfg->max_header, &req->head);
@@ -428,14 +437,17 @@ static int next_request(struct cw_http *req, void **slot)
                 break;
             }
             keep_head(req, (size_t)n);
+            req->head_clock = false;
             if (read_head(req))
                 break;
             if (wants_upgrade(req)) {
                 req->reading = false;
                 return upgrade(req, slot); /* req is gone when it succeeds */
             }
-            if (req->in.len < req->cur.body_len)
+            if (req->in.len < req->cur.body_len) {
+                lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, cw_gw->cfg->body_timeout);
                 send_continue(req);
+            }
         }
         if (req->in.len < req->cur.body_len)
             break; /* the body is still coming */
