@@ -60,6 +60,8 @@ static const char *reason_phrase(int status)
         return "Length Required";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 426:
         return "Upgrade Required";
     case 429:
