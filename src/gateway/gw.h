@@ -86,6 +86,8 @@ struct cw_gw {
     size_t login_len, console_len;
     char dummy_hash[128]; /* verified against for unknown emails: equal time, equal answer */
     struct cw_buf out;    /* scratch for frames and responses */
+    lws_sorted_usec_list_t sweep; /* the timer of cw_ws_sweep */
+    lws_usec_t sweep_every;
 };
 
 extern struct cw_gw *cw_gw; /* the one gateway of the process */
@@ -123,6 +125,7 @@ struct cw_http {
     struct cw_httpreq head; /* points into head_buf */
     struct cw_buf head_buf;
     bool have_head;
+    bool head_clock; /* the head has begun: --header-timeout runs */
     struct cw_buf body;
     bool busy;          /* read whole: its answer is being prepared or written */
     bool sending;       /* the answer is with lws, which may still hold part of it */
@@ -201,6 +204,9 @@ struct cw_conn {
     bool failed;      /* a framing error: the stream cannot be read on */
     bool ended;       /* both close frames are through: the socket is lingering */
     char close_reason[64];
+    /* liveness (cw_ws_sweep), on the monotonic clock */
+    int64_t last_rx_us;   /* when bytes last came from the peer */
+    int64_t ping_sent_us; /* our unanswered ping went out then; 0 when none */
 };
 
 int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *session);
@@ -226,6 +232,13 @@ void cw_ws_defer_begin(void);
 void cw_ws_defer_end(void);
 /* Pauses or resumes reading commands on every connection, by queue and output load. */
 void cw_ws_intake(void);
+/*
+ * Pings every connection silent for --ws-ping-interval and closes (1001)
+ * every one still silent --ws-pong-timeout after its ping. Called by a
+ * timer every so often (server.c): one pass over the connections costs less
+ * than a timer each, and nothing is done per message but noting the time.
+ */
+void cw_ws_sweep(void);
 
 /* ------------------------------------------------------------------ hub */
 

@@ -16,8 +16,14 @@
  * straight from where they lie, so a busy connection costs one system call
  * per turn, not one per message. A connection whose unsent output passes
  * the bound while its socket takes nothing more is closed with 1008.
+ *
+ * Alive: any bytes from the peer count. One that says nothing for
+ * --ws-ping-interval gets a ping control frame, which every WebSocket client
+ * answers by itself; silent --ws-pong-timeout after that, it is closed
+ * with 1001 and cut without waiting for an answer it would not send.
  */
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -849,6 +855,7 @@ static int on_control(void *arg, unsigned char op, const unsigned char *p, size_
 
 int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
 {
+    c->last_rx_us = cw_mono_us();
     if (c->peer_closed || c->failed)
         return 0; /* after a close frame or a broken frame, nothing can be read */
     const struct cw_wsdec_sink sink = {on_data, on_control, c};
@@ -861,6 +868,60 @@ int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
     else if (rc == CW_WS_CLOSE_TOO_BIG)
         fail(c, rc, "message over the hard size limit");
     return 0;
+}
+
+/* ------------------------------------------------------------ liveness */
+
+/* A peer that did not answer our ping: its close frame would not come either. */
+static void close_dead(struct cw_conn *c)
+{
+    cw_warn("ws.no_pong", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
+    c->failed = true; /* ends the socket once our close frame is out (maybe_end) */
+    cw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to ping");
+    /* A peer whose socket takes nothing at all is cut without the frame. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, CLOSE_ACK_WAIT_S);
+}
+
+/*
+ * An idle connection has nothing queued: its ping is written at once, not
+ * through the output queue, whose ring it would otherwise keep (a quarter
+ * of an idle connection's memory) and whose writable round it would cost.
+ */
+static void send_ping(struct cw_conn *c)
+{
+    unsigned char frame[LWS_PRE + 2] = {[LWS_PRE] = CW_WS_FIN_PING, [LWS_PRE + 1] = 0};
+    if (c->out.len || lws_partial_buffered(c->wsi)) {
+        push_text(c, CW_WS_FIN_PING, "", 0); /* behind what waits, in order */
+        return;
+    }
+    /* lws keeps what the kernel does not take, and flush() waits for it. */
+    if (lws_write(c->wsi, frame + LWS_PRE, 2, LWS_WRITE_RAW) < 2) {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    cw_count_n(cw_gw->metrics->bytes_out, 2);
+    cw_count(cw_gw->metrics->frames_out);
+}
+
+void cw_ws_sweep(void)
+{
+    int64_t now = cw_mono_us();
+    int64_t interval = (int64_t)cw_gw->cfg->ws_ping_interval * 1000000;
+    int64_t timeout = (int64_t)cw_gw->cfg->ws_pong_timeout * 1000000;
+    for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next) {
+        if (c->close_code)
+            continue;    /* closing has its own time limits */
+        if (!c->reading) /* we are not reading it: its silence is ours */
+            c->last_rx_us = now;
+        if (c->ping_sent_us && c->last_rx_us >= c->ping_sent_us)
+            c->ping_sent_us = 0; /* it spoke after the ping */
+        if (c->ping_sent_us && now - c->ping_sent_us >= timeout) {
+            close_dead(c);
+        } else if (!c->ping_sent_us && now - c->last_rx_us >= interval) {
+            send_ping(c);
+            c->ping_sent_us = now;
+        }
+    }
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -876,6 +937,7 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->pipe_tail = &c->pipe;
     c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
+    c->last_rx_us = cw_mono_us();
     c->dec.max_frame = cw_gw->cfg->hard_max_message;
     c->out.total = &cw_gw->out_total; /* the output waiting everywhere, for cw_ws_intake */
     cw_strmap_init(&c->seqs);
