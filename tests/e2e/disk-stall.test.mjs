@@ -96,12 +96,12 @@ test('fsync stalls of 1 s and 5 s hold commits only', async (t) => {
                 `stall ${ms} ms: pings/query/login/ws answered in ${probes.map((p) => p.ms.toFixed(1)).join(', ')} ms ` +
                     `(still stalled: ${during}, ${(performance.now() - began).toFixed(0)} ms in)`,
             );
-            // A login costs a password hash (argon2id, about 0.2 s here) but no commit.
+            // A login costs a password hash (argon2id, 0.2 to 0.6 s here) but waits for no commit.
             const loginMs = probes[probes.length - 2].ms;
             const slowest = Math.max(...probes.filter((p, i) => i !== probes.length - 2).map((p) => p.ms));
             assert.ok(during, `the probes outlasted the ${ms} ms stall: they prove nothing`);
             assert.ok(slowest < FAST_MS, `an answer took ${slowest.toFixed(1)} ms during the stall`);
-            assert.ok(loginMs < ms / 2, `a login took ${loginMs.toFixed(1)} ms during a ${ms} ms stall`);
+            assert.ok(loginMs < ms, `a login took ${loginMs.toFixed(1)} ms during a ${ms} ms stall`);
 
             // Every connection has commands pending across the stall.
             for (const c of conns) {
@@ -142,8 +142,12 @@ test('fsync stalls of 1 s and 5 s hold commits only', async (t) => {
                 st.diagnostic(`flood of ${N} during the stall: ${acked} acked, ${overloaded} overloaded`);
                 assert.ok(overloaded > 0, 'past the queue bound commands are refused');
                 assert.ok(acked <= QUEUE, `${acked} acked: more than the queue holds`);
+                // A query's answer wakes the gateway, which then looks at the queue's length:
+                // a full queue on a stuck store must not stop it reading (pings would go unanswered).
+                const q = await timed(() => queryOk(srv, bobLogin.cookie, 'list-users'));
                 const ping = await timed(() => conns[1].roundTrip());
-                assert.ok(ping.ms < FAST_MS, `a ping with the queue full took ${ping.ms.toFixed(1)} ms`);
+                st.diagnostic(`queue full: query ${q.ms.toFixed(1)} ms, then ping ${ping.ms.toFixed(1)} ms`);
+                assert.ok(q.ms < FAST_MS && ping.ms < FAST_MS, `with the queue full a query took ${q.ms.toFixed(1)} ms, a ping ${ping.ms.toFixed(1)} ms`);
             }
 
             await until(() => !existsSync(`${ctl}.on`), 60_000, 'the stall to end');
