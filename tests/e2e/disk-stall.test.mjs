@@ -78,30 +78,39 @@ test('fsync stalls of 1 s and 5 s hold commits only', async (t) => {
             await until(() => existsSync(`${ctl}.on`), 30_000, 'the stall to begin', 2);
             const began = performance.now();
 
-            // Pings, a query, a new login and its WebSocket, all at once.
-            const probes = await Promise.all([
+            // Pings, a query and a new WebSocket on an open session, all at once; and, in
+            // the long stall, a login (it costs a password hash, argon2id, 0.2 to 1.3 s on
+            // a loaded machine, but waits for no commit) and a WebSocket on its cookie.
+            const quick = await Promise.all([
                 ...conns.slice(1).map((c) => timed(() => c.roundTrip())),
                 timed(() => queryOk(srv, bobLogin.cookie, 'list-users')),
-                timed(() => loginAs(srv, ALICE.email)),
+                timed(async () => {
+                    const c = await WsClient.connect(srv, { cookie: bobLogin.cookie, label: 'open-session' });
+                    await c.roundTrip();
+                    await c.close();
+                }),
             ]);
-            const fresh = probes[probes.length - 1].value;
-            const freshWs = await timed(async () => {
-                const c = await WsClient.connect(srv, { cookie: fresh.cookie, label: 'fresh' });
-                await c.roundTrip();
-                return c;
-            });
-            probes.push(freshWs);
+            let fresh = null;
+            let loginMs = 0;
+            if (ms >= 5000) {
+                const l = await timed(() => loginAs(srv, ALICE.email));
+                loginMs = l.ms;
+                const ws = await timed(async () => {
+                    const c = await WsClient.connect(srv, { cookie: l.value.cookie, label: 'fresh' });
+                    await c.roundTrip();
+                    return c;
+                });
+                quick.push(ws);
+                fresh = ws.value;
+            }
             const during = existsSync(`${ctl}.on`);
             st.diagnostic(
-                `stall ${ms} ms: pings/query/login/ws answered in ${probes.map((p) => p.ms.toFixed(1)).join(', ')} ms ` +
-                    `(still stalled: ${during}, ${(performance.now() - began).toFixed(0)} ms in)`,
+                `stall ${ms} ms: pings/query/ws answered in ${quick.map((p) => p.ms.toFixed(1)).join(', ')} ms, ` +
+                    `login in ${loginMs.toFixed(1)} ms (still stalled: ${during}, ${(performance.now() - began).toFixed(0)} ms in)`,
             );
-            // A login costs a password hash (argon2id, 0.2 to 0.6 s here) but waits for no commit.
-            const loginMs = probes[probes.length - 2].ms;
-            const slowest = Math.max(...probes.filter((p, i) => i !== probes.length - 2).map((p) => p.ms));
+            const slowest = Math.max(...quick.map((p) => p.ms));
             assert.ok(during, `the probes outlasted the ${ms} ms stall: they prove nothing`);
             assert.ok(slowest < FAST_MS, `an answer took ${slowest.toFixed(1)} ms during the stall`);
-            assert.ok(loginMs < ms, `a login took ${loginMs.toFixed(1)} ms during a ${ms} ms stall`);
 
             // Every connection has commands pending across the stall.
             for (const c of conns) {
@@ -152,7 +161,7 @@ test('fsync stalls of 1 s and 5 s hold commits only', async (t) => {
 
             await until(() => !existsSync(`${ctl}.on`), 60_000, 'the stall to end');
             // Everything pending commits and is answered once, on connections still open.
-            for (const c of [...conns, freshWs.value]) {
+            for (const c of fresh ? [...conns, fresh] : conns) {
                 for (const s of c.pending || []) await c.outcome(c.cid, s, 60_000);
                 await c.roundTrip();
                 assert.ok(c.isOpen, `${c.label} still open`);
@@ -163,7 +172,7 @@ test('fsync stalls of 1 s and 5 s hold commits only', async (t) => {
                 assert.equal(c.all((m) => m[0] === 'rejected').length, 0);
             }
             await until(async () => (await health(srv)).store === 'ok', 30_000, '/health back to ok');
-            await freshWs.value.close();
+            if (fresh) await fresh.close();
         });
 
     await t.test('a 1 s stall', stall(1000));
@@ -186,7 +195,7 @@ test('a login is answered before its session commits; a logout after', async (t)
     });
     await guard(() => srv, async () => {
         const before = await loginAs(srv, ALICE.email);
-        writeFileSync(`${ctl}.tmp`, '3000');
+        writeFileSync(`${ctl}.tmp`, '5000');
         renameSync(`${ctl}.tmp`, ctl);
         const l = await timed(() => login(srv, ALICE.email, ALICE.password));
         await until(() => existsSync(`${ctl}.on`), 30_000, 'the stall to begin', 2);
@@ -200,7 +209,7 @@ test('a login is answered before its session commits; a logout after', async (t)
         const first = await Promise.race([out, new Promise((r) => setTimeout(r, 500, 'waiting'))]);
         const stalled = existsSync(`${ctl}.on`);
         t.diagnostic(`login answered in ${l.ms.toFixed(1)} ms; logout after 500 ms: ${first === 'waiting' ? 'waiting' : 'answered'}`);
-        assert.ok(l.ms < 1500, `login took ${l.ms.toFixed(1)} ms, as if it waited for the 3 s stall`);
+        assert.ok(l.ms < 3500, `login took ${l.ms.toFixed(1)} ms, as if it waited for the 5 s stall`);
         if (stalled) assert.equal(first, 'waiting', 'a logout is answered only once committed');
         const done = await out;
         assert.equal(done.value.status, 303);
