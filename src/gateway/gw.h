@@ -72,8 +72,9 @@ struct cw_gw {
     struct cw_strmap inflight; /* see struct cw_inflight */
     struct cw_conn *conns;     /* every open connection, through conn->all_next */
     uint64_t next_id;
-    size_t out_total;      /* unsent bytes over all connections */
-    bool intake_paused;    /* no connection's messages are read */
+    size_t out_total;                    /* unsent bytes over all connections */
+    bool intake_paused;                  /* no connection's messages are read */
+    lws_sorted_usec_list_t intake_check; /* while paused: is the store stuck meanwhile? */
     bool deferring;        /* output is written at the end of this work (a read, a batch) */
     struct cw_conn *dirty; /* connections with deferred output */
     int64_t last_position; /* highest event position routed so far */
@@ -104,10 +105,6 @@ struct cw_http_request {
     size_t body_len;
     bool close_after; /* the connection ends once the answer is out */
     bool form;        /* login by form (redirects) rather than JSON */
-    /* a login whose start-session command is committing */
-    bool awaiting_session;
-    char session_uuid[CW_UUID_LEN + 1];
-    char user_uuid[CW_UUID_LEN + 1];
     /* the response */
     int status;
     size_t resp_body_len;
@@ -141,7 +138,7 @@ int cw_http_on_open(struct lws *wsi, void **slot);
 int cw_http_on_data(struct cw_http *req, const char *in, size_t len, void **slot);
 int cw_http_on_writeable(struct cw_http *req, void **slot);
 void cw_http_on_closed(struct cw_http *req);
-/* A login or logout waiting for its session command: the outcome arrived. */
+/* A logout waiting for its end-session command: the outcome arrived. */
 void cw_http_session_committed(uint64_t id, bool ok);
 
 enum { CW_M_OTHER, CW_M_GET, CW_M_POST, CW_M_HEAD };
@@ -244,6 +241,11 @@ void cw_ws_sweep(void);
 
 /* Routes every outcome batch waiting on the bus. */
 void cw_hub_drain_bus(void);
+/*
+ * Adds an open session to the table (a login whose start-session command
+ * is queued). A rejected start-session ends it again (route_outcome).
+ */
+void cw_hub_session_open(const char *session_uuid, const char *user_uuid);
 /* Loads the open sessions from the store at start. */
 int cw_hub_load_sessions(struct cw_db *db, struct cw_error *err);
 void cw_hub_add_conn(struct cw_conn *c);

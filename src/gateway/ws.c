@@ -294,23 +294,39 @@ void cw_ws_defer_end(void)
  * long or the output waiting everywhere is large, no connection's commands
  * are read, so clients' TCP windows fill and hold them back. Hysteresis
  * keeps this from flapping.
+ *
+ * Not while the store is stuck (a stalled commit, a full disk): then a long
+ * queue says nothing about a client's pace, and a connection that is not
+ * read answers no ping either. The queue fills to its bound instead, and
+ * the commands past it are refused as overloaded. A paused intake is looked
+ * at again every INTAKE_CHECK_US, as a stuck store sends no wake-up.
  */
 #define INTAKE_PAUSE_BYTES  ((size_t)256 << 20)
 #define INTAKE_RESUME_BYTES ((size_t)64 << 20)
+#define INTAKE_CHECK_US     (50 * LWS_US_PER_MS)
+
+static void on_intake_check(lws_sorted_usec_list_t *sul)
+{
+    cw_ws_intake();
+}
 
 void cw_ws_intake(void)
 {
     size_t depth = cw_engine_queue_depth(cw_gw->engine);
     size_t cap = cw_engine_queue_capacity(cw_gw->engine);
-    bool over = cw_gw->out_total > INTAKE_PAUSE_BYTES || (depth && depth * 4 >= cap * 3);
-    bool under = cw_gw->out_total < INTAKE_RESUME_BYTES && depth * 2 <= cap;
-    if (cw_gw->intake_paused ? !under : !over)
-        return;
-    cw_gw->intake_paused = !cw_gw->intake_paused;
-    cw_info("gateway.intake", "paused=%d queue=%zu output_bytes=%zu", cw_gw->intake_paused, depth,
-            cw_gw->out_total);
-    for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next)
-        set_reading(c);
+    bool stuck = !cw_gw->draining && cw_engine_condition(cw_gw->engine) != CW_CONDITION_OK;
+    bool long_queue = !stuck && depth && depth * 4 >= cap * 3;
+    bool over = cw_gw->out_total > INTAKE_PAUSE_BYTES || long_queue;
+    bool under = cw_gw->out_total < INTAKE_RESUME_BYTES && (stuck || depth * 2 <= cap);
+    if (cw_gw->intake_paused ? under : over) {
+        cw_gw->intake_paused = !cw_gw->intake_paused;
+        cw_info("gateway.intake", "paused=%d queue=%zu output_bytes=%zu stuck=%d",
+                cw_gw->intake_paused, depth, cw_gw->out_total, stuck);
+        for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next)
+            set_reading(c);
+    }
+    if (cw_gw->intake_paused)
+        lws_sul_schedule(cw_gw->ctx, 0, &cw_gw->intake_check, on_intake_check, INTAKE_CHECK_US);
 }
 
 /* ------------------------------------------------------------- replies */
