@@ -1,7 +1,8 @@
 #!/bin/bash
 # The command-line interface as a user meets it: each subcommand's help,
 # errors as one clear line with a non-zero exit, user add, the event export
-# in both formats, migrations, and a module whose migration fails.
+# in both formats, migrations, a module whose migration fails, one writer
+# per data directory, and a taken address.
 # Prints "cli: N passed, N failed". CW_TEST_KEEP=1 keeps the data directory.
 set -u
 BUILD=${BUILD:-build}
@@ -94,6 +95,36 @@ contains "$DIR/serve.out" "serve.stopped" "serve logs a clean stop"
 chmod 644 "$DIR/srv/secret.key"
 expect 1 "serve refuses a readable key" -- "$CW" serve --data "$DIR/srv"
 contains "$DIR/err" "readable by others" "key mode message"
+
+# One writer per data directory: beside a running server, a second serve,
+# migrate and user add each refuse with one line naming it and write
+# nothing; events still reads. (timeout: without the lock they would run.) A taken address is one line too, and serve
+# then leaves a new data directory without a database.
+free_port() { node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
+port=$(free_port)
+"$CW" serve --data "$DIR/one" --listen "127.0.0.1:$port" --no-demo-user >"$DIR/one.out" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "Calderwood is running" "$DIR/one.out" && break; sleep 0.1; done
+contains "$DIR/one.out" "Calderwood is running" "first server started"
+one_line() { [ "$(wc -l <"$DIR/err")" = 1 ] && ok || { bad "$1: not one line"; cat "$DIR/err"; }; }
+expect 1 "second serve on the same data" -- timeout 60 "$CW" serve --data "$DIR/one" --listen "127.0.0.1:$(free_port)"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running serve" "second serve names the first"
+one_line "second serve"
+expect 1 "migrate beside serve" -- timeout 60 "$CW" migrate --data "$DIR/one"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running migrate" "migrate names the server"
+one_line "migrate beside serve"
+expect 1 "user add beside serve" -- timeout 60 "$CW" user add --data "$DIR/one" --email late@example.org --first L --last Ate --password-file "$DIR/pw"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running user add" "user add names the server"
+one_line "user add beside serve"
+expect 0 "events beside serve" -- "$CW" events --data "$DIR/one"
+lacks "$DIR/out" "late@example.org" "the refused user add wrote nothing"
+expect 1 "serve on a taken port" -- timeout 60 "$CW" serve --data "$DIR/two" --listen "127.0.0.1:$port"
+[ "$(cat "$DIR/err")" = "calderwood: cannot listen on 127.0.0.1:$port: address already in use" ] && ok ||
+    { bad "taken port: not exactly the one line"; cat "$DIR/err"; }
+[ -e "$DIR/two/calderwood.db" ] && bad "serve on a taken port made a database" || ok
+kill -TERM $pid
+wait $pid && ok || bad "first server exits 0"
+expect 0 "migrate after the server stopped" -- "$CW" migrate --data "$DIR/one"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
