@@ -170,8 +170,8 @@ describe('a garbage storm', () => {
                             `${stormP99.toFixed(1)} ms during (${during.length} pings), max ${Math.max(...during).toFixed(1)} ms`,
                     );
                     assert.equal(report.opened, COUNT);
-                    // Half the kinds are held open; on a slow machine the server's time limits may end some first.
-                    assert.ok(report.held >= COUNT / 4, `only ${report.held} garbage connections were held open`);
+                    // Two kinds in five are held open; on a slow machine the server may end some first.
+                    assert.ok(report.held >= COUNT / 5, `only ${report.held} garbage connections were held open`);
                     assert.ok(peakKb <= boundKb, `RSS peaked at ${peakKb} KiB, over ${boundKb} KiB`);
                     // The storm's own process shares the machine's cores: the bound allows for that.
                     const latencyBound = Math.max(idleP99 * 5, idleP99 + (SANITIZED ? 750 : 250));

@@ -4,12 +4,14 @@
 //
 //   node garbage-storm.mjs PORT COUNT COOKIE
 //
-// Connection i does one of four things (i % 4):
+// Connection i does one of five things (i % 5):
 //   0  1 KiB of random bytes (the server answers 400 and closes)
 //   1  a request line and a 4 KiB header line that never ends (held open)
 //   2  a WebSocket upgrade, then an unmasked frame of garbage (closed 1002)
 //   3  a WebSocket upgrade, then a frame declaring 60,000 bytes and only
 //      2,000 of them (held open)
+//   4  a header line that never ends, 256 KiB of it (431 and closed at the
+//      head limit: a server that buffered it all would hold 256 KiB here)
 // Prints {"ready":true,"opened":N,"held":N,"errors":N} once every connection
 // has sent its garbage, then waits; on "stop" (or stdin closing) it destroys
 // every socket and exits. Connects at most BATCH at a time, so the listen
@@ -54,8 +56,9 @@ function open(i) {
         });
         s.on('close', resolveP);
         s.on('connect', () => {
-            const kind = i % 4;
+            const kind = i % 5;
             if (kind === 0) s.write(crypto.randomBytes(1024), resolveP);
+            else if (kind === 4) s.write(`GET / HTTP/1.1\r\nX-Long: ${'x'.repeat(256 * 1024)}`, resolveP);
             else if (kind === 1)
                 s.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Garbage: ${crypto.randomBytes(2048).toString('hex')}`, resolveP);
             else {
@@ -72,7 +75,7 @@ function open(i) {
                 s.write(upgradeHead());
             }
         });
-        if (i % 4 < 2) s.resume(); // read and drop the 400 or 431
+        if (i % 5 < 2 || i % 5 === 4) s.resume(); // read and drop the 400 or 431
     });
 }
 
@@ -81,7 +84,7 @@ for (let i = 0; i < count; i += BATCH) {
     for (let j = i; j < Math.min(count, i + BATCH); j++) batch.push(open(j));
     await Promise.all(batch);
 }
-const held = sockets.filter((s, i) => !s.destroyed && (i % 4 === 1 || i % 4 === 3)).length;
+const held = sockets.filter((s, i) => !s.destroyed && (i % 5 === 1 || i % 5 === 3)).length;
 process.stdout.write(`${JSON.stringify({ ready: true, opened: sockets.length, held, errors })}\n`);
 
 const stop = () => {
