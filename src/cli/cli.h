@@ -52,6 +52,16 @@ bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, cha
 /* Applies log level, makes the data directory (0700) and fills c->db_path. */
 int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err);
 
+/*
+ * Takes the data directory's lock, an exclusive flock on DIR/calderwood.lock
+ * held until the process exits, so that one process at a time writes the
+ * database: `serve`, `migrate` and `user add` take it; reading subcommands
+ * do not. The file records the holder's pid and subcommand (what) for the
+ * error a second one gets: CW_ERR_EXISTS, "DIR is in use by calderwood serve
+ * (pid N): stop it before running migrate".
+ */
+int cw_cli_lock(const struct cw_cli_common *c, const char *what, struct cw_error *err);
+
 /* The domain this process runs: builtins, accounts, demo (unless no_demo), modules. */
 int cw_cli_domain(const struct cw_cli_common *c, struct cw_domain **out, struct cw_error *err);
 

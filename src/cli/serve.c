@@ -153,6 +153,10 @@ static int serve(struct serve_options *o, struct cw_error *err)
     int rc = cw_cli_prepare(&o->c, true, err);
     if (!rc && (!o->tls_cert) != (!o->tls_key))
         rc = cw_error_set(err, CW_ERR_INVALID, NULL, "--tls-cert and --tls-key go together");
+    if (!rc)
+        rc = cw_cli_lock(&o->c, "serve", err);
+    if (!rc) /* before anything is written: a taken address changes nothing */
+        rc = cw_gateway_listen(&(struct cw_gateway_config){.listen = o->listen}, err);
     if (!rc) {
         snprintf(key_path, sizeof(key_path), "%s/secret.key", o->c.data_dir);
         rc = cw_secret_load(o->secret_key_file ? o->secret_key_file : key_path, key, &created, err);

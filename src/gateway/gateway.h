@@ -49,6 +49,14 @@ struct cw_gateway_config {
 int cw_gateway_run(const struct cw_gateway_config *cfg, struct cw_engine *e,
                    const struct cw_domain *d, struct cw_metrics *m, struct cw_error *err);
 
+/*
+ * Binds cfg->listen now, before the rest of start-up, so that a taken
+ * address stops it with one line ("cannot listen on 127.0.0.1:8080: address
+ * already in use") before anything is written. cw_gateway_run() binds
+ * itself when this was not called.
+ */
+int cw_gateway_listen(const struct cw_gateway_config *cfg, struct cw_error *err);
+
 /* Asks the running gateway to stop. Any thread. */
 void cw_gateway_stop(void);
 

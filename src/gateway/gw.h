@@ -63,7 +63,7 @@ struct cw_gw {
     const struct cw_domain *domain;
     struct cw_metrics *metrics;
     struct lws_context *ctx;
-    struct ev_loop *loop; /* the libev loop lws runs on; NULL: lws's own poll() loop */
+    struct ev_loop *loop; /* the libev loop lws and listen.c run on */
     struct cw_workers *workers;
     struct cw_ratelimit *login_limit;
     struct cw_idmap endpoints; /* id -> endpoint (conn or http), for results that come back */

@@ -15,6 +15,7 @@
 #include "engine/bus.h"
 #include "engine/engine.h"
 #include "gw.h"
+#include "listen.h"
 #include "query/workers.h"
 #include "store/store.h"
 
@@ -191,10 +192,18 @@ static int parse_listen(const char *listen, char *host, size_t host_len, int *po
     return CW_OK;
 }
 
+int cw_gateway_listen(const struct cw_gateway_config *cfg, struct cw_error *err)
+{
+    char host[256];
+    int port = 0;
+    int rc = parse_listen(cfg->listen, host, sizeof(host), &port, err);
+    return rc ? rc : cw_listen_open(host, port, cfg->listen, err);
+}
+
 static int create_context(struct cw_gw *gw, struct cw_error *err)
 {
     const struct cw_gateway_config *cfg = gw->cfg;
-    static char host[256];
+    char host[256];
     int port = 0;
     int rc = parse_listen(cfg->listen, host, sizeof(host), &port, err);
     if (rc)
@@ -202,14 +211,10 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = port;
-    info.iface = host[0] ? host : NULL;
+    /* listen.c binds and accepts; lws gets each socket from it (see there why). */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.vhost_name = "calderwood";
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
-    info.listen_accept_role = "raw-skt";
-    info.listen_accept_protocol = protocols[0].name;
-    if (!strchr(host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.timeout_secs = 30;
     info.pt_serv_buf_size = 65536; /* bytes per read */
     if (cfg->tls_cert) {
@@ -222,32 +227,25 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
     /*
      * lws's own loop polls every socket on every turn, which at 10,000 open
      * connections costs more than the traffic; its libev plugin waits with
-     * epoll instead, on a loop we own and turn (service_once).
+     * epoll instead, on a loop we own and turn (service_once), and on which
+     * listen.c watches the listening socket.
      */
     gw->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-    if (gw->loop) {
-        void *loops[1] = {gw->loop};
-        info.foreign_loops = loops;
-        info.options |= LWS_SERVER_OPTION_LIBEV;
-        gw->ctx = lws_create_context(&info);
-        if (!gw->ctx) {
-            cw_warn("gateway.poll", "message=\"no libev event loop (is libwebsockets-evlib-ev"
-                                    " installed?): waiting with poll(), slow with many"
-                                    " connections\"");
-            ev_loop_destroy(gw->loop);
-            gw->loop = NULL;
-        }
-    }
-    if (!gw->loop) {
-        info.foreign_loops = NULL;
-        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
-        gw->ctx = lws_create_context(&info);
-    }
-    if (!gw->ctx)
+    if (!gw->loop)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create the event loop (epoll)");
+    void *loops[1] = {gw->loop};
+    info.foreign_loops = loops;
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+    gw->ctx = lws_create_context(&info);
+    struct lws_vhost *vh = gw->ctx ? lws_get_vhost_by_name(gw->ctx, info.vhost_name) : NULL;
+    if (!vh)
         return cw_error_set(err, CW_ERR_SYSTEM, NULL,
-                            "cannot listen on %s (in use, or a bad"
-                            " address or TLS file?)",
-                            cfg->listen);
+                            "cannot start libwebsockets (a bad TLS file, or"
+                            " libwebsockets-evlib-ev not installed?)");
+    rc = cw_gateway_listen(cfg, err);
+    if (rc)
+        return rc;
+    cw_listen_start(gw->loop, vh, protocols[0].name, gw->tls);
     snprintf(gw->origin, sizeof(gw->origin), "%s://%s:%d", gw->tls ? "https" : "http",
              cfg->listen[0] == '[' ? cfg->listen : host, port);
     if (cfg->listen[0] == '[')
@@ -295,6 +293,7 @@ static void teardown(struct cw_gw *gw)
 {
     if (gw->workers)
         cw_workers_stop(gw->workers);
+    cw_listen_close();
     if (gw->ctx) {
         lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);
@@ -313,8 +312,6 @@ static void teardown(struct cw_gw *gw)
 /* One turn of the loop: waits for something to happen, and handles it. */
 static int service_once(struct cw_gw *gw)
 {
-    if (!gw->loop)
-        return lws_service(gw->ctx, 0);
     ev_run(gw->loop, EVRUN_ONCE);
     return 0;
 }
