@@ -32,6 +32,9 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
 /* Closes every connection the store opened, including readers not yet closed. */
 void cw_store_close(struct cw_store *s);
 
+/* The version of the SQLite library loaded at run time ("3.40.1"). Static. */
+const char *cw_store_sqlite_version(void);
+
 /*
  * Applies the core schema, then each migration of d in registration order,
  * skipping those recorded in schema_migrations. Each migration runs in its

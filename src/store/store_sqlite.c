@@ -393,6 +393,11 @@ static void configure_once(void)
     sqlite3_initialize();
 }
 
+const char *cw_store_sqlite_version(void)
+{
+    return sqlite3_libversion();
+}
+
 int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
                   struct cw_error *err)
 {
