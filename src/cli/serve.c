@@ -1,9 +1,10 @@
 /*
  * serve.c - `calderwood serve`: opens the data directory, applies
- * migrations, starts the engine, creates the demo user on a new database,
- * and runs the gateway until SIGINT or SIGTERM; then drains the command
- * queue and exits 0. Under systemd (Type=notify) it reports READY=1 once
- * listening and STOPPING=1 when the drain starts.
+ * migrations (or, with --no-migrate, refuses pending ones), starts the
+ * engine, creates the demo user on a new database, and runs the gateway
+ * until SIGINT or SIGTERM; then drains the command queue and exits 0.
+ * Under systemd (Type=notify) it reports READY=1 once listening and
+ * STOPPING=1 when the drain starts.
  */
 #include "auth/secret.h"
 #include "cli.h"
@@ -34,7 +35,7 @@ struct serve_options {
     struct cw_strlist origins;
     int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
     int64_t max_header, workers, worker_queue, login_rate, login_burst;
-    bool no_demo_user;
+    bool no_demo_user, no_migrate;
 };
 
 /*
@@ -177,6 +178,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
         .max_batch = (size_t)o->max_batch,
         .observer = cw_metrics_observe_commit,
         .observer_arg = &metrics,
+        .no_migrate = o->no_migrate,
     };
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
@@ -260,6 +262,8 @@ int cw_cli_serve(int argc, char **argv)
          "login attempts a remote address may make at once"},
         {"no-demo-user", CW_OPT_BOOL, &o.no_demo_user, "no", 0, 0, NULL,
          "do not create the demo user on a new database"},
+        {"no-migrate", CW_OPT_BOOL, &o.no_migrate, "no", 0, 0, NULL,
+         "refuse to start while migrations are pending, instead of applying them"},
         {0},
     };
     int code;

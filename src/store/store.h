@@ -46,6 +46,18 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
                      struct cw_error *err);
 
 /*
+ * Compares the database with the migrations this binary knows (the core's
+ * and d's), changing nothing. A database holding a migration this binary
+ * does not know, in a namespace it does know, was migrated by a newer
+ * version: CW_ERR_STORE, with a message naming the newest migration of that
+ * namespace this binary knows. Otherwise *n_pending receives how many are
+ * not applied yet and first_pending (len bytes; may be NULL) the first of
+ * them. cw_store_migrate makes the same check before applying anything.
+ */
+int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                              char *first_pending, size_t len, struct cw_error *err);
+
+/*
  * Writer thread only, between transactions: copies into the database the
  * few WAL frames the background checkpointer left behind because commits
  * kept arriving, so that the next transaction starts the WAL over instead
