@@ -92,10 +92,10 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory check-fmt
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
-	$(Q)$(MAKE) --no-print-directory test-install test-client-types
+	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types
 	$(Q)BUILD=build tests/browser/run.sh
 	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), install, client types, browser, fuzz"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), install, upgrade, client types, browser, fuzz"
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
@@ -208,6 +208,7 @@ bench:
 #
 #   make install   [PREFIX=/usr/local] [DESTDIR=]   make uninstall (same variables)
 #   make test-install        install into a scratch DESTDIR, use it, uninstall
+#   make test-upgrade        a database made by an older calderwood, and one by a newer
 #   make test-client-types   tsc --noEmit over web/static/calderwood.d.ts
 #
 # The version is VERSION here; the git commit is stamped into the binary
@@ -231,7 +232,7 @@ DIST_SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
               -e 's|@WEBDIR@|$(PKGDATADIR)/web|g' -e 's|@VERSION@|$(VERSION)|g'
 STAMP      := $(VERSION) $(GIT_COMMIT) $(PREFIX) $(BINDIR) $(INCLUDEDIR) $(SYSCONFDIR) $(DATADIR)
 
-.PHONY: install uninstall test-install test-client-types FORCE
+.PHONY: install uninstall test-install test-upgrade test-client-types FORCE
 
 # Rewritten only when the version, commit or paths change, so the objects that use them rebuild then.
 $(BUILD)/stamp: FORCE
@@ -283,6 +284,9 @@ test-install: $(BIN) $(MAN) $(BUILD)/tests/notify_listen
 $(BUILD)/tests/notify_listen: tests/install/notify_listen.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $< $(LDFLAGS)
+
+test-upgrade: $(BIN)
+	$(Q)BUILD=$(BUILD) tests/upgrade/run.sh
 
 test-client-types:
 	$(Q)tests/client-types/run.sh

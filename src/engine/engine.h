@@ -24,7 +24,7 @@ struct cw_engine_config {
     size_t bus_capacity;   /* committed batches waiting for the subscriber (default 1024) */
     cw_commit_observer_cb observer;
     void *observer_arg;
-    bool no_migrate; /* refuse to open a database with migrations pending, instead of applying them */
+    bool no_migrate; /* refuse a database with migrations pending instead of applying them */
 };
 
 /*
