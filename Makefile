@@ -44,6 +44,9 @@ INT_BIN  := $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 MODULES  := $(patsubst tests/modules/%.c,$(BUILD)/tests/%.so,$(wildcard tests/modules/*.c))
 TOOLS    := $(BUILD)/bench-engine
 MAN      := $(BUILD)/calderwood.1
+# LD_PRELOAD shims for the fault tests (tests/faults/): never sanitized, as
+# they sit in front of the sanitizer's runtime.
+FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt
 
@@ -78,6 +81,10 @@ $(BUILD)/tests/%.so: tests/modules/%.c include/calderwood.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fPIC -shared -o $@ $<
 
+$(BUILD)/tests/%.so: tests/faults/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl -lpthread
+
 $(BUILD)/bench-engine: $(BUILD)/tools/bench_engine.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
 
@@ -100,7 +107,7 @@ test: deps
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
 
-test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
+test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(FAULTS) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 	$(Q)BUILD=$(BUILD) tests/e2e/run.sh

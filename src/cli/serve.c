@@ -35,6 +35,7 @@ struct serve_options {
     struct cw_strlist origins;
     int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
     int64_t max_header, workers, worker_queue, login_rate, login_burst;
+    int64_t idle_timeout, header_timeout, body_timeout, ws_ping_interval, ws_pong_timeout;
     bool no_demo_user, no_migrate;
 };
 
@@ -200,6 +201,11 @@ static int serve(struct serve_options *o, struct cw_error *err)
             .max_output = (size_t)o->max_output,
             .max_body = (size_t)o->max_body,
             .max_header = (size_t)o->max_header,
+            .idle_timeout = (int)o->idle_timeout,
+            .header_timeout = (int)o->header_timeout,
+            .body_timeout = (int)o->body_timeout,
+            .ws_ping_interval = (int)o->ws_ping_interval,
+            .ws_pong_timeout = (int)o->ws_pong_timeout,
             .workers = (int)o->workers,
             .worker_queue = (size_t)o->worker_queue,
             .login_rate = (double)o->login_rate / 60.0,
@@ -252,6 +258,17 @@ int cw_cli_serve(int argc, char **argv)
          "HTTP request body limit (413 beyond)"},
         {"max-header", CW_OPT_INT, &o.max_header, "8192", 1024, 65535, "BYTES",
          "HTTP request head limit: request line and headers (431 beyond)"},
+        {"idle-timeout", CW_OPT_INT, &o.idle_timeout, "60", 1, 86400, "SECONDS",
+         "a kept-alive HTTP connection with no request begun is closed after this"},
+        {"header-timeout", CW_OPT_INT, &o.header_timeout, "10", 1, 3600, "SECONDS",
+         "a request head must arrive whole within this of its first byte, or the connection is "
+         "cut"},
+        {"body-timeout", CW_OPT_INT, &o.body_timeout, "30", 1, 3600, "SECONDS",
+         "a request body must arrive whole within this of its head, or the connection is cut"},
+        {"ws-ping-interval", CW_OPT_INT, &o.ws_ping_interval, "30", 1, 86400, "SECONDS",
+         "a WebSocket client silent this long is sent a ping"},
+        {"ws-pong-timeout", CW_OPT_INT, &o.ws_pong_timeout, "30", 1, 3600, "SECONDS",
+         "a WebSocket client silent this long after a ping is closed (1001)"},
         {"workers", CW_OPT_INT, &o.workers, "2", 1, 256, "N",
          "worker threads for queries, logins and look-ups"},
         {"worker-queue", CW_OPT_INT, &o.worker_queue, "10000", 1, 1 << 24, "N",

@@ -112,3 +112,8 @@ void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out)
     else
         *out = (struct cw_processor_stats){0};
 }
+
+int cw_engine_condition(struct cw_engine *e)
+{
+    return e->processor ? cw_processor_condition(e->processor) : CW_CONDITION_OK;
+}

@@ -54,5 +54,10 @@ struct cw_store *cw_engine_store(struct cw_engine *e);
 size_t cw_engine_queue_depth(struct cw_engine *e);
 size_t cw_engine_queue_capacity(struct cw_engine *e);
 void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out);
+/*
+ * cw_processor_condition of the engine's processor (CW_CONDITION_OK once it
+ * stopped). Like cw_engine_stats, not while another thread drains.
+ */
+int cw_engine_condition(struct cw_engine *e);
 
 #endif

@@ -27,9 +27,15 @@ struct cw_gateway_config {
     size_t max_output;       /* unsent bytes per connection before close 1008 */
     size_t max_body;         /* HTTP request body: 413 beyond */
     size_t max_header;       /* HTTP request headers: 431 beyond */
-    int workers;             /* worker threads (queries, logins, look-ups) */
-    size_t worker_queue;     /* jobs waiting at most */
-    double login_rate;       /* login attempts per second per remote address */
+    /* time limits, in seconds (PROTOCOL.md "Limits and timeouts") */
+    int idle_timeout;     /* a kept-alive HTTP connection waiting for a request */
+    int header_timeout;   /* a request head, from its first byte to its blank line */
+    int body_timeout;     /* a request body, from the end of its head */
+    int ws_ping_interval; /* WebSocket silence before the server pings */
+    int ws_pong_timeout;  /* after that ping, silence before the connection is closed */
+    int workers;          /* worker threads (queries, logins, look-ups) */
+    size_t worker_queue;  /* jobs waiting at most */
+    double login_rate;    /* login attempts per second per remote address */
     double login_burst;
     const unsigned char *secret_key; /* 32 bytes: seals session cookies */
     const char *demo_banner;         /* printed once listening (URL added), or NULL */

@@ -85,6 +85,28 @@ static void on_wake(void)
         begin_stop();
 }
 
+/*
+ * The WebSocket liveness sweep, on the loop thread. A quarter of the
+ * shorter time limit (at most a second) between passes: a ping or a close
+ * comes at most that late.
+ */
+static void on_sweep(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    cw_ws_sweep();
+    lws_sul_schedule(cw_gw->ctx, 0, &cw_gw->sweep, on_sweep, cw_gw->sweep_every);
+}
+
+static void start_sweep(struct cw_gw *gw)
+{
+    int shorter = gw->cfg->ws_ping_interval < gw->cfg->ws_pong_timeout ? gw->cfg->ws_ping_interval
+                                                                       : gw->cfg->ws_pong_timeout;
+    gw->sweep_every = (lws_usec_t)shorter * LWS_USEC_PER_SEC / 4;
+    if (gw->sweep_every > LWS_USEC_PER_SEC)
+        gw->sweep_every = LWS_USEC_PER_SEC;
+    lws_sul_schedule(gw->ctx, 0, &gw->sweep, on_sweep, gw->sweep_every);
+}
+
 /* The endpoint record kept in pss, and its kind (0 when none). */
 #define EP(pss)   ((pss) ? (pss)->ep : NULL)
 #define KIND(pss) (EP(pss) ? *(int *)EP(pss) : 0)
@@ -265,6 +287,7 @@ static int setup(struct cw_gw *gw, struct cw_error *err)
     rc = create_context(gw, err);
     if (rc)
         return rc;
+    start_sweep(gw);
     rc = cw_workers_start(cw_engine_store(gw->engine), cfg->workers, cfg->worker_queue, wake, NULL,
                           &gw->workers, err);
     if (rc)
@@ -277,8 +300,10 @@ static void teardown(struct cw_gw *gw)
 {
     if (gw->workers)
         cw_workers_stop(gw->workers);
-    if (gw->ctx)
+    if (gw->ctx) {
+        lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);
+    }
     if (gw->loop)
         ev_loop_destroy(gw->loop);
     running_ctx = NULL;

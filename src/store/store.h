@@ -7,7 +7,8 @@
  * thread) for snapshots. Backend errors are translated here, once, into
  * CW_ERR_AGAIN (transient: busy, locked, I/O, disk full; the processor
  * retries) or CW_ERR_STORE (permanent: constraint, SQL error); nothing
- * outside src/store/ sees a backend's own codes.
+ * outside src/store/ sees a backend's own codes. A full disk is transient
+ * and its error's code is CW_STORE_DISK_FULL, so the processor can say so.
  *
  * Thread rule: a cw_db is used by one thread at a time.
  */
@@ -18,6 +19,9 @@
 
 struct cw_domain;
 struct cw_store;
+
+/* The cw_error code of a CW_ERR_AGAIN that a full disk (or quota) caused. */
+#define CW_STORE_DISK_FULL "disk-full"
 
 struct cw_store_options {
     bool read_only;        /* open an existing database for reading only (exports) */

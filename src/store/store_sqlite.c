@@ -203,12 +203,25 @@ static bool transient(int code)
     }
 }
 
+/*
+ * A full disk (or quota) shows as SQLITE_FULL, or as an I/O error whose
+ * system errno says so (a failed write of the WAL at commit, an extension
+ * of the shared-memory index).
+ */
+static bool disk_full(sqlite3 *conn, int code)
+{
+    if ((code & 0xff) == SQLITE_FULL)
+        return true;
+    int e = conn && (code & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(conn) : 0;
+    return e == ENOSPC || e == EDQUOT;
+}
+
 /* Translates a SQLite failure on conn into CW_ERR_AGAIN or CW_ERR_STORE. */
 static int fail(sqlite3 *conn, int code, struct cw_error *err, const char *what)
 {
     int rc = transient(code) ? CW_ERR_AGAIN : CW_ERR_STORE;
-    return cw_error_set(err, rc, "internal-error", "%s: %s", what,
-                        conn ? sqlite3_errmsg(conn) : sqlite3_errstr(code));
+    return cw_error_set(err, rc, disk_full(conn, code) ? CW_STORE_DISK_FULL : "internal-error",
+                        "%s: %s", what, conn ? sqlite3_errmsg(conn) : sqlite3_errstr(code));
 }
 
 /* ---------------------------------------------------------- connections */
