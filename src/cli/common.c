@@ -20,9 +20,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static cw_cli_describe_cb describer;
+static void *describer_arg;
+
+void cw_cli_set_describer(cw_cli_describe_cb cb, void *arg)
+{
+    describer = cb;
+    describer_arg = arg;
+}
+
 bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, char **argv,
                   struct cw_strlist *positional, int *exit_code)
 {
+    if (describer) {
+        describer(usage, opts, describer_arg);
+        *exit_code = 0;
+        return false;
+    }
     struct cw_error err = {0};
     int rc = cw_config_load(opts, argc, argv, 1, positional, &err);
     if (rc == CW_ERR_NOT_FOUND) {

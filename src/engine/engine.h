@@ -24,10 +24,12 @@ struct cw_engine_config {
     size_t bus_capacity;   /* committed batches waiting for the subscriber (default 1024) */
     cw_commit_observer_cb observer;
     void *observer_arg;
+    bool no_migrate; /* refuse a database with migrations pending instead of applying them */
 };
 
 /*
- * Opens the store, applies migrations, starts the processor. d is borrowed
+ * Opens the store, applies migrations (or, with no_migrate, fails with
+ * CW_ERR_STORE when any is pending), starts the processor. d is borrowed
  * and must outlive the engine. On failure nothing is left running.
  */
 int cw_engine_open(const struct cw_engine_config *cfg, const struct cw_domain *d,

@@ -39,6 +39,7 @@ struct cw_gateway_config {
     double login_burst;
     const unsigned char *secret_key; /* 32 bytes: seals session cookies */
     const char *demo_banner;         /* printed once listening (URL added), or NULL */
+    void (*on_listening)(void);      /* called once the socket listens, or NULL */
 };
 
 /*
@@ -59,5 +60,8 @@ int cw_gateway_listen(const struct cw_gateway_config *cfg, struct cw_error *err)
 
 /* Asks the running gateway to stop. Any thread. */
 void cw_gateway_stop(void);
+
+/* The version string of the libwebsockets loaded at run time. Static. */
+const char *cw_gateway_library_version(void);
 
 #endif

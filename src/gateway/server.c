@@ -43,6 +43,11 @@ void cw_gateway_stop(void)
         lws_cancel_service(running_ctx);
 }
 
+const char *cw_gateway_library_version(void)
+{
+    return lws_get_library_version();
+}
+
 static void wake(void *arg)
 {
     (void)arg;
@@ -364,6 +369,8 @@ int cw_gateway_run(const struct cw_gateway_config *cfg, struct cw_engine *e,
     else
         printf("Calderwood is running: open %s/login\n", gw.origin);
     fflush(stdout);
+    if (cfg->on_listening)
+        cfg->on_listening();
     if (atomic_load(&stop_requested))
         begin_stop();
     while (!(gw.draining && atomic_load(&gw.drained)))
