@@ -69,7 +69,7 @@ function dripper(s) {
     return () => (i < s.length ? s[i++] : ' ');
 }
 
-test('slowloris head: a head still incomplete after --header-timeout is cut, however steadily it trickles', async () => {
+test('slowloris head: a head still incomplete after --header-timeout is cut, however steadily it trickles', async (t) => {
     const srv = await serverWith(['--header-timeout']);
     await guard(() => srv, async () => {
         const got = await untilClosed(srv, 'GET /health HTTP/1.1\r\n', dripper('Host: x\r\nX-Slow: '));
@@ -77,10 +77,10 @@ test('slowloris head: a head still incomplete after --header-timeout is cut, how
         // A head sent whole is answered by the same server.
         const ok = await untilClosed(srv, 'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
         assert.deepEqual(statusLines(ok), ['HTTP/1.1 200'], ok.slice(0, 300));
-    })();
+    })(t);
 });
 
-test('slowloris body: a body still incomplete after --body-timeout is cut, however steadily it trickles', async () => {
+test('slowloris body: a body still incomplete after --body-timeout is cut, however steadily it trickles', async (t) => {
     const srv = await serverWith(['--body-timeout'], { users: [ALICE] });
     await guard(() => srv, async () => {
         const head = 'POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n';
@@ -93,10 +93,10 @@ test('slowloris body: a body still incomplete after --body-timeout is cut, howev
             `POST /query HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
         );
         assert.deepEqual(statusLines(ok), ['HTTP/1.1 401'], ok.slice(0, 300));
-    })();
+    })(t);
 });
 
-test('idle keep-alive: a connection with no request begun within --idle-timeout is closed', async () => {
+test('idle keep-alive: a connection with no request begun within --idle-timeout is closed', async (t) => {
     const srv = await serverWith(['--idle-timeout']);
     await guard(() => srv, async () => {
         // After an answer, the connection is kept alive, then closed once idle.
@@ -105,10 +105,10 @@ test('idle keep-alive: a connection with no request begun within --idle-timeout 
         assert.doesNotMatch(got, /connection: close/i, 'the answer itself kept the connection alive');
         // A connection that never sends anything is closed too.
         assert.equal(await untilClosed(srv, null), '');
-    })();
+    })(t);
 });
 
-test('a WebSocket that answers no ping is closed with 1001 after --ws-pong-timeout', async () => {
+test('a WebSocket that answers no ping is closed with 1001 after --ws-pong-timeout', async (t) => {
     const srv = await serverWith(['--ws-ping-interval', '--ws-pong-timeout'], { users: [ALICE] });
     await guard(() => srv, async () => {
         const { cookie } = await loginAs(srv, ALICE.email);
@@ -125,10 +125,10 @@ test('a WebSocket that answers no ping is closed with 1001 after --ws-pong-timeo
         } finally {
             raw.destroy();
         }
-    })();
+    })(t);
 });
 
-test('a WebSocket that answers pings stays open: raw pongs, and a standard client answering by itself', async () => {
+test('a WebSocket that answers pings stays open: raw pongs, and a standard client answering by itself', async (t) => {
     const srv = await serverWith(['--ws-ping-interval', '--ws-pong-timeout'], { users: [ALICE] });
     await guard(() => srv, async () => {
         const { cookie } = await loginAs(srv, ALICE.email);
@@ -162,5 +162,5 @@ test('a WebSocket that answers pings stays open: raw pongs, and a standard clien
             raw.destroy();
             std.terminate();
         }
-    })();
+    })(t);
 });

@@ -101,8 +101,27 @@ export async function login(server, email, password, { expectOk = true, headers 
         throw new Error(`login ${email} failed: ${res.status} ${res.text.slice(0, 300)}`);
     }
     const out = { status: res.status, res, cookie: c ? `cw_session=${c.value}` : null, cookieValue: c?.value };
-    if (res.status === 200) Object.assign(out, res.json());
+    if (res.status === 200) {
+        Object.assign(out, res.json());
+        await sessionCommitted(server, out.cookie, out.session_uuid);
+    }
     return out;
+}
+
+/**
+ * A login is answered once its session-started command is queued; the event
+ * commits a moment later and then reaches the user's connections as an
+ * update. Tests that expect a connection's first message to answer their
+ * own wait here, so that update cannot come in between.
+ */
+async function sessionCommitted(server, cookie, sessionUuid, timeoutMs = DEFAULT_TIMEOUT) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const r = await query(server, cookie, 'events', { name: 'session-started', limit: 20 });
+        if (r.status === 200 && r.body[1].some((e) => e.data.session_uuid === sessionUuid)) return;
+        if (Date.now() > deadline) throw new Error(`session ${sessionUuid}: session-started not committed in ${timeoutMs} ms`);
+        await delay(10);
+    }
 }
 
 /** Logs in the server's known user `email` (password from server.users). */
