@@ -211,6 +211,8 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
 int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len);
 int cw_ws_on_writeable(struct cw_conn *c);
 void cw_ws_on_closed(struct cw_conn *c);
+/* ["resume", after] from c, or /ws?after= at open: the catch-up, then ["resumed", N]. */
+void cw_ws_resume(struct cw_conn *c, int64_t after);
 /* Queues one owned frame text (copied) for c. */
 void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len);
 /* Queues an update for c (takes a reference); a live one is dropped while c is resuming, since

@@ -18,7 +18,10 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "gw.h"
+#include "wire.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,7 +338,8 @@ static int write_short(struct lws *wsi, const char *text)
 }
 
 /* The 101 answer of RFC 6455 4.2.2; the socket speaks WebSocket from here. */
-static int accept_upgrade(struct cw_http *req, void **slot, struct cw_session *session)
+static int accept_upgrade(struct cw_http *req, void **slot, struct cw_session *session,
+                          int64_t after)
 {
     const char *key = cw_httpreq_field(&req->head, "sec-websocket-key");
     char joined[128], accept[64];
@@ -363,6 +367,8 @@ static int accept_upgrade(struct cw_http *req, void **slot, struct cw_session *s
     cw_http_on_closed(req);
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     int rc = cw_ws_on_established(wsi, slot, &s);
+    if (!rc && after >= 0)
+        cw_ws_resume(*slot, after);
     if (!rc && extra)
         rc = cw_ws_on_data(*slot, rest, extra);
     free(rest);
@@ -390,6 +396,30 @@ static bool valid_key(const struct cw_httpreq *h)
            n == 16;
 }
 
+/*
+ * GET /ws?after=N resumes at open: the catch-up starts before any live update
+ * can reach the connection, so a reconnecting client sees one ordered stream.
+ * *after is -1 without the parameter; false for a value that is not one.
+ */
+static bool after_param(const char *target, int64_t *after)
+{
+    *after = -1;
+    const char *q = strchr(target, '?');
+    for (const char *p = q; p && *p; p = strchr(p, '&')) {
+        p++;
+        if (strncmp(p, "after=", 6))
+            continue;
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(p + 6, &end, 10);
+        if (!isdigit((unsigned char)p[6]) || (*end && *end != '&') || errno ||
+            n >= CW_WIRE_SEQ_LIMIT)
+            return false;
+        *after = (int64_t)n;
+    }
+    return true;
+}
+
 /* An Upgrade request: checked in the order PROTOCOL.md gives, then accepted. */
 static int upgrade(struct cw_http *req, void **slot)
 {
@@ -408,10 +438,13 @@ static int upgrade(struct cw_http *req, void **slot)
         return refuse(req, 503, "shutting-down", "the server is stopping");
     if (!cw_http_origin_allowed(req))
         return refuse(req, 403, "forbidden", "this Origin may not open a WebSocket here");
+    int64_t after;
+    if (!after_param(req->head.target, &after))
+        return refuse(req, 400, "malformed", "after= takes a position: an integer, 0 <= n < 2^53");
     struct cw_session *s = cw_http_session(req);
     if (!s)
         return refuse(req, 401, "unauthorized", "log in first: no valid session");
-    return accept_upgrade(req, slot, s);
+    return accept_upgrade(req, slot, s, after);
 }
 
 /* Reads requests from the input while it holds whole ones and none is being answered. */

@@ -746,7 +746,7 @@ static bool start_resume(struct cw_conn *c, int64_t after)
     return true;
 }
 
-static void on_resume(struct cw_conn *c, int64_t after)
+void cw_ws_resume(struct cw_conn *c, int64_t after)
 {
     if (c->resuming) {
         send_code(c, NULL, false, 0, CW_ERR_MALFORMED, "malformed",
@@ -779,7 +779,7 @@ static void on_message(struct cw_conn *c, const char *text, size_t len)
         send_buf(c);
         break;
     case CW_MSG_RESUME:
-        on_resume(c, m.after_position);
+        cw_ws_resume(c, m.after_position);
         break;
     case CW_MSG_CMD:
         on_cmd(c, &m);

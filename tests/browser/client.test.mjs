@@ -26,16 +26,18 @@ after(async () => {
 test('a refused resume and an overloaded command are retried; each command ends processed once', guard(() => srv, async () => {
     const { page, errors } = await openPage(browser);
     const relay = { connections: 0, resumes: 0, refusedSeq: null, sentSeqs: [] };
-    await page.routeWebSocket(/\/ws$/, (ws) => {
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
         relay.connections++;
         relay.page = ws;
+        // The client resumes at open (/ws?after=N); the first time, the relay answers as a
+        // server that cannot read the catch-up would: an overloaded error and no resumed.
+        if (/[?&]after=\d+/.test(ws.url()) && relay.resumes++ === 0) {
+            ws.send(JSON.stringify(['error', null, null, { code: 'overloaded', message: 'the catch-up could not be read; resume again', details: null }]));
+            return;
+        }
         const server = ws.connectToServer();
         ws.onMessage((m) => {
             const msg = JSON.parse(m);
-            if (msg[0] === 'resume' && relay.resumes++ === 0) {
-                ws.send(JSON.stringify(['error', null, null, { code: 'overloaded', message: 'the server is busy; resume again later', details: null }]));
-                return;
-            }
             if (msg[0] === 'cmd') {
                 relay.sentSeqs.push(msg[2]);
                 if (msg[3].data.url === '/busy' && relay.refusedSeq === null) {

@@ -28,7 +28,7 @@ after(async () => {
     await srv?.stop();
 });
 
-const DOWN = /^(WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed: .*|Failed to load resource: net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|CONNECTION_CLOSED)|Failed to load resource: the server responded with a status of 503 \(Service Unavailable\)) \(http:\/\/127\.0\.0\.1:\d+\/[^)]*\)$/;
+const DOWN = /^(WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws(\?after=\d+)?' failed: .*|Failed to load resource: net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|CONNECTION_CLOSED)|Failed to load resource: the server responded with a status of 503 \(Service Unavailable\)) \(http:\/\/127\.0\.0\.1:\d+\/[^)]*\)$/;
 
 /** Submits one visit-page per url through the command form, all in one go (no waiting between). */
 function burst(page, urls) {
@@ -142,7 +142,7 @@ test('a connection lost with the server up: catch-up settles what was processed,
     // Every /ws connection goes through this relay, which can hold back what the server
     // says (as a network that lost it would), cut the connection, and replay a frame.
     const relay = { deaf: false, current: null, forwarded: [] };
-    await page.routeWebSocket(/\/ws$/, (ws) => {
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
         const server = ws.connectToServer();
         const conn = { ws, server, frames: [] };
         relay.current = conn;

@@ -116,3 +116,40 @@ it('a catch-up far longer than the output bound is paced, not closed as a slow r
         ws.terminate();
     }
 });
+
+it('GET /ws?after=N resumes at open: catch-up, resumed, live, one stream in position order while page views commit', async () => {
+    for (let round = 0; round < 4; round++) {
+        const from = (await head()) - BACKLOG;
+        const stop = streamWrites();
+        await delay(10); // live updates are flowing when the connection opens
+        const ws = await WsClient.connect(srv, { cookie: readerCookie, path: `/ws?after=${from}`, label: `reader-open-${round}` });
+        try {
+            const resumed = await ws.nextOf('resumed', undefined, undefined, 60_000);
+            const last = await stop();
+            await ws.next((m) => m[0] === 'update' && m[3].position === last, 60_000, `update ${last}`);
+            const got = ws.log.filter((m) => m[0] === 'update').map((m) => m[3].position);
+            const want = Array.from({ length: last - from }, (_, i) => from + 1 + i);
+            assert.deepEqual(got, want, `round ${round}: every position after ${from} once, in order`);
+            const idx = ws.log.indexOf(resumed);
+            assert.ok(ws.log.slice(0, idx).every((m) => m[0] !== 'update' || m[3].position <= resumed[1]), 'nothing live before resumed');
+        } finally {
+            ws.terminate();
+        }
+    }
+});
+
+it('GET /ws?after= with a value that is not a position is refused with 400 before the upgrade', async () => {
+    for (const bad of ['', '-1', 'x', '1.5', '9007199254740992', '12abc']) {
+        await assert.rejects(
+            WsClient.connect(srv, { cookie: readerCookie, path: `/ws?after=${bad}` }),
+            (e) => e.status === 400 && /after=/.test(e.text),
+            `after=${bad}`,
+        );
+    }
+    const ws = await WsClient.connect(srv, { cookie: readerCookie, path: '/ws?other=1&after=0' });
+    try {
+        await ws.nextOf('resumed', undefined, undefined, 60_000);
+    } finally {
+        ws.terminate();
+    }
+});

@@ -4,8 +4,8 @@
 // session cookie the login page set. The client keeps every command it sent
 // as pending until the server ends it (update(s), rejected or error), and
 // survives lost connections: it reconnects with exponential backoff and
-// jitter, asks the server to `resume` after the last position it saw (kept
-// in sessionStorage, so a reload of the tab resumes too), and once the
+// jitter, opens each connection resuming after the last position it saw
+// (/ws?after=N; kept in sessionStorage, so a reload resumes too), and once the
 // server says `resumed` it resends the pending commands with their original
 // client id and sequence. The server's idempotency makes the resend safe;
 // updates the client has already seen (same position) are not reported
@@ -255,7 +255,9 @@ export class Calderwood extends EventTarget {
         }
         let ws;
         try {
-            ws = new WebSocket(this.wsUrl);
+            // Resuming in the URL starts the catch-up before any live update can come in
+            // front of it, so what arrives is one stream in position order.
+            ws = new WebSocket(`${this.wsUrl}?after=${this.lastPosition}`);
         } catch (e) {
             this.#scheduleRetry();
             return;
@@ -264,7 +266,6 @@ export class Calderwood extends EventTarget {
         let opened = false;
         ws.onopen = () => {
             opened = true;
-            this.#rawSend(['resume', this.lastPosition]);
         };
         ws.onmessage = (ev) => this.#onMessage(ev.data);
         ws.onclose = () => {
