@@ -78,7 +78,7 @@ static int replay(struct cw_cli_common *c, const char *into, int64_t until, stru
     int rc = cw_cli_domain(c, &d, err);
     /* The source has no domain set, so the scan hands events over as stored. */
     if (!rc)
-        rc = cw_store_open(c->db_path, &ro, &src, err);
+        rc = cw_store_open(c->store_url, &ro, &src, err);
     if (!rc)
         rc = cw_store_open(into, NULL, &dst, err);
     if (!rc)

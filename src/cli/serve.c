@@ -159,7 +159,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
     if (!rc)
         rc = cw_cli_domain(&o->c, &d, err);
     struct cw_engine_config cfg = {
-        .db_path = o->c.db_path,
+        .db_path = o->c.store_url,
         .queue_capacity = (size_t)o->queue_capacity,
         .max_batch = (size_t)o->max_batch,
         .observer = cw_metrics_observe_commit,
