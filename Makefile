@@ -7,7 +7,7 @@
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
-PKGS     := jansson sqlite3 libsodium libwebsockets
+PKGS     := jansson sqlite3 libsodium libwebsockets libpq
 TEST_PKGS := cmocka
 CC       ?= cc
 SANITIZE ?=

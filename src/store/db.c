@@ -22,7 +22,8 @@ int cw_store_parse_url(const char *url, const struct cw_store_backend **be, cons
         *be = &cw_store_sqlite;
         *target = url + 7;
     } else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
-        return cw_error_set(err, CW_ERR_INVALID, NULL, "this build has no PostgreSQL store");
+        *be = &cw_store_pg;
+        *target = url;
     } else if (strstr(url, "://")) {
         return cw_error_set(err, CW_ERR_INVALID, NULL,
                             "unknown store '%.*s': use sqlite:PATH or postgres://...",
@@ -395,12 +396,13 @@ int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char
 {
     /* Two shapes so the (user_uuid, position) index serves per-user scans. */
     const char *sql =
-        user_uuid ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-                    " client_id, client_seq, recorded_at FROM events"
-                    " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position"
-                  : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-                    " client_id, client_seq, recorded_at FROM events"
-                    " WHERE ? IS NULL AND position > ? AND position <= ? ORDER BY position";
+        user_uuid
+            ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
+              " client_id, client_seq, recorded_at FROM events"
+              " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position"
+            : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
+              " client_id, client_seq, recorded_at FROM events"
+              " WHERE CAST(? AS TEXT) IS NULL AND position > ? AND position <= ? ORDER BY position";
     struct cw_stmt *st = cw_db_prepare(db, sql, err);
     if (!st)
         return CW_ERR_STORE;

@@ -1,0 +1,992 @@
+/*
+ * store_pg.c - the store on PostgreSQL through libpq (see store.h, backend.h).
+ *
+ * One connection per cw_db: the processor's writer, one per query worker.
+ * Domain SQL is written once for both backends: ? placeholders become $n
+ * here, and in migrations the word INTEGER becomes BIGINT (SQLite's
+ * integers are 64-bit). Statements are prepared once per connection and
+ * cached by their SQL text; parameters travel as text and PostgreSQL infers
+ * their types from the statement. Results are read whole, so a statement
+ * can stay open while others run on the same connection, as in SQLite.
+ *
+ * Commits are durable (synchronous_commit = on). A lost connection is
+ * CW_ERR_AGAIN; the next transaction reconnects and prepares again. SQLSTATEs
+ * are translated here and nowhere else.
+ */
+#include "backend.h"
+#include "core/alloc.h"
+#include "core/registry.h"
+#include "core/buf.h"
+#include "core/strmap.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Type OIDs of the results that become JSON numbers (pg_type.h is server-side). */
+enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_TEXT = 25, OID_OID = 26 };
+enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
+
+#define MAX_PARAMS 1024
+
+struct cw_stmt {
+    const struct cw_store_backend *be; /* first: what db.c reads */
+    struct cw_db *db;
+    char *sql;     /* the cache's key, as the caller wrote it */
+    char *pg_sql;  /* with $n placeholders */
+    char name[24]; /* of the prepared statement */
+    unsigned gen;  /* the connection it was prepared on; 0: not yet */
+    int n_params;  /* the highest ? number */
+    const char **values;
+    char **owned;     /* copies made by bind_text */
+    char (*ints)[24]; /* integers bound, as text */
+    PGresult *res;    /* the rows of the current step, or NULL */
+    int row, n_rows;
+    int64_t changes;
+};
+
+struct cw_db {
+    const struct cw_store_backend *be; /* first: what db.c reads */
+    PGconn *conn;
+    struct cw_store *store;
+    unsigned gen; /* bumped at each (re)connection: prepared statements are lost */
+    unsigned next_name;
+    bool in_tx;             /* between BEGIN and COMMIT or ROLLBACK: a lost connection lost it */
+    struct cw_strmap cache; /* SQL text -> struct cw_stmt *; keys owned by the statements */
+    struct cw_buf scratch;
+    int64_t total_changes;
+    struct cw_db *next; /* in the store's list of open readers */
+    bool read_only;     /* a reader, or the writer of a read-only store */
+    char message[256];  /* libpq's last connection message, its first line */
+};
+
+struct cw_store {
+    const struct cw_store_backend *be; /* first: what db.c reads */
+    char *url;
+    struct cw_store_options opt;
+    struct cw_db *writer;
+    const struct cw_domain *domain;
+    pthread_mutex_t lock; /* {readers} */
+    struct cw_db *readers;
+};
+
+/* The core schema: the final shape of SQLite's core:001 and core:002. */
+static const char core_schema[] = "CREATE TABLE IF NOT EXISTS events ("
+                                  " position BIGINT PRIMARY KEY,"
+                                  " uuid TEXT NOT NULL UNIQUE,"
+                                  " command_uuid TEXT NOT NULL,"
+                                  " name TEXT NOT NULL,"
+                                  " version INTEGER NOT NULL,"
+                                  " data TEXT NOT NULL,"
+                                  " meta TEXT NOT NULL,"
+                                  " user_uuid TEXT,"
+                                  " client_id TEXT,"
+                                  " client_seq BIGINT,"
+                                  " recorded_at BIGINT NOT NULL);"
+                                  "CREATE INDEX IF NOT EXISTS events_by_user"
+                                  " ON events(user_uuid, position);"
+                                  "CREATE TABLE IF NOT EXISTS commands ("
+                                  " uuid TEXT NOT NULL,"
+                                  " user_uuid TEXT NOT NULL,"
+                                  " client_id TEXT NOT NULL,"
+                                  " client_seq BIGINT NOT NULL,"
+                                  " name TEXT NOT NULL,"
+                                  " data TEXT NOT NULL,"
+                                  " meta TEXT NOT NULL,"
+                                  " received_at BIGINT NOT NULL,"
+                                  " outcome TEXT NOT NULL,"
+                                  " first_position BIGINT,"
+                                  " last_position BIGINT,"
+                                  " reject_code TEXT,"
+                                  " reject_message TEXT,"
+                                  " UNIQUE (user_uuid, client_id, client_seq));";
+
+/*
+ * The same ids as SQLite's, so that a log copied between backends carries
+ * a schema_migrations both read alike; 002 is already in 001's shape here.
+ */
+static const struct cw_migration core_migrations[] = {
+    {.id = "core:001-log", .sql = core_schema},
+    {.id = "core:002-commands-by-key", .sql = "SELECT 1"},
+};
+
+static void db_close(struct cw_db *db);
+static int stmt_step(struct cw_stmt *st, struct cw_error *err);
+static void stmt_reset(struct cw_stmt *st);
+
+/* ------------------------------------------------------------- errors */
+
+/*
+ * What waiting and trying again can cure: a lost or refused connection
+ * (08, 57P01-03), serialization failures and deadlocks (40001, 40P01),
+ * full disks and exhausted resources (53), statement and lock timeouts
+ * (57014, 55P03), I/O errors (58).
+ */
+static bool transient(const char *state)
+{
+    if (!state)
+        return true; /* no SQLSTATE: libpq lost the connection */
+    static const char *const prefixes[] = {"08",    "40001", "40P01", "53",    "57014",
+                                           "57P01", "57P02", "57P03", "55P03", "58"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(state, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The first line of res's error message, or of the connection's. */
+static const char *message(struct cw_db *db, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!msg || !*msg) {
+        /* libpq's own ("server closed the connection...") end in a newline. */
+        snprintf(db->message, sizeof(db->message), "%s", PQerrorMessage(db->conn));
+        db->message[strcspn(db->message, "\n")] = '\0';
+        msg = db->message;
+    }
+    return msg;
+}
+
+/* Translates a failed result (or none) on db into CW_ERR_AGAIN or CW_ERR_STORE. */
+static int fail(struct cw_db *db, const PGresult *res, struct cw_error *err, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    bool lost = PQstatus(db->conn) != CONNECTION_OK;
+    int rc = lost || transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
+    return cw_error_set(err, rc, "internal-error", "%s: %s", what, message(db, res));
+}
+
+/* Runs sql (no parameters; several statements allowed) with the simple protocol. */
+static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    PGresult *res = PQexec(db->conn, sql);
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? CW_OK : fail(db, res, err, "exec");
+    if (!rc)
+        db->total_changes += atoll(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void on_notice(void *arg, const char *message)
+{
+    /* "relation already exists, skipping" and the like: not for stderr. */
+}
+
+/* The session settings every connection starts with (and starts again with). */
+static int configure(struct cw_db *db, struct cw_error *err)
+{
+    PQsetNoticeProcessor(db->conn, on_notice, NULL);
+    /*
+     * The writer waits for a lock at most 100 ms, as on SQLite: longer
+     * waits are the processor's retry loop's, which backs off and counts.
+     */
+    return exec_sql(db,
+                    db->read_only ? "SET synchronous_commit = on;"
+                                    " SET default_transaction_read_only = on;"
+                                  : "SET synchronous_commit = on; SET lock_timeout = 100;",
+                    err);
+}
+
+static int connect_db(struct cw_store *s, bool reader, struct cw_db **out, struct cw_error *err)
+{
+    struct cw_db *db = cw_xcalloc(1, sizeof(*db));
+    db->read_only = reader || s->opt.read_only;
+    db->be = &cw_store_pg;
+    db->store = s;
+    db->gen = 1;
+    cw_strmap_init(&db->cache);
+    db->conn = PQconnectdb(s->url);
+    int rc = CW_OK;
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(db->conn);
+        bool missing = strstr(msg, "does not exist") != NULL;
+        char label[512];
+        cw_store_url_label(s->url, label, sizeof(label));
+        rc = cw_error_set(err, missing ? CW_ERR_NOT_FOUND : CW_ERR_AGAIN, NULL,
+                          "cannot connect to %s: %.*s", label, (int)strcspn(msg, "\n"), msg);
+    }
+    if (!rc)
+        rc = configure(db, err);
+    if (rc) {
+        db_close(db);
+        return rc;
+    }
+    *out = db;
+    return CW_OK;
+}
+
+/*
+ * Outside a transaction, a lost connection is made again: the statements
+ * prepared on the old one are prepared anew when next used.
+ */
+static int reconnect_if_lost(struct cw_db *db, struct cw_error *err)
+{
+    if (PQstatus(db->conn) == CONNECTION_OK)
+        return CW_OK;
+    PQreset(db->conn);
+    db->gen++;
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return fail(db, NULL, err, "reconnect");
+    return configure(db, err);
+}
+
+static int store_open(const char *url, const struct cw_store_options *opt, struct cw_store **out,
+                      struct cw_error *err)
+{
+    struct cw_store *s = cw_xcalloc(1, sizeof(*s));
+    s->be = &cw_store_pg;
+    s->url = cw_xstrdup(url);
+    if (opt)
+        s->opt = *opt;
+    pthread_mutex_init(&s->lock, NULL);
+    int rc = connect_db(s, false, &s->writer, err);
+    if (rc) {
+        pthread_mutex_destroy(&s->lock);
+        free(s->url);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return CW_OK;
+}
+
+static void stmt_free(struct cw_stmt *st)
+{
+    PQclear(st->res);
+    for (int i = 0; i < st->n_params; i++)
+        free(st->owned[i]);
+    free(st->owned);
+    free(st->values);
+    free(st->ints);
+    free(st->pg_sql);
+    free(st->sql);
+    free(st);
+}
+
+static void db_close(struct cw_db *db)
+{
+    struct cw_store *s = db->store;
+    if (s && db != s->writer) {
+        pthread_mutex_lock(&s->lock);
+        for (struct cw_db **p = &s->readers; *p; p = &(*p)->next) {
+            if (*p == db) {
+                *p = db->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    for (size_t i = 0; i < db->cache.cap; i++)
+        if (db->cache.keys[i])
+            stmt_free(db->cache.values[i]);
+    cw_strmap_release(&db->cache);
+    cw_buf_release(&db->scratch);
+    PQfinish(db->conn);
+    free(db);
+}
+
+static void store_close(struct cw_store *s)
+{
+    while (s->readers)
+        db_close(s->readers);
+    if (s->writer) {
+        s->writer->store = NULL;
+        db_close(s->writer);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s->url);
+    free(s);
+}
+
+static void finish_checkpoint(struct cw_store *s)
+{
+    /* PostgreSQL checkpoints on its own. */
+}
+
+static struct cw_db *store_writer(struct cw_store *s)
+{
+    return s->writer;
+}
+
+static int reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err)
+{
+    struct cw_db *db;
+    int rc = connect_db(s, true, &db, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    db->next = s->readers;
+    s->readers = db;
+    pthread_mutex_unlock(&s->lock);
+    *out = db;
+    return CW_OK;
+}
+
+static void set_domain(struct cw_store *s, const struct cw_domain *d)
+{
+    s->domain = d;
+}
+
+static const struct cw_domain *db_domain(struct cw_db *db)
+{
+    return db->store ? db->store->domain : NULL;
+}
+
+/* ------------------------------------------------------------ SQL text */
+
+/* Length of the quoted text or comment at p ('...', "...", -- or block), else 0. */
+static size_t skip_quoted(const char *p)
+{
+    const char *q = p;
+    if (*p == '\'' || *p == '"') {
+        for (q++; *q; q++)
+            if (*q == *p && q[1] != *p)
+                return (size_t)(q + 1 - p);
+            else if (*q == *p)
+                q++; /* a doubled quote stands for itself */
+        return (size_t)(q - p);
+    }
+    if (p[0] == '-' && p[1] == '-')
+        return strcspn(p, "\n");
+    if (p[0] == '/' && p[1] == '*') {
+        const char *end = strstr(p + 2, "*/");
+        return end ? (size_t)(end + 2 - p) : strlen(p);
+    }
+    return 0;
+}
+
+static bool word_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+/*
+ * Copies sql into out with each ? numbered $1, $2, ... and, for DDL, each
+ * word INTEGER made BIGINT. Returns the number of placeholders.
+ */
+static int adapt_sql(const char *sql, bool ddl, struct cw_buf *out)
+{
+    int n = 0;
+    cw_buf_reset(out);
+    for (const char *p = sql; *p;) {
+        size_t q = skip_quoted(p);
+        if (q) {
+            cw_buf_add(out, p, q);
+            p += q;
+        } else if (*p == '?') {
+            char num[16];
+            cw_buf_add(out, num, (size_t)snprintf(num, sizeof(num), "$%d", ++n));
+            p++;
+        } else if (ddl && strncasecmp(p, "integer", 7) == 0 && (p == sql || !word_char(p[-1])) &&
+                   !word_char(p[7])) {
+            cw_buf_adds(out, "BIGINT");
+            p += 7;
+        } else {
+            cw_buf_add(out, p++, 1);
+        }
+    }
+    cw_buf_add(out, "", 1);
+    return n;
+}
+
+/* ----------------------------------------------------------- statements */
+
+/* Runs sql on db, ignoring its outcome: the savepoints around a prepare. */
+static void quietly(struct cw_db *db, const char *sql)
+{
+    PQclear(PQexec(db->conn, sql));
+}
+
+/*
+ * Prepares st as name with the parameter types in types; inside a
+ * transaction under a savepoint, as a failed prepare would abort it.
+ */
+static PGresult *prepare_typed(struct cw_stmt *st, const Oid *types)
+{
+    struct cw_db *db = st->db;
+    if (db->in_tx)
+        quietly(db, "SAVEPOINT cw_prepare");
+    PGresult *res = PQprepare(db->conn, st->name, st->pg_sql, st->n_params, types);
+    if (db->in_tx)
+        quietly(db, PQresultStatus(res) == PGRES_COMMAND_OK
+                        ? "RELEASE SAVEPOINT cw_prepare"
+                        : "ROLLBACK TO SAVEPOINT cw_prepare; RELEASE SAVEPOINT cw_prepare");
+    return res;
+}
+
+/*
+ * Prepares st on its connection if this connection has not seen it. SQLite
+ * types values, not columns: a parameter first bound to an integer is
+ * declared BIGINT, so that SELECT ? returns a number; the others are left
+ * to PostgreSQL to infer, and where it cannot (? IS NULL), taken as TEXT.
+ */
+static int ensure_prepared(struct cw_stmt *st, struct cw_error *err)
+{
+    struct cw_db *db = st->db;
+    if (st->gen == db->gen)
+        return CW_OK;
+    snprintf(st->name, sizeof(st->name), "cw%u", ++db->next_name);
+    Oid *types = cw_xcalloc((size_t)st->n_params + 1, sizeof(*types));
+    for (int i = 0; i < st->n_params; i++)
+        types[i] = st->values[i] == st->ints[i] ? OID_INT8 : 0;
+    PGresult *res = prepare_typed(st, types);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && strcmp(state, "42P18") == 0) { /* indeterminate datatype */
+        for (int i = 0; i < st->n_params; i++)
+            types[i] = types[i] ? types[i] : OID_TEXT;
+        PQclear(res);
+        res = prepare_typed(st, types);
+    }
+    free(types);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? CW_OK : fail(db, res, err, "prepare");
+    PQclear(res);
+    if (!rc)
+        st->gen = db->gen;
+    return rc;
+}
+
+static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_strmap_get(&db->cache, sql);
+    if (st) {
+        stmt_reset(st);
+        st->changes = 0;
+    } else {
+        st = cw_xcalloc(1, sizeof(*st));
+        st->be = &cw_store_pg;
+        st->db = db;
+        st->sql = cw_xstrdup(sql);
+        st->n_params = adapt_sql(sql, false, &db->scratch);
+        st->pg_sql = cw_xstrdup(db->scratch.data);
+        if (st->n_params > MAX_PARAMS) {
+            cw_error_set(err, CW_ERR_STORE, NULL, "more than %d parameters: %.60s", MAX_PARAMS,
+                         sql);
+            stmt_free(st);
+            return NULL;
+        }
+        int n = st->n_params ? st->n_params : 1;
+        st->values = cw_xcalloc((size_t)n, sizeof(*st->values));
+        st->owned = cw_xcalloc((size_t)n, sizeof(*st->owned));
+        st->ints = cw_xcalloc((size_t)n, sizeof(*st->ints));
+        cw_strmap_put(&db->cache, st->sql, st);
+    }
+    /*
+     * Prepared at the first step, when the bindings tell the parameters'
+     * types: an error in the SQL shows there.
+     */
+    return st;
+}
+
+static int bind_null(struct cw_stmt *st, int idx);
+
+static struct cw_stmt *db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = prepare_unbound(db, sql, err);
+    for (int i = 1; st && i <= st->n_params; i++)
+        bind_null(st, i); /* a parameter left unbound reads NULL */
+    return st;
+}
+
+/* Slot idx (1-based), its old copy freed; NULL when idx is out of range. */
+static bool slot(struct cw_stmt *st, int idx)
+{
+    if (idx < 1 || idx > st->n_params)
+        return false;
+    free(st->owned[idx - 1]);
+    st->owned[idx - 1] = NULL;
+    return true;
+}
+
+static int bind_null(struct cw_stmt *st, int idx)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    st->values[idx - 1] = NULL;
+    return CW_OK;
+}
+
+static int bind_text(struct cw_stmt *st, int idx, const char *text)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    st->owned[idx - 1] = text ? cw_xstrdup(text) : NULL;
+    st->values[idx - 1] = st->owned[idx - 1];
+    return CW_OK;
+}
+
+static int bind_text_static(struct cw_stmt *st, int idx, const char *text)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    st->values[idx - 1] = text;
+    return CW_OK;
+}
+
+static int bind_int(struct cw_stmt *st, int idx, int64_t value)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    snprintf(st->ints[idx - 1], sizeof(st->ints[0]), "%lld", (long long)value);
+    st->values[idx - 1] = st->ints[idx - 1];
+    return CW_OK;
+}
+
+/* Runs st: its rows wait in st->res, its row count in st->changes. */
+static int execute(struct cw_stmt *st, struct cw_error *err)
+{
+    struct cw_db *db = st->db;
+    int rc = db->in_tx ? CW_OK : reconnect_if_lost(db, err);
+    if (!rc)
+        rc = ensure_prepared(st, err);
+    if (rc)
+        return rc;
+    PGresult *res = PQexecPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0);
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        rc = fail(db, res, err, "step");
+        PQclear(res);
+        return rc;
+    }
+    st->changes = atoll(PQcmdTuples(res));
+    db->total_changes += st->changes;
+    st->res = res;
+    st->row = -1;
+    st->n_rows = PQntuples(res);
+    return CW_OK;
+}
+
+static int stmt_step(struct cw_stmt *st, struct cw_error *err)
+{
+    if (!st->res) {
+        int rc = execute(st, err);
+        if (rc)
+            return rc;
+    }
+    if (++st->row < st->n_rows)
+        return CW_ROW;
+    PQclear(st->res);
+    st->res = NULL;
+    return CW_DONE;
+}
+
+static void stmt_reset(struct cw_stmt *st)
+{
+    PQclear(st->res);
+    st->res = NULL;
+}
+
+static int64_t stmt_changes(struct cw_stmt *st)
+{
+    return st->changes;
+}
+
+static bool stmt_is_null(struct cw_stmt *st, int col)
+{
+    return !st->res || PQgetisnull(st->res, st->row, col);
+}
+
+static const char *stmt_text(struct cw_stmt *st, int col)
+{
+    return stmt_is_null(st, col) ? NULL : PQgetvalue(st->res, st->row, col);
+}
+
+/* SQLite reads a truth value as 0 or 1; so does this store. */
+static int64_t stmt_int(struct cw_stmt *st, int col)
+{
+    const char *v = stmt_text(st, col);
+    if (!v)
+        return 0;
+    if (PQftype(st->res, col) == OID_BOOL)
+        return *v == 't';
+    return strtoll(v, NULL, 10);
+}
+
+static int stmt_columns(struct cw_stmt *st)
+{
+    return st->res ? PQnfields(st->res) : 0;
+}
+
+static const char *stmt_column_name(struct cw_stmt *st, int col)
+{
+    return st->res ? PQfname(st->res, col) : NULL;
+}
+
+static json_t *stmt_json(struct cw_stmt *st, int col)
+{
+    const char *v = stmt_text(st, col);
+    if (!v)
+        return json_null();
+    switch (PQftype(st->res, col)) {
+    case OID_BOOL:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID:
+        return json_integer(stmt_int(st, col));
+    case OID_NUMERIC:
+        if (!strpbrk(v, ".eEN")) /* a whole number, as SUM(BIGINT) gives */
+            return json_integer(strtoll(v, NULL, 10));
+        return json_real(strtod(v, NULL));
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+        return json_real(strtod(v, NULL));
+    default:
+        return json_stringn(v, (size_t)PQgetlength(st->res, st->row, col));
+    }
+}
+
+/* --------------------------------------------------------- transactions */
+
+static int db_begin(struct cw_db *db, struct cw_error *err)
+{
+    int rc = reconnect_if_lost(db, err);
+    if (!rc)
+        rc = exec_sql(db, "BEGIN", err);
+    db->in_tx = !rc;
+    return rc;
+}
+
+static void db_rollback(struct cw_db *db)
+{
+    db->in_tx = false;
+    if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+        exec_sql(db, "ROLLBACK", NULL);
+}
+
+static int db_commit(struct cw_db *db, struct cw_error *err)
+{
+    /* A failed transaction "commits" as a rollback: say so instead. */
+    if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
+        db_rollback(db);
+        return cw_error_set(err, CW_ERR_STORE, "internal-error",
+                            "commit: the transaction had failed");
+    }
+    db->in_tx = false;
+    return exec_sql(db, "COMMIT", err);
+}
+
+static int db_savepoint(struct cw_db *db, struct cw_error *err)
+{
+    return exec_sql(db, "SAVEPOINT cmd", err);
+}
+
+static int db_release(struct cw_db *db, struct cw_error *err)
+{
+    return exec_sql(db, "RELEASE SAVEPOINT cmd", err);
+}
+
+static void db_rollback_to(struct cw_db *db)
+{
+    exec_sql(db, "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd", NULL);
+}
+
+static int snapshot_begin(struct cw_db *db, struct cw_error *err)
+{
+    int rc = reconnect_if_lost(db, err);
+    /* The snapshot is taken at the first statement, not at BEGIN: take it now. */
+    if (!rc)
+        rc = exec_sql(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1", err);
+    db->in_tx = true;
+    if (rc)
+        db_rollback(db);
+    return rc;
+}
+
+static void snapshot_end(struct cw_db *db)
+{
+    db_rollback(db);
+}
+
+/* ----------------------------------------------------------- migrations */
+
+static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_text_static(st, 1, id);
+    int rc = stmt_step(st, err);
+    *yes = rc == CW_ROW;
+    if (rc == CW_ROW)
+        stmt_reset(st);
+    return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
+}
+
+static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
+                       struct cw_error *err)
+{
+    int rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    bool done;
+    rc = applied(db, id, &done, err);
+    if (rc || done)
+        goto out;
+    struct cw_buf text = CW_BUF_INIT;
+    adapt_sql(sql, true, &text);
+    PGresult *res = PQexec(db->conn, text.data);
+    cw_buf_release(&text);
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        rc = cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id, message(db, res));
+    PQclear(res);
+    if (rc)
+        goto out;
+    struct cw_stmt *st =
+        db_prepare(db, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", err);
+    rc = st ? CW_OK : CW_ERR_STORE;
+    if (!rc) {
+        bind_text_static(st, 1, id);
+        bind_int(st, 2, cw_now_us());
+        rc = stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+    }
+    if (!rc && n_applied)
+        ++*n_applied;
+out:
+    if (rc || done)
+        db_rollback(db);
+    else
+        rc = db_commit(db, err);
+    return rc;
+}
+
+static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                         struct cw_error *err)
+{
+    struct cw_db *db = s->writer;
+    if (n_applied)
+        *n_applied = 0;
+    if (s->opt.read_only)
+        return cw_error_set(err, CW_ERR_STORE, NULL, "the store is open read-only");
+    /*
+     * Two processes migrating at once would race on the first CREATE: the
+     * record table is made under a transaction-scoped advisory lock.
+     */
+    int rc = exec_sql(db,
+                      "BEGIN; SELECT pg_advisory_xact_lock(7271);"
+                      " CREATE TABLE IF NOT EXISTS schema_migrations ("
+                      " id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); COMMIT",
+                      err);
+    if (rc)
+        db_rollback(db);
+    for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
+        rc = migrate_one(db, core_migrations[i].id, core_migrations[i].sql, n_applied, err);
+    for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
+        rc = migrate_one(db, d->migrations[i].id,
+                         d->migrations[i].sql_pg ? d->migrations[i].sql_pg : d->migrations[i].sql,
+                         n_applied, err);
+    return rc;
+}
+
+/* --------------------------------------------------------- command log */
+
+static int find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(
+        db,
+        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
+        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_text_static(st, 1, user_uuid);
+    bind_text_static(st, 2, client_id);
+    bind_int(st, 3, client_seq);
+    int rc = stmt_step(st, err);
+    if (rc == CW_DONE)
+        return CW_ERR_NOT_FOUND;
+    if (rc != CW_ROW)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->uuid, sizeof(out->uuid), "%s", stmt_text(st, 0));
+    out->rejected = strcmp(stmt_text(st, 1), "rejected") == 0;
+    out->first_position = stmt_int(st, 2);
+    out->last_position = stmt_int(st, 3);
+    if (!stmt_is_null(st, 4))
+        snprintf(out->reject_code, sizeof(out->reject_code), "%s", stmt_text(st, 4));
+    if (!stmt_is_null(st, 5))
+        snprintf(out->reject_message, sizeof(out->reject_message), "%s", stmt_text(st, 5));
+    stmt_reset(st);
+    return CW_OK;
+}
+
+/* Binds text, or v serialised (an absent v reads {}) as an owned copy. */
+static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_t *v)
+{
+    if (text) {
+        bind_text_static(st, idx, text);
+        return;
+    }
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    bind_text(st, idx, s ? s : "{}");
+    free(s);
+}
+
+/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
+static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
+{
+    bind_text_static(st, first, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        bind_int(st, first + 1, rec->first_position);
+        bind_int(st, first + 2, rec->last_position);
+    } else {
+        bind_null(st, first + 1);
+        bind_null(st, first + 2);
+    }
+    bind_text_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
+    bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
+}
+
+static int insert_command(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, const char *data_text,
+                          const char *meta_text, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(
+        db,
+        "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
+        " received_at, outcome, first_position, last_position, reject_code, reject_message)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_text_static(st, 1, cmd->uuid);
+    bind_text_static(st, 2, cmd->user_uuid);
+    bind_text_static(st, 3, cmd->client_id);
+    bind_int(st, 4, cmd->client_seq);
+    bind_text_static(st, 5, cmd->name);
+    bind_json(st, 6, data_text, cmd->data);
+    bind_json(st, 7, meta_text, cmd->meta);
+    bind_int(st, 8, cmd->received_at);
+    bind_outcome(st, 9, rec);
+    int rc = stmt_step(st, err);
+    if (rc != CW_DONE)
+        return rc;
+    return st->changes ? CW_OK : CW_ERR_EXISTS;
+}
+
+static int update_command(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(db,
+                                    "UPDATE commands SET outcome = ?, first_position = ?,"
+                                    " last_position = ?, reject_code = ?, reject_message = ?"
+                                    " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+                                    err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_outcome(st, 1, rec);
+    bind_text_static(st, 6, cmd->user_uuid);
+    bind_text_static(st, 7, cmd->client_id);
+    bind_int(st, 8, cmd->client_seq);
+    int rc = stmt_step(st, err);
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+/* ------------------------------------------------------------ event log */
+
+static void hold_events(struct cw_db *db, bool on)
+{
+    /* Each event is inserted as it comes: nothing is held back. */
+}
+
+static bool held_lost(struct cw_db *db)
+{
+    return false;
+}
+
+static int append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                        const char *meta_text, struct cw_error *err)
+{
+    struct cw_stmt *st =
+        db_prepare(db,
+                   "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
+                   " user_uuid, client_id, client_seq, recorded_at)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_int(st, 1, ev->position);
+    bind_text_static(st, 2, ev->uuid);
+    bind_text_static(st, 3, ev->command_uuid);
+    bind_text_static(st, 4, ev->name);
+    bind_int(st, 5, ev->version);
+    bind_json(st, 6, data_text, ev->data);
+    bind_json(st, 7, meta_text, ev->meta);
+    bind_text_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    bind_text_static(st, 9, ev->client_id);
+    bind_int(st, 10, ev->client_seq);
+    bind_int(st, 11, ev->recorded_at);
+    int rc = stmt_step(st, err);
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+static int64_t total_changes(struct cw_db *db)
+{
+    return db->total_changes;
+}
+
+static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc = stmt_step(st, err);
+    if (rc != CW_ROW)
+        return rc == CW_DONE ? CW_ERR_STORE : rc;
+    *out = stmt_int(st, 0);
+    stmt_reset(st);
+    return CW_OK;
+}
+
+const struct cw_store_backend cw_store_pg = {
+    .name = "postgres",
+    .open = store_open,
+    .close = store_close,
+    .migrate = store_migrate,
+    .finish_checkpoint = finish_checkpoint,
+    .writer = store_writer,
+    .reader_open = reader_open,
+    .set_domain = set_domain,
+    .db_close = db_close,
+    .domain = db_domain,
+    .prepare = db_prepare,
+    .begin = db_begin,
+    .commit = db_commit,
+    .rollback = db_rollback,
+    .savepoint = db_savepoint,
+    .release = db_release,
+    .rollback_to = db_rollback_to,
+    .snapshot_begin = snapshot_begin,
+    .snapshot_end = snapshot_end,
+    .find_command = find_command,
+    .insert_command = insert_command,
+    .update_command = update_command,
+    .hold_events = hold_events,
+    .held_lost = held_lost,
+    .append_event = append_event,
+    .total_changes = total_changes,
+    .last_position = last_position,
+    .bind_text = bind_text,
+    .bind_text_static = bind_text_static,
+    .bind_int = bind_int,
+    .bind_null = bind_null,
+    .step = stmt_step,
+    .reset = stmt_reset,
+    .changes = stmt_changes,
+    .text = stmt_text,
+    .integer = stmt_int,
+    .is_null = stmt_is_null,
+    .columns = stmt_columns,
+    .column_name = stmt_column_name,
+    .json = stmt_json,
+};
