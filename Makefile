@@ -43,7 +43,7 @@ INT_BIN  := $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 MODULES  := $(patsubst tests/modules/%.c,$(BUILD)/tests/%.so,$(wildcard tests/modules/*.c))
 TOOLS    := $(BUILD)/bench-engine
 
-.PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt
+.PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt
 
 all: $(BIN)
 
@@ -90,9 +90,10 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory check-fmt
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
+	$(Q)$(MAKE) --no-print-directory test-pg
 	$(Q)BUILD=build tests/browser/run.sh
 	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), browser, fuzz"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), browser, fuzz"
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
@@ -101,6 +102,16 @@ test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 	$(Q)BUILD=$(BUILD) tests/e2e/run.sh
+
+test-bins: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES)
+
+# The store-facing unit, integration and end-to-end tests again on a
+# throwaway PostgreSQL 15 cluster (tests/pg/run.sh starts and stops it),
+# plain and under ASan+UBSan.
+test-pg: deps
+	$(Q)$(MAKE) --no-print-directory test-bins
+	$(Q)$(MAKE) --no-print-directory test-bins SANITIZE=address,undefined
+	$(Q)tests/pg/run.sh build build/san
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine

@@ -56,6 +56,7 @@ struct cw_db {
     unsigned gen; /* bumped at each (re)connection: prepared statements are lost */
     unsigned next_name;
     bool in_tx;             /* between BEGIN and COMMIT or ROLLBACK: a lost connection lost it */
+    bool lost;              /* a call failed for want of a connection: reconnect before the next */
     struct cw_strmap cache; /* SQL text -> struct cw_stmt *; keys owned by the statements */
     struct cw_buf scratch;
     int64_t total_changes;
@@ -155,8 +156,13 @@ static const char *message(struct cw_db *db, const PGresult *res)
 static int fail(struct cw_db *db, const PGresult *res, struct cw_error *err, const char *what)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    bool lost = PQstatus(db->conn) != CONNECTION_OK;
-    int rc = lost || transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
+    /*
+     * An error without a SQLSTATE is libpq's own: the connection is gone,
+     * though PQstatus may still say otherwise until the next call.
+     */
+    if (!state || PQstatus(db->conn) != CONNECTION_OK)
+        db->lost = true;
+    int rc = db->lost || transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
     return cw_error_set(err, rc, "internal-error", "%s: %s", what, message(db, res));
 }
 
@@ -228,13 +234,35 @@ static int connect_db(struct cw_store *s, bool reader, struct cw_db **out, struc
  */
 static int reconnect_if_lost(struct cw_db *db, struct cw_error *err)
 {
-    if (PQstatus(db->conn) == CONNECTION_OK)
+    if (PQstatus(db->conn) == CONNECTION_OK && !db->lost)
         return CW_OK;
     PQreset(db->conn);
     db->gen++;
+    db->lost = false;
     if (PQstatus(db->conn) != CONNECTION_OK)
         return fail(db, NULL, err, "reconnect");
     return configure(db, err);
+}
+
+/* Was the connection found lost outside a transaction (so nothing of one is lost)? */
+static bool lost_idle(struct cw_db *db)
+{
+    return !db->in_tx && (db->lost || PQstatus(db->conn) != CONNECTION_OK);
+}
+
+/* Begins a transaction with sql, on a new connection if the old one turns out lost. */
+static int begin_with(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    int rc = reconnect_if_lost(db, err);
+    if (!rc)
+        rc = exec_sql(db, sql, err);
+    if (rc && lost_idle(db)) {
+        rc = reconnect_if_lost(db, err);
+        if (!rc)
+            rc = exec_sql(db, sql, err);
+    }
+    db->in_tx = !rc;
+    return rc;
 }
 
 static int store_open(const char *url, const struct cw_store_options *opt, struct cw_store **out,
@@ -538,8 +566,8 @@ static int bind_int(struct cw_stmt *st, int idx, int64_t value)
     return CW_OK;
 }
 
-/* Runs st: its rows wait in st->res, its row count in st->changes. */
-static int execute(struct cw_stmt *st, struct cw_error *err)
+/* Runs st once: its rows wait in st->res, its row count in st->changes. */
+static int execute_once(struct cw_stmt *st, struct cw_error *err)
 {
     struct cw_db *db = st->db;
     int rc = db->in_tx ? CW_OK : reconnect_if_lost(db, err);
@@ -560,6 +588,19 @@ static int execute(struct cw_stmt *st, struct cw_error *err)
     st->row = -1;
     st->n_rows = PQntuples(res);
     return CW_OK;
+}
+
+/*
+ * libpq learns that a connection was lost by using it: outside a
+ * transaction, where nothing else is lost with it, a statement that meets
+ * a lost connection runs once more on a new one.
+ */
+static int execute(struct cw_stmt *st, struct cw_error *err)
+{
+    int rc = execute_once(st, err);
+    if (rc && lost_idle(st->db))
+        rc = execute_once(st, err);
+    return rc;
 }
 
 static int stmt_step(struct cw_stmt *st, struct cw_error *err)
@@ -646,11 +687,7 @@ static json_t *stmt_json(struct cw_stmt *st, int col)
 
 static int db_begin(struct cw_db *db, struct cw_error *err)
 {
-    int rc = reconnect_if_lost(db, err);
-    if (!rc)
-        rc = exec_sql(db, "BEGIN", err);
-    db->in_tx = !rc;
-    return rc;
+    return begin_with(db, "BEGIN", err);
 }
 
 static void db_rollback(struct cw_db *db)
@@ -689,11 +726,8 @@ static void db_rollback_to(struct cw_db *db)
 
 static int snapshot_begin(struct cw_db *db, struct cw_error *err)
 {
-    int rc = reconnect_if_lost(db, err);
     /* The snapshot is taken at the first statement, not at BEGIN: take it now. */
-    if (!rc)
-        rc = exec_sql(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1", err);
-    db->in_tx = true;
+    int rc = begin_with(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1", err);
     if (rc)
         db_rollback(db);
     return rc;

@@ -13,7 +13,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 [ $# -gt 0 ] || set -- build
 # The unit and integration tests that touch the store.
-TESTS="test_store test_processor test_workers test_domain test_module_load test_crash test_replay"
+TESTS="test_store test_processor test_workers test_domain test_module_load test_crash test_pg_restart"
 
 eval "$("$HERE/cluster.sh" start)" || exit 1
 trap '"$HERE/cluster.sh" stop "$CW_PG_DIR"' EXIT
@@ -25,6 +25,17 @@ for build in "$@"; do
     echo "== PostgreSQL: unit and integration tests, $build"
     # shellcheck disable=SC2086
     BUILD=$build tests/run-unit.sh $bins || status=1
+    # Every e2e file on the plain build; under the sanitizers (three times
+    # slower) the files that exercise the store: commands, resume, queries,
+    # users, restarts. The gateway-only ones gain nothing from another store.
+    if [ "$build" = build/san ]; then
+        files="tests/e2e/ws.test.mjs tests/e2e/query.test.mjs tests/e2e/lifecycle.test.mjs tests/e2e/auth.test.mjs"
+    else
+        files=""
+    fi
+    echo "== PostgreSQL: end-to-end tests, $build ${files:-(all)}"
+    # shellcheck disable=SC2086
+    BUILD=$build tests/e2e/run.sh $files || status=1
 done
 [ $status -eq 0 ] && echo "pg: all passed" || echo "pg: FAILED"
 exit $status
