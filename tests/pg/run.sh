@@ -13,7 +13,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 cd "$ROOT"
 [ $# -gt 0 ] || set -- build
 # The unit and integration tests that touch the store.
-TESTS="test_store test_processor test_workers test_domain test_module_load test_crash test_pg_restart"
+TESTS="test_store test_processor test_workers test_domain test_module_load test_crash test_pg_restart test_replay"
 
 eval "$("$HERE/cluster.sh" start)" || exit 1
 trap '"$HERE/cluster.sh" stop "$CW_PG_DIR"' EXIT
