@@ -2,7 +2,7 @@
 #
 #   make run         install missing packages, build, serve the demo domain
 #   make test        install, build, run every test, then again under ASan+UBSan
-#   make bench-engine  in-process engine benchmark (no network)
+#   make bench-engine  in-process engine benchmark (no network); STORE=postgres://... for PostgreSQL
 #   make fmt         clang-format every C file
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
@@ -115,7 +115,7 @@ test-pg: deps
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
-	$(BUILD)/bench-engine --sweep $(BENCH_ARGS)
+	$(BUILD)/bench-engine --sweep $(if $(STORE),--store '$(STORE)') $(BENCH_ARGS)
 
 C_FILES = $(shell find src include tests tools -name '*.[ch]' -not -path '*/node_modules/*')
 
