@@ -33,6 +33,19 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 
 #define MAX_PARAMS 1024
 
+/*
+ * The processor's event rows are held back and inserted LOG_CHUNK at a
+ * time with one multi-row INSERT: a round trip to the server for many
+ * events instead of one each.
+ */
+#define LOG_CHUNK 64
+
+/* An event row held back, its strings copied (NULL stays NULL). */
+struct held_event {
+    int64_t position, version, client_seq, recorded_at;
+    char *uuid, *command_uuid, *name, *data, *meta, *user_uuid, *client_id;
+};
+
 struct cw_stmt {
     const struct cw_store_backend *be; /* first: what db.c reads */
     struct cw_db *db;
@@ -45,6 +58,7 @@ struct cw_stmt {
     char **owned;     /* copies made by bind_text */
     char (*ints)[24]; /* integers bound, as text */
     PGresult *res;    /* the rows of the current step, or NULL */
+    bool touches_log; /* reads or writes the events table: held-back rows go in first */
     int row, n_rows;
     int64_t changes;
 };
@@ -63,6 +77,11 @@ struct cw_db {
     struct cw_db *next; /* in the store's list of open readers */
     bool read_only;     /* a reader, or the writer of a read-only store */
     char message[256];  /* libpq's last connection message, its first line */
+    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    bool hold;
+    bool held_lost; /* inserting held rows failed: the batch must run again */
+    struct held_event held[LOG_CHUNK];
+    size_t n_held;
 };
 
 struct cw_store {
@@ -116,6 +135,8 @@ static const struct cw_migration core_migrations[] = {
 };
 
 static void db_close(struct cw_db *db);
+static int flush_held(struct cw_db *db, struct cw_error *err);
+static void drop_held(struct cw_db *db);
 static int stmt_step(struct cw_stmt *st, struct cw_error *err);
 static void stmt_reset(struct cw_stmt *st);
 
@@ -395,6 +416,23 @@ static bool word_char(char c)
     return isalnum((unsigned char)c) || c == '_';
 }
 
+/* Does sql hold word (any case) as a whole word outside quotes? */
+static bool has_word(const char *sql, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = sql; *p;) {
+        size_t q = skip_quoted(p);
+        if (q) {
+            p += q;
+            continue;
+        }
+        if (strncasecmp(p, word, n) == 0 && (p == sql || !word_char(p[-1])) && !word_char(p[n]))
+            return true;
+        p++;
+    }
+    return false;
+}
+
 /*
  * Copies sql into out with each ? numbered $1, $2, ... and, for DDL, each
  * word INTEGER made BIGINT. Returns the number of placeholders.
@@ -493,6 +531,7 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
         st->sql = cw_xstrdup(sql);
         st->n_params = adapt_sql(sql, false, &db->scratch);
         st->pg_sql = cw_xstrdup(db->scratch.data);
+        st->touches_log = has_word(sql, "events");
         if (st->n_params > MAX_PARAMS) {
             cw_error_set(err, CW_ERR_STORE, NULL, "more than %d parameters: %.60s", MAX_PARAMS,
                          sql);
@@ -570,6 +609,11 @@ static int bind_int(struct cw_stmt *st, int idx, int64_t value)
 static int execute_once(struct cw_stmt *st, struct cw_error *err)
 {
     struct cw_db *db = st->db;
+    if (st->touches_log && db->n_held) {
+        int flushed = flush_held(db, err);
+        if (flushed)
+            return flushed;
+    }
     int rc = db->in_tx ? CW_OK : reconnect_if_lost(db, err);
     if (!rc)
         rc = ensure_prepared(st, err);
@@ -687,11 +731,14 @@ static json_t *stmt_json(struct cw_stmt *st, int col)
 
 static int db_begin(struct cw_db *db, struct cw_error *err)
 {
+    drop_held(db);
+    db->held_lost = false;
     return begin_with(db, "BEGIN", err);
 }
 
 static void db_rollback(struct cw_db *db)
 {
+    drop_held(db);
     db->in_tx = false;
     if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
         exec_sql(db, "ROLLBACK", NULL);
@@ -699,6 +746,11 @@ static void db_rollback(struct cw_db *db)
 
 static int db_commit(struct cw_db *db, struct cw_error *err)
 {
+    int rc = flush_held(db, err);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
     /* A failed transaction "commits" as a rollback: say so instead. */
     if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
         db_rollback(db);
@@ -711,7 +763,9 @@ static int db_commit(struct cw_db *db, struct cw_error *err)
 
 static int db_savepoint(struct cw_db *db, struct cw_error *err)
 {
-    return exec_sql(db, "SAVEPOINT cmd", err);
+    /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
+    int rc = flush_held(db, err);
+    return rc ? rc : exec_sql(db, "SAVEPOINT cmd", err);
 }
 
 static int db_release(struct cw_db *db, struct cw_error *err)
@@ -721,6 +775,7 @@ static int db_release(struct cw_db *db, struct cw_error *err)
 
 static void db_rollback_to(struct cw_db *db)
 {
+    drop_held(db); /* all of it written since the savepoint */
     exec_sql(db, "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd", NULL);
 }
 
@@ -928,40 +983,119 @@ static int update_command(struct cw_db *db, const struct cw_command *cmd,
 
 /* ------------------------------------------------------------ event log */
 
+static char *dup_or_null(const char *text)
+{
+    return text ? cw_xstrdup(text) : NULL;
+}
+
+/* Frees the held rows: inserted, or undone with the transaction or savepoint. */
+static void drop_held(struct cw_db *db)
+{
+    for (size_t i = 0; i < db->n_held; i++) {
+        struct held_event *h = &db->held[i];
+        free(h->uuid), free(h->command_uuid), free(h->name), free(h->data), free(h->meta);
+        free(h->user_uuid), free(h->client_id);
+    }
+    db->n_held = 0;
+}
+
+#define EVENT_INSERT                                                                               \
+    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
+    " client_id, client_seq, recorded_at) VALUES "
+#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define EVENT_PARAMS 11
+
+/* Binds one event row from parameter base + 1 on; strings must outlive the step. */
+static void bind_event(struct cw_stmt *st, int base, const struct held_event *h)
+{
+    bind_int(st, base + 1, h->position);
+    bind_text_static(st, base + 2, h->uuid);
+    bind_text_static(st, base + 3, h->command_uuid);
+    bind_text_static(st, base + 4, h->name);
+    bind_int(st, base + 5, h->version);
+    bind_text_static(st, base + 6, h->data);
+    bind_text_static(st, base + 7, h->meta);
+    bind_text_static(st, base + 8, h->user_uuid);
+    bind_text_static(st, base + 9, h->client_id);
+    bind_int(st, base + 10, h->client_seq);
+    bind_int(st, base + 11, h->recorded_at);
+}
+
+/*
+ * Inserts the held rows with one statement. A failure loses them, and they
+ * may be earlier commands' rows: held_lost tells the processor to run the
+ * batch again without holding.
+ */
+static int flush_held(struct cw_db *db, struct cw_error *err)
+{
+    size_t n = db->n_held;
+    if (!n)
+        return CW_OK;
+    struct cw_buf sql = CW_BUF_INIT;
+    cw_buf_adds(&sql, EVENT_INSERT EVENT_ROW);
+    for (size_t i = 1; i < n; i++)
+        cw_buf_adds(&sql, "," EVENT_ROW);
+    db->n_held = 0; /* first: the insert touches the log itself */
+    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
+    cw_buf_release(&sql);
+    int rc = st ? CW_OK : CW_ERR_STORE;
+    for (size_t i = 0; !rc && i < n; i++)
+        bind_event(st, (int)i * EVENT_PARAMS, &db->held[i]);
+    if (!rc) {
+        rc = stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+    }
+    db->n_held = n;
+    drop_held(db);
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
 static void hold_events(struct cw_db *db, bool on)
 {
-    /* Each event is inserted as it comes: nothing is held back. */
+    db->hold = on;
 }
 
 static bool held_lost(struct cw_db *db)
 {
-    return false;
+    return db->held_lost;
+}
+
+/* Serialises v (an absent v reads {}) into a new string. */
+static char *json_text(const char *text, const json_t *v)
+{
+    if (text)
+        return cw_xstrdup(text);
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    return s ? s : cw_xstrdup("{}");
 }
 
 static int append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                         const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st =
-        db_prepare(db,
-                   "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta,"
-                   " user_uuid, client_id, client_seq, recorded_at)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_int(st, 1, ev->position);
-    bind_text_static(st, 2, ev->uuid);
-    bind_text_static(st, 3, ev->command_uuid);
-    bind_text_static(st, 4, ev->name);
-    bind_int(st, 5, ev->version);
-    bind_json(st, 6, data_text, ev->data);
-    bind_json(st, 7, meta_text, ev->meta);
-    bind_text_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
-    bind_text_static(st, 9, ev->client_id);
-    bind_int(st, 10, ev->client_seq);
-    bind_int(st, 11, ev->recorded_at);
-    int rc = stmt_step(st, err);
-    return rc == CW_DONE ? CW_OK : rc;
+    struct held_event *h = &db->held[db->n_held++];
+    *h = (struct held_event){
+        .position = ev->position,
+        .version = ev->version,
+        .client_seq = ev->client_seq,
+        .recorded_at = ev->recorded_at,
+        .uuid = dup_or_null(ev->uuid),
+        .command_uuid = dup_or_null(ev->command_uuid),
+        .name = dup_or_null(ev->name),
+        .data = json_text(data_text, ev->data),
+        .meta = json_text(meta_text, ev->meta),
+        .user_uuid = dup_or_null(ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL),
+        .client_id = dup_or_null(ev->client_id),
+    };
+    /* Without holding, the row goes in now, alone, and its failure is its own. */
+    if (db->hold && db->n_held < LOG_CHUNK)
+        return CW_OK;
+    bool lost = db->held_lost;
+    int rc = flush_held(db, err);
+    if (!db->hold)
+        db->held_lost = lost;
+    return rc;
 }
 
 static int64_t total_changes(struct cw_db *db)
