@@ -167,6 +167,8 @@ static int serve(struct serve_options *o, struct cw_error *err)
     };
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
+    if (!rc)
+        cw_info("store.opened", "store=%s", o->c.store_label);
     if (!rc && !o->no_demo_user && !o->c.no_demo)
         rc = ensure_demo_user(e, d, banner, sizeof(banner), err);
     if (!rc) {

@@ -214,13 +214,21 @@ export class Server {
                     `server exited (code ${this.exit.code}, signal ${this.exit.signal}) before /health answered; log:\n${this.logTail()}`,
                 );
             }
+            let r = null;
             try {
-                const r = await probe(`${this.url}/health`, 1000);
-                if (r.status === 200) return this;
-                last = `status ${r.status}: ${r.body.slice(0, 200)}`;
+                r = await probe(`${this.url}/health`, 1000);
             } catch (e) {
                 last = e.message;
             }
+            if (r && r.status === 200) {
+                // On CW_TEST_STORE=postgres://..., the server must say it runs there.
+                if (PG_ADMIN && !/store\.opened store=postgres/.test(this.log())) {
+                    await this.kill();
+                    throw new Error(`server is not on PostgreSQL; log:\n${this.logTail()}`);
+                }
+                return this;
+            }
+            if (r) last = `status ${r.status}: ${r.body.slice(0, 200)}`;
             await new Promise((r) => setTimeout(r, 50));
         }
         await this.kill();
