@@ -187,6 +187,20 @@ static int fail(struct cw_db *db, const PGresult *res, struct cw_error *err, con
     return cw_error_set(err, rc, "internal-error", "%s: %s", what, message(db, res));
 }
 
+/*
+ * Rows res changed: PQcmdTuples also counts the rows a SELECT returned, and
+ * cw_db_total_changes must tell only writes (the processor learns from it
+ * which handlers write).
+ */
+static int64_t rows_changed(PGresult *res)
+{
+    const char *status = PQcmdStatus(res);
+    if (strncmp(status, "INSERT", 6) && strncmp(status, "UPDATE", 6) &&
+        strncmp(status, "DELETE", 6) && strncmp(status, "MERGE", 5))
+        return 0;
+    return atoll(PQcmdTuples(res));
+}
+
 /* Runs sql (no parameters; several statements allowed) with the simple protocol. */
 static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
 {
@@ -194,7 +208,7 @@ static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? CW_OK : fail(db, res, err, "exec");
     if (!rc)
-        db->total_changes += atoll(PQcmdTuples(res));
+        db->total_changes += rows_changed(res);
     PQclear(res);
     return rc;
 }
@@ -626,7 +640,7 @@ static int execute_once(struct cw_stmt *st, struct cw_error *err)
         PQclear(res);
         return rc;
     }
-    st->changes = atoll(PQcmdTuples(res));
+    st->changes = rows_changed(res);
     db->total_changes += st->changes;
     st->res = res;
     st->row = -1;
