@@ -784,6 +784,25 @@ static void test_query_json(void **state)
     cw_error_release(&err);
 }
 
+/* The processor learns from total_changes which handlers write: reads must not count. */
+static void test_total_changes_counts_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *db = cw_store_writer(f->s);
+    assert_int_equal(cw_db_exec(db, &err, "CREATE TABLE tc(k TEXT PRIMARY KEY)", ""), CW_OK);
+    int64_t before = cw_db_total_changes(db);
+    json_t *rows = NULL;
+    assert_int_equal(cw_db_query_json(db, &rows, &err, "SELECT * FROM schema_migrations", ""),
+                     CW_OK);
+    assert_true(json_array_size(rows) >= 1);
+    json_decref(rows);
+    assert_int_equal(cw_db_total_changes(db), before);
+    assert_int_equal(cw_db_exec(db, &err, "INSERT INTO tc VALUES ('a'), ('b')", ""), CW_OK);
+    assert_int_equal(cw_db_total_changes(db), before + 2);
+}
+
 /* ------------------------------------------------------------ snapshots */
 
 static void test_snapshot_isolation(void **state)
@@ -924,13 +943,21 @@ static void test_wal_starts_over_under_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_open_creates_wal),   T(test_open_migrate_fresh_repeatedly),
-        T(test_missing_file),       T(test_migrate_once),
-        T(test_migrate_failure),    T(test_upgrade_command_log),
-        T(test_append_and_scan),    T(test_scan_upcasts),
-        T(test_command_log),        T(test_query_json),
-        T(test_snapshot_isolation), T(test_write_lock_is_transient),
-        T(test_savepoints),         T(test_wal_starts_over_under_load),
+        T(test_open_creates_wal),
+        T(test_open_migrate_fresh_repeatedly),
+        T(test_missing_file),
+        T(test_migrate_once),
+        T(test_migrate_failure),
+        T(test_upgrade_command_log),
+        T(test_append_and_scan),
+        T(test_scan_upcasts),
+        T(test_command_log),
+        T(test_query_json),
+        T(test_total_changes_counts_writes),
+        T(test_snapshot_isolation),
+        T(test_write_lock_is_transient),
+        T(test_savepoints),
+        T(test_wal_starts_over_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
