@@ -26,6 +26,8 @@ struct cw_store_backend {
     void (*close)(struct cw_store *s);
     int (*migrate)(struct cw_store *s, const struct cw_domain *d, int *n_applied,
                    struct cw_error *err);
+    int (*check_migrations)(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                            char *first_pending, size_t len, struct cw_error *err);
     void (*finish_checkpoint)(struct cw_store *s);
     struct cw_db *(*writer)(struct cw_store *s);
     int (*reader_open)(struct cw_store *s, struct cw_db **out, struct cw_error *err);

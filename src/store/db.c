@@ -98,6 +98,12 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
     return BE(s)->migrate(s, d, n_applied, err);
 }
 
+int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                              char *first_pending, size_t len, struct cw_error *err)
+{
+    return BE(s)->check_migrations(s, d, n_pending, first_pending, len, err);
+}
+
 void cw_store_finish_checkpoint(struct cw_store *s)
 {
     BE(s)->finish_checkpoint(s);

@@ -184,7 +184,10 @@ static int fail(struct cw_db *db, const PGresult *res, struct cw_error *err, con
     if (!state || PQstatus(db->conn) != CONNECTION_OK)
         db->lost = true;
     int rc = db->lost || transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
-    return cw_error_set(err, rc, "internal-error", "%s: %s", what, message(db, res));
+    /* disk_full (53100): the processor reports the condition and backs off longer. */
+    bool full = state && strcmp(state, "53100") == 0;
+    return cw_error_set(err, rc, full ? CW_STORE_DISK_FULL : "internal-error", "%s: %s", what,
+                        message(db, res));
 }
 
 /*
@@ -861,6 +864,87 @@ out:
     return rc;
 }
 
+#define N_CORE_MIGRATIONS (sizeof(core_migrations) / sizeof(core_migrations[0]))
+
+/* The i-th migration this binary knows: the core's, then d's, in the order they apply. */
+static const char *known_id(const struct cw_domain *d, size_t i)
+{
+    return i < N_CORE_MIGRATIONS ? core_migrations[i].id : d->migrations[i - N_CORE_MIGRATIONS].id;
+}
+
+static size_t n_known(const struct cw_domain *d)
+{
+    return N_CORE_MIGRATIONS + (d ? d->n_migrations : 0);
+}
+
+static size_t namespace_len(const char *id)
+{
+    const char *colon = strchr(id, ':');
+    return colon ? (size_t)(colon - id) : strlen(id);
+}
+
+/* Whether id is known; else the newest known migration of its namespace, or NULL. */
+static bool known(const struct cw_domain *d, const char *id, const char **newest)
+{
+    size_t ns = namespace_len(id);
+    *newest = NULL;
+    for (size_t i = 0; i < n_known(d); i++) {
+        const char *k = known_id(d, i);
+        if (!strcmp(k, id))
+            return true;
+        if (namespace_len(k) == ns && !strncmp(k, id, ns))
+            *newest = k;
+    }
+    return false;
+}
+
+/* As SQLite's: a recorded migration unknown in a known namespace came from a newer binary. */
+static int refuse_newer(struct cw_store *s, const struct cw_domain *d, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(s->writer, "SELECT id FROM schema_migrations", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc;
+    while ((rc = stmt_step(st, err)) == CW_ROW) {
+        const char *id = stmt_text(st, 0), *newest;
+        if (!known(d, id, &newest) && newest) {
+            char label[512];
+            cw_store_url_label(s->url, label, sizeof(label));
+            cw_error_set(err, CW_ERR_STORE, NULL,
+                         "%s was migrated by a newer calderwood: it has migration %s, and the "
+                         "newest this binary knows is %s; run the newer version",
+                         label, id, newest);
+            stmt_reset(st);
+            return CW_ERR_STORE;
+        }
+    }
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                            char *first_pending, size_t len, struct cw_error *err)
+{
+    *n_pending = 0;
+    if (first_pending && len)
+        first_pending[0] = '\0';
+    struct cw_stmt *st =
+        db_prepare(s->writer, "SELECT to_regclass('schema_migrations') IS NULL", err);
+    int rc = st ? stmt_step(st, err) : CW_ERR_STORE;
+    if (rc != CW_ROW)
+        return rc == CW_DONE ? CW_ERR_STORE : rc;
+    bool has_table = !stmt_int(st, 0);
+    stmt_reset(st);
+    rc = has_table ? refuse_newer(s, d, err) : CW_OK;
+    for (size_t i = 0; !rc && i < n_known(d); i++) {
+        bool done = false;
+        if (has_table)
+            rc = applied(s->writer, known_id(d, i), &done, err);
+        if (!rc && !done && (*n_pending)++ == 0 && first_pending)
+            snprintf(first_pending, len, "%s", known_id(d, i));
+    }
+    return rc;
+}
+
 static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
                          struct cw_error *err)
 {
@@ -869,15 +953,19 @@ static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_a
         *n_applied = 0;
     if (s->opt.read_only)
         return cw_error_set(err, CW_ERR_STORE, NULL, "the store is open read-only");
+    int pending;
+    int rc = check_migrations(s, d, &pending, NULL, 0, err);
+    if (rc || !pending)
+        return rc;
     /*
      * Two processes migrating at once would race on the first CREATE: the
      * record table is made under a transaction-scoped advisory lock.
      */
-    int rc = exec_sql(db,
-                      "BEGIN; SELECT pg_advisory_xact_lock(7271);"
-                      " CREATE TABLE IF NOT EXISTS schema_migrations ("
-                      " id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); COMMIT",
-                      err);
+    rc = exec_sql(db,
+                  "BEGIN; SELECT pg_advisory_xact_lock(7271);"
+                  " CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  " id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); COMMIT",
+                  err);
     if (rc)
         db_rollback(db);
     for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
@@ -1135,6 +1223,7 @@ const struct cw_store_backend cw_store_pg = {
     .open = store_open,
     .close = store_close,
     .migrate = store_migrate,
+    .check_migrations = check_migrations,
     .finish_checkpoint = finish_checkpoint,
     .writer = store_writer,
     .reader_open = reader_open,

@@ -663,6 +663,9 @@ static void test_transient_error_retried(void **state)
     usleep(300000);
     /* Nothing can have committed while the lock was held. */
     assert_null(cw_bus_take(cw_engine_bus(h->e), 0));
+    /* A locked database is not a full disk: any thread sees which it is. */
+    assert_int_equal(cw_engine_condition(h->e), CW_CONDITION_FAILING);
+    assert_string_equal(cw_condition_name(cw_engine_condition(h->e)), "failing");
     unlock_log(&lock);
 
     struct cw_outcome o[N];
@@ -675,6 +678,8 @@ static void test_transient_error_retried(void **state)
         assert_int_equal(pos_of(&o[i], 0), i + 1);
     }
     release_all(o, N);
+    /* Recovered before the outcomes were published. */
+    assert_int_equal(cw_engine_condition(h->e), CW_CONDITION_OK);
     struct cw_processor_stats st;
     cw_engine_stats(h->e, &st);
     assert_true(st.retries >= 1);
