@@ -397,6 +397,37 @@ static json_t *parse(const char *text)
     return v ? v : json_object();
 }
 
+/*
+ * Rows per statement of a scan. A backend that reads a statement's result
+ * whole (PostgreSQL) would otherwise read the rest of the log each time a
+ * caller stops early (a catch-up chunk) and hold a whole export in memory.
+ */
+#define SCAN_ROWS 512
+
+/* Hands the current row of st to fn, upcast; returns fn's answer. */
+static int scan_row(struct cw_stmt *st, const struct cw_domain *d, cw_event_cb fn, void *arg)
+{
+    struct cw_event ev = {
+        .position = cw_stmt_int(st, 0),
+        .uuid = cw_stmt_text(st, 1),
+        .command_uuid = cw_stmt_text(st, 2),
+        .name = cw_stmt_text(st, 3),
+        .version = (int)cw_stmt_int(st, 4),
+        .data = parse(cw_stmt_text(st, 5)),
+        .meta = parse(cw_stmt_text(st, 6)),
+        .user_uuid = cw_stmt_text(st, 7),
+        .client_id = cw_stmt_text(st, 8),
+        .client_seq = cw_stmt_int(st, 9),
+        .recorded_at = cw_stmt_int(st, 10),
+    };
+    if (d)
+        cw_domain_upcast(d, ev.name, &ev.version, &ev.data);
+    int stop = fn(&ev, arg);
+    json_decref(ev.data);
+    json_decref(ev.meta);
+    return stop;
+}
+
 int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char *user_uuid,
                       const char *const *names, cw_event_cb fn, void *arg, struct cw_error *err)
 {
@@ -405,44 +436,35 @@ int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char
         user_uuid
             ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
               " client_id, client_seq, recorded_at FROM events"
-              " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position"
+              " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position LIMIT ?"
             : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
               " client_id, client_seq, recorded_at FROM events"
-              " WHERE CAST(? AS TEXT) IS NULL AND position > ? AND position <= ? ORDER BY position";
-    struct cw_stmt *st = cw_db_prepare(db, sql, err);
-    if (!st)
-        return CW_ERR_STORE;
-    cw_stmt_bind_text(st, 1, user_uuid);
-    cw_stmt_bind_int(st, 2, after);
-    cw_stmt_bind_int(st, 3, until > 0 ? until : INT64_MAX);
+              " WHERE CAST(? AS TEXT) IS NULL AND position > ? AND position <= ?"
+              " ORDER BY position LIMIT ?";
     const struct cw_domain *d = cw_db_domain(db);
-    int rc;
-    while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
-        const char *name = cw_stmt_text(st, 3);
-        if (!name_in(name, names))
-            continue;
-        struct cw_event ev = {
-            .position = cw_stmt_int(st, 0),
-            .uuid = cw_stmt_text(st, 1),
-            .command_uuid = cw_stmt_text(st, 2),
-            .name = name,
-            .version = (int)cw_stmt_int(st, 4),
-            .data = parse(cw_stmt_text(st, 5)),
-            .meta = parse(cw_stmt_text(st, 6)),
-            .user_uuid = cw_stmt_text(st, 7),
-            .client_id = cw_stmt_text(st, 8),
-            .client_seq = cw_stmt_int(st, 9),
-            .recorded_at = cw_stmt_int(st, 10),
-        };
-        if (d)
-            cw_domain_upcast(d, ev.name, &ev.version, &ev.data);
-        int stop = fn(&ev, arg);
-        json_decref(ev.data);
-        json_decref(ev.meta);
-        if (stop) {
-            cw_stmt_reset(st);
-            return stop;
+    for (;;) {
+        struct cw_stmt *st = cw_db_prepare(db, sql, err);
+        if (!st)
+            return CW_ERR_STORE;
+        cw_stmt_bind_text(st, 1, user_uuid);
+        cw_stmt_bind_int(st, 2, after);
+        cw_stmt_bind_int(st, 3, until > 0 ? until : INT64_MAX);
+        cw_stmt_bind_int(st, 4, SCAN_ROWS);
+        int rc, rows = 0;
+        while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
+            rows++;
+            after = cw_stmt_int(st, 0);
+            if (!name_in(cw_stmt_text(st, 3), names))
+                continue;
+            int stop = scan_row(st, d, fn, arg);
+            if (stop) {
+                cw_stmt_reset(st);
+                return stop;
+            }
         }
+        if (rc != CW_DONE)
+            return rc;
+        if (rows < SCAN_ROWS)
+            return CW_OK;
     }
-    return rc == CW_DONE ? CW_OK : rc;
 }
