@@ -2,13 +2,13 @@
 #
 #   make run         install missing packages, build, serve the demo domain
 #   make test        install, build, run every test, then again under ASan+UBSan
-#   make bench-engine  in-process engine benchmark (no network)
+#   make bench-engine  in-process engine benchmark (no network); STORE=postgres://... for PostgreSQL
 #   make fmt         clang-format every C file
 #   make install     binary, header, calderwood.pc, web files, man page, unit (PREFIX, DESTDIR)
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
-PKGS     := jansson sqlite3 libsodium libwebsockets
+PKGS     := jansson sqlite3 libsodium libwebsockets libpq
 TEST_PKGS := cmocka
 CC       ?= cc
 SANITIZE ?=
@@ -48,7 +48,7 @@ MAN      := $(BUILD)/calderwood.1
 # they sit in front of the sanitizer's runtime.
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
-.PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt
+.PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt
 
 all: $(BIN) $(MAN)
 
@@ -99,10 +99,11 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory check-fmt
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
+	$(Q)$(MAKE) --no-print-directory test-pg
 	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types
 	$(Q)BUILD=build tests/browser/run.sh
 	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), install, upgrade, client types, browser, fuzz"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, browser, fuzz"
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
@@ -112,9 +113,19 @@ test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(FAULTS) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 	$(Q)BUILD=$(BUILD) tests/e2e/run.sh
 
+test-bins: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES)
+
+# The store-facing unit, integration and end-to-end tests again on a
+# throwaway PostgreSQL 15 cluster (tests/pg/run.sh starts and stops it),
+# plain and under ASan+UBSan.
+test-pg: deps
+	$(Q)$(MAKE) --no-print-directory test-bins
+	$(Q)$(MAKE) --no-print-directory test-bins SANITIZE=address,undefined
+	$(Q)tests/pg/run.sh build build/san
+
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
-	$(BUILD)/bench-engine --sweep $(BENCH_ARGS)
+	$(BUILD)/bench-engine --sweep $(if $(STORE),--store '$(STORE)') $(BENCH_ARGS)
 
 C_FILES = $(shell find src include tests tools -name '*.[ch]' -not -path '*/node_modules/*')
 

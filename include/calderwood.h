@@ -225,12 +225,19 @@ struct cw_query_def {
 
 /*
  * A schema migration: id is unique and ordered within its domain ("001-users");
- * sql may hold several statements, in the common subset of SQLite and
- * PostgreSQL. Applied once, recorded in schema_migrations, in one transaction.
+ * sql may hold several statements, in the common subset of SQLite 3.40 and
+ * PostgreSQL 15. Applied once, recorded in schema_migrations, in one
+ * transaction. On PostgreSQL the word INTEGER in a migration reads BIGINT
+ * (SQLite's integers are 64-bit), and ? in any statement becomes $n.
+ *
+ * Where a migration truly cannot be written once (a trigger, say), sql_pg
+ * is what PostgreSQL runs instead of sql; both must leave the same tables,
+ * as domain code reads and writes them with the same SQL.
  */
 struct cw_migration {
     const char *id;
     const char *sql;
+    const char *sql_pg; /* optional: PostgreSQL's variant of sql */
 };
 
 /* --------------------------------------------------------------- registry */

@@ -1,8 +1,13 @@
 /*
  * harness.h - drives the engine through its public interfaces for unit and
- * integration tests: a fresh data directory, a real SQLite store, the real
- * queue, processor and update bus. Header-only so each test binary stays a
- * single file. CW_TEST_KEEP=1 keeps the directory of every run.
+ * integration tests: a fresh data directory, a real store, the real queue,
+ * processor and update bus. Header-only so each test binary stays a single
+ * file. CW_TEST_KEEP=1 keeps the directory (and database) of every run.
+ *
+ * The store is a SQLite file in the directory, unless CW_TEST_STORE holds
+ * a postgres:// URL of a maintenance database (tests/pg/cluster.sh start):
+ * each test then gets a database of its own, created here and dropped at
+ * cleanup.
  */
 #ifndef CW_TEST_HARNESS_H
 #define CW_TEST_HARNESS_H
@@ -17,6 +22,7 @@
 #include "query/query.h"
 #include "store/store.h"
 
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +30,8 @@
 
 struct harness {
     char dir[256];
-    char db_path[320];
+    char db_path[1024]; /* the store URL: the SQLite file, or a postgres:// URL */
+    char pg_db[64];     /* the test's own PostgreSQL database, or "" */
     struct cw_domain *d;
     struct cw_engine *e;
     struct cw_db *reader;
@@ -32,6 +39,66 @@ struct harness {
 };
 
 typedef int (*harness_register_cb)(struct cw_domain *d);
+
+/* Is the test's store PostgreSQL (CW_TEST_STORE=postgres://...)? */
+static inline bool harness_pg(void)
+{
+    const char *url = getenv("CW_TEST_STORE");
+    return url && strncmp(url, "postgres", 8) == 0;
+}
+
+/* Runs sql on CW_TEST_STORE's maintenance database; aborts when it fails. */
+static inline void harness_pg_admin(const char *sql)
+{
+    PGconn *c = PQconnectdb(getenv("CW_TEST_STORE"));
+    PGresult *r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        fprintf(stderr, "harness: %s: %s", sql, PQerrorMessage(c));
+        abort();
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* URL with its database name (the path) replaced by name. */
+static inline void harness_pg_url(char *out, size_t n, const char *url, const char *name)
+{
+    const char *auth = strstr(url, "://") + 3;
+    const char *path = auth + strcspn(auth, "/?");
+    const char *rest = path + strcspn(path, "?");
+    snprintf(out, n, "%.*s/%s%s", (int)(path - url), url, name, rest);
+}
+
+/* With CW_TEST_STORE=postgres://..., a fresh database for this test. */
+static inline void harness_pg_create(struct harness *h)
+{
+    if (!harness_pg())
+        return;
+    static int serial;
+    snprintf(h->pg_db, sizeof(h->pg_db), "cwt_%d_%d", (int)getpid(), ++serial);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", h->pg_db);
+    harness_pg_admin(sql);
+    harness_pg_url(h->db_path, sizeof(h->db_path), getenv("CW_TEST_STORE"), h->pg_db);
+}
+
+/* Removes the directory and drops the database, unless CW_TEST_KEEP is set. */
+static inline void harness_cleanup(struct harness *h)
+{
+    if (getenv("CW_TEST_KEEP")) {
+        fprintf(stderr, "harness: kept %s %s\n", h->dir, h->pg_db);
+        return;
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "harness: could not remove %s\n", h->dir);
+    if (h->pg_db[0]) {
+        snprintf(cmd, sizeof(cmd), "DROP DATABASE %s WITH (FORCE)", h->pg_db);
+        harness_pg_admin(cmd);
+        h->pg_db[0] = '\0';
+    }
+}
 
 /* Makes a fresh directory under $TMPDIR (or /tmp). */
 static inline void harness_mkdir(struct harness *h)
@@ -43,6 +110,7 @@ static inline void harness_mkdir(struct harness *h)
         abort();
     }
     snprintf(h->db_path, sizeof(h->db_path), "%s/calderwood.db", h->dir);
+    harness_pg_create(h);
 }
 
 /* Builds a domain: the built-in queries plus whatever reg registers (may be NULL). */
@@ -93,14 +161,7 @@ static inline void harness_close(struct harness *h)
     harness_stop(h);
     cw_domain_free(h->d);
     h->d = NULL;
-    if (!getenv("CW_TEST_KEEP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "harness: could not remove %s\n", h->dir);
-    } else {
-        fprintf(stderr, "harness: kept %s\n", h->dir);
-    }
+    harness_cleanup(h);
 }
 
 /*

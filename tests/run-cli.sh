@@ -44,6 +44,14 @@ expect 0 "migrate" -- "$CW" migrate --data "$D"
 contains "$DIR/out" "applied [1-9][0-9]* migrations" "first migrate applies"
 expect 0 "migrate again" -- "$CW" migrate --data "$D"
 contains "$DIR/out" "applied 0 migrations" "second migrate applies nothing"
+# --store names the database by URL; the default is sqlite:DATA/calderwood.db.
+expect 0 "migrate --store sqlite:" -- "$CW" migrate --data "$D" --store "sqlite:$D/calderwood.db"
+contains "$DIR/out" "applied 0 migrations to sqlite:$D/calderwood.db" "--store is the default db"
+expect 1 "unknown store scheme" -- "$CW" migrate --data "$D" --store "mysql://h/db"
+contains "$DIR/err" "unknown store 'mysql'" "unknown scheme message"
+expect 1 "store URL with a password" -- "$CW" migrate --data "$D" \
+    --store "postgres://cw:s3cr3t@127.0.0.1:1/none?connect_timeout=5"
+lacks "$DIR/err" "s3cr3t" "a password never printed"
 
 echo "s3cret-pass" >"$DIR/pw"
 expect 0 "user add" -- "$CW" user add --data "$D" --email " Grace@Example.org" --first Grace \

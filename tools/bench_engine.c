@@ -19,6 +19,7 @@
 #include "engine/bus.h"
 #include "engine/engine.h"
 #include "engine/envelope.h"
+#include "store/store.h"
 #include "engine/update.h"
 #include "query/query.h"
 
@@ -135,11 +136,14 @@ static void *produce(void *arg)
     return NULL;
 }
 
-static int one_run(const struct cw_domain *d, const char *dir, int64_t commands, int producers,
-                   int64_t max_batch, bool quiet)
+static int one_run(const struct cw_domain *d, const char *dir, const char *store, int64_t commands,
+                   int producers, int64_t max_batch, bool quiet)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/bench-%lld.db", dir, (long long)max_batch);
+    if (store)
+        snprintf(path, sizeof(path), "%s", store);
+    else
+        snprintf(path, sizeof(path), "%s/bench-%lld.db", dir, (long long)max_batch);
     struct run r = {.d = d, .commands = commands, .producers = producers};
     struct cw_engine_config cfg = {
         .db_path = path,
@@ -203,7 +207,7 @@ int main(int argc, char **argv)
 {
     int64_t commands = 0, producers = 0, max_batch = 0;
     bool sweep = false;
-    const char *dir = NULL;
+    const char *dir = NULL, *store = NULL;
     const struct cw_option opts[] = {
         {"commands", CW_OPT_INT, &commands, "1000000", 1, 1000000000, "N",
          "visit-page commands per run"},
@@ -213,6 +217,9 @@ int main(int argc, char **argv)
          "run with batch caps 1, 16, 256, 1024, 4096, 16384 (commands scaled down for small caps)"},
         {"dir", CW_OPT_STRING, &dir, NULL, 0, 0, "DIR",
          "where the databases go (default: a new directory under /tmp, removed after)"},
+        {"store", CW_OPT_STRING, &store, NULL, 0, 0, "URL",
+         "run on this store instead (postgres://...: a throwaway database; each run adds to"
+         " its log)"},
         {0},
     };
     struct cw_error err = {0};
@@ -234,15 +241,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-engine: domain registration failed\n");
         return 1;
     }
-    printf("bench-engine: durable commits (WAL, synchronous=FULL) in %s\n", dir);
+    char label[512];
+    if (store)
+        cw_store_url_label(store, label, sizeof(label));
+    printf("bench-engine: durable commits (%s) in %s\n",
+           store && strncmp(store, "postgres", 8) == 0 ? "PostgreSQL, synchronous_commit=on"
+                                                       : "WAL, synchronous=FULL",
+           store ? label : dir);
     if (!sweep) {
-        rc = one_run(d, dir, commands, (int)producers, max_batch, false);
+        rc = one_run(d, dir, store, commands, (int)producers, max_batch, false);
     } else {
         static const int64_t caps[] = {1, 16, 256, 1024, 4096, 16384};
         for (size_t i = 0; !rc && i < sizeof(caps) / sizeof(caps[0]); i++) {
             /* Batches of one are bound by fsync: a smaller run says the same. */
             int64_t n = caps[i] < 64 ? commands / 50 : commands;
-            rc = one_run(d, dir, n, (int)producers, caps[i], true);
+            rc = one_run(d, dir, store, n, (int)producers, caps[i], true);
         }
     }
     cw_domain_free(d);

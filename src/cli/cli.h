@@ -20,7 +20,9 @@ struct cw_cli_common {
     struct cw_strlist modules;
     bool no_demo;
     const char *log_level;
-    char db_path[4096];
+    const char *store;     /* --store as given, or NULL */
+    char store_url[4096];  /* --store, or sqlite:DATA/calderwood.db */
+    char store_label[512]; /* store_url without a password, for messages */
 };
 
 /* The option-table rows of struct cw_cli_common, to put at the head of a table. */
@@ -37,6 +39,10 @@ struct cw_cli_common {
          0,        0,           "PATH",        "load a domain module (.so); repeatable"},           \
         {"no-demo", CW_OPT_BOOL, &(c)->no_demo, "no",                                               \
          0,         0,           NULL,          "leave out the example domain (page views, cart)"}, \
+        {"store",     CW_OPT_STRING,                                                                \
+         &(c)->store, NULL,                                                                         \
+         0,           0,                                                                            \
+         "URL",       "sqlite:PATH (default DATA/calderwood.db) or postgres://... (a libpq URI)"},  \
     {                                                                                               \
         "log-level", CW_OPT_STRING, &(c)->log_level, "info", 0, 0, "LEVEL",                         \
             "debug, info, warn, error or off"                                                       \
@@ -49,7 +55,10 @@ struct cw_cli_common {
 bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, char **argv,
                   struct cw_strlist *positional, int *exit_code);
 
-/* Applies log level, makes the data directory (0700) and fills c->db_path. */
+/*
+ * Applies log level, makes the data directory (0700), checks --store's
+ * scheme and fills c->store_url and c->store_label.
+ */
 int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err);
 
 /*

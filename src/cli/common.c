@@ -11,6 +11,7 @@
 #include "core/registry.h"
 #include "domain/domain.h"
 #include "query/query.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -62,9 +63,17 @@ int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err)
     if (create && mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
         return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create data directory %s: %s",
                             c->data_dir, strerror(errno));
-    int n = snprintf(c->db_path, sizeof(c->db_path), "%s/calderwood.db", c->data_dir);
-    if (n >= (int)sizeof(c->db_path))
-        return cw_error_set(err, CW_ERR_INVALID, NULL, "data directory path too long");
+    int n = c->store ? snprintf(c->store_url, sizeof(c->store_url), "%s", c->store)
+                     : snprintf(c->store_url, sizeof(c->store_url), "sqlite:%s/calderwood.db",
+                                c->data_dir);
+    if (n >= (int)sizeof(c->store_url))
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "store URL or data directory too long");
+    const struct cw_store_backend *be;
+    const char *target;
+    int rc = cw_store_parse_url(c->store_url, &be, &target, err);
+    if (rc)
+        return rc;
+    cw_store_url_label(c->store_url, c->store_label, sizeof(c->store_label));
     return CW_OK;
 }
 

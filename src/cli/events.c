@@ -98,7 +98,7 @@ int cw_cli_events(int argc, char **argv)
     if (!rc)
         rc = cw_cli_domain(&c, &d, &err);
     if (!rc)
-        rc = cw_store_open(c.db_path, &so, &s, &err);
+        rc = cw_store_open(c.store_url, &so, &s, &err);
     if (!rc) {
         static char buf[1 << 16];
         setvbuf(stdout, buf, _IOFBF, sizeof(buf));

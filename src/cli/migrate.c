@@ -25,11 +25,11 @@ int cw_cli_migrate(int argc, char **argv)
     if (!rc)
         rc = cw_cli_domain(&c, &d, &err);
     if (!rc)
-        rc = cw_store_open(c.db_path, NULL, &s, &err);
+        rc = cw_store_open(c.store_url, NULL, &s, &err);
     if (!rc)
         rc = cw_store_migrate(s, d, &applied, &err);
     if (!rc)
-        printf("applied %d migration%s to %s\n", applied, applied == 1 ? "" : "s", c.db_path);
+        printf("applied %d migration%s to %s\n", applied, applied == 1 ? "" : "s", c.store_label);
     cw_store_close(s);
     cw_domain_free(d);
     return rc ? cw_cli_fail(&err) : 0;

@@ -178,7 +178,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
     if (!rc)
         rc = cw_cli_domain(&o->c, &d, err);
     struct cw_engine_config cfg = {
-        .db_path = o->c.db_path,
+        .db_path = o->c.store_url,
         .queue_capacity = (size_t)o->queue_capacity,
         .max_batch = (size_t)o->max_batch,
         .observer = cw_metrics_observe_commit,
@@ -187,6 +187,8 @@ static int serve(struct serve_options *o, struct cw_error *err)
     };
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
+    if (!rc)
+        cw_info("store.opened", "store=%s", o->c.store_label);
     if (!rc && !o->no_demo_user && !o->c.no_demo)
         rc = ensure_demo_user(e, d, banner, sizeof(banner), err);
     if (!rc) {

@@ -64,7 +64,7 @@ int cw_cli_user(int argc, char **argv)
         rc = read_password(password_file, password, sizeof(password), &err);
     if (!rc)
         rc = cw_cli_domain(&c, &d, &err);
-    struct cw_engine_config cfg = {.db_path = c.db_path};
+    struct cw_engine_config cfg = {.db_path = c.store_url};
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, &err);
     struct cw_outcome o = {0};

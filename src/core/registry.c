@@ -99,7 +99,8 @@ int cw_domain_add_migration(struct cw_domain *d, const char *ns, const struct cw
         }
     }
     d->migrations = cw_xrealloc(d->migrations, (d->n_migrations + 1) * sizeof(*d->migrations));
-    d->migrations[d->n_migrations++] = (struct cw_migration_entry){.id = id, .sql = m->sql};
+    d->migrations[d->n_migrations++] =
+        (struct cw_migration_entry){.id = id, .sql = m->sql, .sql_pg = m->sql_pg};
     return CW_OK;
 }
 

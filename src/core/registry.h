@@ -14,6 +14,7 @@
 struct cw_migration_entry {
     char *id; /* "namespace:id", owned */
     const char *sql;
+    const char *sql_pg; /* PostgreSQL's variant, or NULL */
 };
 
 struct cw_domain {

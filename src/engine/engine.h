@@ -18,7 +18,7 @@ struct cw_store;
 struct cw_bus;
 
 struct cw_engine_config {
-    const char *db_path;   /* the SQLite database file */
+    const char *db_path;   /* the store URL (see cw_store_open) */
     size_t queue_capacity; /* commands waiting at most (default 65536) */
     size_t max_batch;      /* commands per transaction at most (default 4096) */
     size_t bus_capacity;   /* committed batches waiting for the subscriber (default 1024) */

@@ -1,12 +1,296 @@
 /*
- * db.c - the one-call SQL helpers of calderwood.h and the event-log scan,
- * written once over the cw_stmt interface so every backend shares them.
+ * db.c - the backend-neutral store layer: picks a backend by the store
+ * URL's scheme, passes each call of store.h and calderwood.h on to the
+ * backend that made its object (see backend.h), and holds what is written
+ * once over the cw_stmt calls: the one-call SQL helpers and the log scan.
  */
+#include "backend.h"
 #include "core/registry.h"
-#include "store.h"
 
 #include <stdarg.h>
 #include <string.h>
+
+/* The backend of a store, connection or statement: the first member of each. */
+#define BE(obj) (*(const struct cw_store_backend *const *)(const void *)(obj))
+
+/* ------------------------------------------------------------ dispatch */
+
+int cw_store_parse_url(const char *url, const struct cw_store_backend **be, const char **target,
+                       struct cw_error *err)
+{
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        *be = &cw_store_sqlite;
+        *target = url + 7;
+    } else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        *be = &cw_store_pg;
+        *target = url;
+    } else if (strstr(url, "://")) {
+        return cw_error_set(err, CW_ERR_INVALID, NULL,
+                            "unknown store '%.*s': use sqlite:PATH or postgres://...",
+                            (int)(strstr(url, "://") - url), url);
+    } else {
+        *be = &cw_store_sqlite; /* a bare path */
+        *target = url;
+    }
+    if (!**target)
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "store URL '%s' names no database", url);
+    return CW_OK;
+}
+
+/* Appends text to out[*o] while it fits (n - 1 characters). */
+static void label_add(char *out, size_t n, size_t *o, const char *text, size_t len)
+{
+    for (size_t k = 0; k < len && *o + 1 < n; k++)
+        out[(*o)++] = text[k];
+}
+
+void cw_store_url_label(const char *url, char *out, size_t n)
+{
+    if (!n)
+        return;
+    /* The password of user:secret@host, if any: from the colon to the @. */
+    const char *skip = NULL, *resume = NULL;
+    const char *auth = strstr(url, "://");
+    if (auth) {
+        auth += 3;
+        size_t len = strcspn(auth, "/?");
+        const char *at = memchr(auth, '@', len);
+        skip = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        resume = at;
+    }
+    size_t o = 0;
+    for (const char *p = url; *p;) {
+        if (p == skip) {
+            p = resume;
+        } else if (strncmp(p, "password=", 9) == 0 && p > url && (p[-1] == '?' || p[-1] == '&')) {
+            label_add(out, n, &o, "password=***", 12);
+            p += 9 + strcspn(p + 9, "&");
+        } else {
+            label_add(out, n, &o, p++, 1);
+        }
+    }
+    out[o] = '\0';
+}
+
+int cw_store_open(const char *url, const struct cw_store_options *opt, struct cw_store **out,
+                  struct cw_error *err)
+{
+    const struct cw_store_backend *be;
+    const char *target;
+    int rc = cw_store_parse_url(url, &be, &target, err);
+    return rc ? rc : be->open(target, opt, out, err);
+}
+
+const char *cw_store_backend_name(const struct cw_store *s)
+{
+    return BE(s)->name;
+}
+
+void cw_store_close(struct cw_store *s)
+{
+    if (s)
+        BE(s)->close(s);
+}
+
+int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                     struct cw_error *err)
+{
+    return BE(s)->migrate(s, d, n_applied, err);
+}
+
+int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                              char *first_pending, size_t len, struct cw_error *err)
+{
+    return BE(s)->check_migrations(s, d, n_pending, first_pending, len, err);
+}
+
+void cw_store_finish_checkpoint(struct cw_store *s)
+{
+    BE(s)->finish_checkpoint(s);
+}
+
+struct cw_db *cw_store_writer(struct cw_store *s)
+{
+    return BE(s)->writer(s);
+}
+
+int cw_store_reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err)
+{
+    return BE(s)->reader_open(s, out, err);
+}
+
+void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d)
+{
+    BE(s)->set_domain(s, d);
+}
+
+void cw_db_close(struct cw_db *db)
+{
+    if (db)
+        BE(db)->db_close(db);
+}
+
+const struct cw_domain *cw_db_domain(struct cw_db *db)
+{
+    return BE(db)->domain(db);
+}
+
+struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    return BE(db)->prepare(db, sql, err);
+}
+
+int cw_db_begin(struct cw_db *db, struct cw_error *err)
+{
+    return BE(db)->begin(db, err);
+}
+
+int cw_db_commit(struct cw_db *db, struct cw_error *err)
+{
+    return BE(db)->commit(db, err);
+}
+
+void cw_db_rollback(struct cw_db *db)
+{
+    BE(db)->rollback(db);
+}
+
+int cw_db_savepoint(struct cw_db *db, struct cw_error *err)
+{
+    return BE(db)->savepoint(db, err);
+}
+
+int cw_db_release(struct cw_db *db, struct cw_error *err)
+{
+    return BE(db)->release(db, err);
+}
+
+void cw_db_rollback_to(struct cw_db *db)
+{
+    BE(db)->rollback_to(db);
+}
+
+int cw_db_snapshot_begin(struct cw_db *db, struct cw_error *err)
+{
+    return BE(db)->snapshot_begin(db, err);
+}
+
+void cw_db_snapshot_end(struct cw_db *db)
+{
+    BE(db)->snapshot_end(db);
+}
+
+int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                          int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
+{
+    return BE(db)->find_command(db, user_uuid, client_id, client_seq, out, err);
+}
+
+int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, const char *data_text,
+                            const char *meta_text, struct cw_error *err)
+{
+    return BE(db)->insert_command(db, cmd, rec, data_text, meta_text, err);
+}
+
+int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, struct cw_error *err)
+{
+    return BE(db)->update_command(db, cmd, rec, err);
+}
+
+void cw_db_hold_events(struct cw_db *db, bool on)
+{
+    BE(db)->hold_events(db, on);
+}
+
+bool cw_db_held_lost(struct cw_db *db)
+{
+    return BE(db)->held_lost(db);
+}
+
+int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                          const char *meta_text, struct cw_error *err)
+{
+    return BE(db)->append_event(db, ev, data_text, meta_text, err);
+}
+
+int64_t cw_db_total_changes(struct cw_db *db)
+{
+    return BE(db)->total_changes(db);
+}
+
+int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
+{
+    return BE(db)->last_position(db, out, err);
+}
+
+int cw_stmt_bind_text(struct cw_stmt *st, int idx, const char *text)
+{
+    return BE(st)->bind_text(st, idx, text);
+}
+
+int cw_stmt_bind_text_static(struct cw_stmt *st, int idx, const char *text)
+{
+    return BE(st)->bind_text_static(st, idx, text);
+}
+
+int cw_stmt_bind_int(struct cw_stmt *st, int idx, int64_t value)
+{
+    return BE(st)->bind_int(st, idx, value);
+}
+
+int cw_stmt_bind_null(struct cw_stmt *st, int idx)
+{
+    return BE(st)->bind_null(st, idx);
+}
+
+int cw_stmt_step(struct cw_stmt *st, struct cw_error *err)
+{
+    return BE(st)->step(st, err);
+}
+
+void cw_stmt_reset(struct cw_stmt *st)
+{
+    BE(st)->reset(st);
+}
+
+int64_t cw_stmt_changes(struct cw_stmt *st)
+{
+    return BE(st)->changes(st);
+}
+
+const char *cw_stmt_text(struct cw_stmt *st, int col)
+{
+    return BE(st)->text(st, col);
+}
+
+int64_t cw_stmt_int(struct cw_stmt *st, int col)
+{
+    return BE(st)->integer(st, col);
+}
+
+bool cw_stmt_is_null(struct cw_stmt *st, int col)
+{
+    return BE(st)->is_null(st, col);
+}
+
+int cw_stmt_columns(struct cw_stmt *st)
+{
+    return BE(st)->columns(st);
+}
+
+const char *cw_stmt_column_name(struct cw_stmt *st, int col)
+{
+    return BE(st)->column_name(st, col);
+}
+
+json_t *cw_stmt_json(struct cw_stmt *st, int col)
+{
+    return BE(st)->json(st, col);
+}
+
+/* --------------------------------------------------------- SQL helpers */
 
 /*
  * Prepares sql and binds the arguments described by types (see calderwood.h).
@@ -113,51 +397,74 @@ static json_t *parse(const char *text)
     return v ? v : json_object();
 }
 
+/*
+ * Rows per statement of a scan. A backend that reads a statement's result
+ * whole (PostgreSQL) would otherwise read the rest of the log each time a
+ * caller stops early (a catch-up chunk) and hold a whole export in memory.
+ */
+#define SCAN_ROWS 512
+
+/* Hands the current row of st to fn, upcast; returns fn's answer. */
+static int scan_row(struct cw_stmt *st, const struct cw_domain *d, cw_event_cb fn, void *arg)
+{
+    struct cw_event ev = {
+        .position = cw_stmt_int(st, 0),
+        .uuid = cw_stmt_text(st, 1),
+        .command_uuid = cw_stmt_text(st, 2),
+        .name = cw_stmt_text(st, 3),
+        .version = (int)cw_stmt_int(st, 4),
+        .data = parse(cw_stmt_text(st, 5)),
+        .meta = parse(cw_stmt_text(st, 6)),
+        .user_uuid = cw_stmt_text(st, 7),
+        .client_id = cw_stmt_text(st, 8),
+        .client_seq = cw_stmt_int(st, 9),
+        .recorded_at = cw_stmt_int(st, 10),
+    };
+    if (d)
+        cw_domain_upcast(d, ev.name, &ev.version, &ev.data);
+    int stop = fn(&ev, arg);
+    json_decref(ev.data);
+    json_decref(ev.meta);
+    return stop;
+}
+
 int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char *user_uuid,
                       const char *const *names, cw_event_cb fn, void *arg, struct cw_error *err)
 {
     /* Two shapes so the (user_uuid, position) index serves per-user scans. */
     const char *sql =
-        user_uuid ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-                    " client_id, client_seq, recorded_at FROM events"
-                    " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position"
-                  : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-                    " client_id, client_seq, recorded_at FROM events"
-                    " WHERE ? IS NULL AND position > ? AND position <= ? ORDER BY position";
-    struct cw_stmt *st = cw_db_prepare(db, sql, err);
-    if (!st)
-        return CW_ERR_STORE;
-    cw_stmt_bind_text(st, 1, user_uuid);
-    cw_stmt_bind_int(st, 2, after);
-    cw_stmt_bind_int(st, 3, until > 0 ? until : INT64_MAX);
+        user_uuid
+            ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
+              " client_id, client_seq, recorded_at FROM events"
+              " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position LIMIT ?"
+            : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
+              " client_id, client_seq, recorded_at FROM events"
+              " WHERE CAST(? AS TEXT) IS NULL AND position > ? AND position <= ?"
+              " ORDER BY position LIMIT ?";
     const struct cw_domain *d = cw_db_domain(db);
-    int rc;
-    while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
-        const char *name = cw_stmt_text(st, 3);
-        if (!name_in(name, names))
-            continue;
-        struct cw_event ev = {
-            .position = cw_stmt_int(st, 0),
-            .uuid = cw_stmt_text(st, 1),
-            .command_uuid = cw_stmt_text(st, 2),
-            .name = name,
-            .version = (int)cw_stmt_int(st, 4),
-            .data = parse(cw_stmt_text(st, 5)),
-            .meta = parse(cw_stmt_text(st, 6)),
-            .user_uuid = cw_stmt_text(st, 7),
-            .client_id = cw_stmt_text(st, 8),
-            .client_seq = cw_stmt_int(st, 9),
-            .recorded_at = cw_stmt_int(st, 10),
-        };
-        if (d)
-            cw_domain_upcast(d, ev.name, &ev.version, &ev.data);
-        int stop = fn(&ev, arg);
-        json_decref(ev.data);
-        json_decref(ev.meta);
-        if (stop) {
-            cw_stmt_reset(st);
-            return stop;
+    for (;;) {
+        struct cw_stmt *st = cw_db_prepare(db, sql, err);
+        if (!st)
+            return CW_ERR_STORE;
+        cw_stmt_bind_text(st, 1, user_uuid);
+        cw_stmt_bind_int(st, 2, after);
+        cw_stmt_bind_int(st, 3, until > 0 ? until : INT64_MAX);
+        cw_stmt_bind_int(st, 4, SCAN_ROWS);
+        int rc, rows = 0;
+        while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
+            rows++;
+            after = cw_stmt_int(st, 0);
+            if (!name_in(cw_stmt_text(st, 3), names))
+                continue;
+            int stop = scan_row(st, d, fn, arg);
+            if (stop) {
+                cw_stmt_reset(st);
+                return stop;
+            }
         }
+        if (rc != CW_DONE)
+            return rc;
+        if (rows < SCAN_ROWS)
+            return CW_OK;
     }
-    return rc == CW_DONE ? CW_OK : rc;
 }

@@ -30,9 +30,29 @@ struct cw_store_options {
     int checkpoint_frames; /* WAL length that starts a checkpoint; 0: 4096 (tests use less) */
 };
 
-/* Opens (creating when allowed) the database at path: WAL, synchronous=FULL. */
-int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
+/*
+ * Opens (creating when allowed) the store named by url: sqlite:PATH (or a
+ * bare PATH) for a SQLite file (WAL, synchronous=FULL), postgres://... or
+ * postgresql://... for a PostgreSQL database (a libpq connection URI; the
+ * password from PGPASSWORD or PGPASSFILE as libpq reads them). An unknown
+ * scheme is CW_ERR_INVALID.
+ */
+int cw_store_open(const char *url, const struct cw_store_options *opt, struct cw_store **out,
                   struct cw_error *err);
+/*
+ * Checks url's scheme without opening anything: *be receives the backend
+ * (opaque outside src/store/), *target the part it is given.
+ */
+struct cw_store_backend;
+int cw_store_parse_url(const char *url, const struct cw_store_backend **be, const char **target,
+                       struct cw_error *err);
+/*
+ * Writes url into out (size n, truncated) with any password left out
+ * (user:secret@ and password=...), for logs and messages.
+ */
+void cw_store_url_label(const char *url, char *out, size_t n);
+/* "sqlite" or "postgres". */
+const char *cw_store_backend_name(const struct cw_store *s);
 /* Closes every connection the store opened, including readers not yet closed. */
 void cw_store_close(struct cw_store *s);
 

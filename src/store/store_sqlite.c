@@ -6,7 +6,7 @@
  * statement is prepared once per connection and cached by its SQL text.
  * SQLite result codes are translated here and nowhere else.
  */
-#include "store.h"
+#include "backend.h"
 #include "walbuf.h"
 #include "core/alloc.h"
 #include "core/buf.h"
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 struct cw_stmt {
+    const struct cw_store_backend *be; /* first: what db.c reads */
     sqlite3_stmt *st;
     struct cw_db *db;
     const char *sql; /* the cache's key */
@@ -48,6 +49,7 @@ struct held_event {
 #define FRONT_SLOTS 128 /* a power of two */
 
 struct cw_db {
+    const struct cw_store_backend *be; /* first: what db.c reads */
     sqlite3 *conn;
     struct cw_store *store;
     struct cw_strmap cache; /* SQL text -> struct cw_stmt *; keys owned */
@@ -65,7 +67,7 @@ struct cw_db {
         struct cw_stmt *st;
     } front[FRONT_SLOTS];
     struct cw_db *next; /* in the store's list of open readers */
-    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    /* Held-back event rows (hold_events); only ever on the writer. */
     bool hold;
     bool held_lost;     /* inserting held rows failed: the batch must run again */
     bool preparing_log; /* the authorizer saw the events table in the SQL being prepared */
@@ -89,12 +91,13 @@ struct cw_db {
  * with every frame copied back, which a checkpoint racing a busy writer
  * rarely sees: the thread used to chase the last commits with a checkpoint
  * (two fsyncs) per commit or two. It now leaves the last few frames to the
- * writer itself, between transactions (cw_store_finish_checkpoint).
+ * writer itself, between transactions (finish_checkpoint).
  */
 #define TAIL_FRAMES    128 /* plus two commits' worth (see tail_limit) */
 #define WRITER_BUSY_MS 100 /* a checkpoint's brief lock is waited out, not retried */
 
 struct cw_store {
+    const struct cw_store_backend *be; /* first: what db.c reads */
     char *path;
     struct cw_store_options opt;
     struct cw_db *writer;
@@ -185,6 +188,17 @@ static const struct cw_migration core_migrations[] = {
 };
 
 static int flush_held(struct cw_db *db, struct cw_error *err);
+static void db_close(struct cw_db *db);
+static void db_rollback(struct cw_db *db);
+static void store_close(struct cw_store *s);
+static struct cw_stmt *db_prepare(struct cw_db *db, const char *sql, struct cw_error *err);
+static int stmt_step(struct cw_stmt *st, struct cw_error *err);
+static void stmt_reset(struct cw_stmt *st);
+static int64_t stmt_int(struct cw_stmt *st, int col);
+static int bind_int(struct cw_stmt *st, int idx, int64_t value);
+static int bind_null(struct cw_stmt *st, int idx);
+static int bind_text(struct cw_stmt *st, int idx, const char *text);
+static int bind_text_static(struct cw_stmt *st, int idx, const char *text);
 
 /* ------------------------------------------------------------- errors */
 
@@ -250,13 +264,14 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
     else
         flags |= SQLITE_OPEN_READWRITE | (s->opt.no_create ? 0 : SQLITE_OPEN_CREATE);
     struct cw_db *db = cw_xcalloc(1, sizeof(*db));
+    db->be = &cw_store_sqlite;
     db->store = s;
     cw_strmap_init(&db->cache);
     int rc = sqlite3_open_v2(s->path, &db->conn, flags, cw_walbuf_vfs());
     if (rc != SQLITE_OK) {
         rc = cw_error_set(err, rc == SQLITE_CANTOPEN ? CW_ERR_NOT_FOUND : CW_ERR_STORE, NULL,
                           "cannot open database %s: %s", s->path, sqlite3_errstr(rc));
-        cw_db_close(db);
+        db_close(db);
         return rc;
     }
     sqlite3_extended_result_codes(db->conn, 1);
@@ -275,7 +290,7 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
               "PRAGMA temp_store=MEMORY;";
     rc = exec_sql(db, pragmas, err);
     if (rc) {
-        cw_db_close(db);
+        db_close(db);
         return rc;
     }
     *out = db;
@@ -356,7 +371,7 @@ static void *run_checkpoints(void *arg)
     return NULL;
 }
 
-void cw_store_finish_checkpoint(struct cw_store *s)
+static void finish_checkpoint(struct cw_store *s)
 {
     if (!s->checkpointer_running)
         return;
@@ -376,7 +391,7 @@ static void start_checkpointer(struct cw_store *s)
     s->checkpointer_running = connect(s, false, &s->checkpoint_db, NULL) == CW_OK &&
                               pthread_create(&s->checkpointer, NULL, run_checkpoints, s) == 0;
     if (!s->checkpointer_running) { /* fall back to checkpoints in the committing thread */
-        cw_db_close(s->checkpoint_db);
+        db_close(s->checkpoint_db);
         s->checkpoint_db = NULL;
         sqlite3_wal_autocheckpoint(s->writer->conn, 1000);
     }
@@ -392,7 +407,7 @@ static void stop_checkpointer(struct cw_store *s)
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->checkpointer, NULL);
     s->checkpointer_running = false;
-    cw_db_close(s->checkpoint_db);
+    db_close(s->checkpoint_db);
     s->checkpoint_db = NULL;
     /* Leave a short WAL behind for the next start. */
     sqlite3_wal_checkpoint_v2(s->writer->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -411,12 +426,13 @@ const char *cw_store_sqlite_version(void)
     return sqlite3_libversion();
 }
 
-int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
-                  struct cw_error *err)
+static int store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
+                      struct cw_error *err)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_once);
     struct cw_store *s = cw_xcalloc(1, sizeof(*s));
+    s->be = &cw_store_sqlite;
     s->path = cw_xstrdup(path);
     if (opt)
         s->opt = *opt;
@@ -429,12 +445,12 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
     struct stat sb;
     if ((s->opt.no_create || s->opt.read_only) && stat(path, &sb) != 0) {
         int rc = cw_error_set(err, CW_ERR_NOT_FOUND, NULL, "no database at %s", path);
-        cw_store_close(s);
+        store_close(s);
         return rc;
     }
     int rc = connect(s, !s->opt.read_only, &s->writer, err);
     if (rc) {
-        cw_store_close(s);
+        store_close(s);
         return rc;
     }
     if (!s->opt.read_only)
@@ -443,7 +459,7 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
     return CW_OK;
 }
 
-void cw_db_close(struct cw_db *db)
+static void db_close(struct cw_db *db)
 {
     if (!db)
         return;
@@ -473,18 +489,18 @@ void cw_db_close(struct cw_db *db)
     free(db);
 }
 
-void cw_store_close(struct cw_store *s)
+static void store_close(struct cw_store *s)
 {
     if (!s)
         return;
     stop_checkpointer(s);
     while (s->readers)
-        cw_db_close(s->readers);
+        db_close(s->readers);
     struct cw_db *w = s->writer;
     s->writer = NULL;
     if (w) {
         w->store = NULL;
-        cw_db_close(w);
+        db_close(w);
     }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->checkpoint);
@@ -492,12 +508,12 @@ void cw_store_close(struct cw_store *s)
     free(s);
 }
 
-struct cw_db *cw_store_writer(struct cw_store *s)
+static struct cw_db *store_writer(struct cw_store *s)
 {
     return s->writer;
 }
 
-int cw_store_reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err)
+static int reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err)
 {
     struct cw_db *db;
     int rc = connect(s, false, &db, err);
@@ -512,12 +528,12 @@ int cw_store_reader_open(struct cw_store *s, struct cw_db **out, struct cw_error
     return CW_OK;
 }
 
-void cw_store_set_domain(struct cw_store *s, const struct cw_domain *d)
+static void set_domain(struct cw_store *s, const struct cw_domain *d)
 {
     s->domain = d;
 }
 
-const struct cw_domain *cw_db_domain(struct cw_db *db)
+static const struct cw_domain *db_domain(struct cw_db *db)
 {
     return db->store ? db->store->domain : NULL;
 }
@@ -576,6 +592,7 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
         return NULL;
     }
     st = cw_xcalloc(1, sizeof(*st));
+    st->be = &cw_store_sqlite;
     st->st = raw;
     st->db = db;
     st->sql = cw_xstrdup(sql);
@@ -585,7 +602,7 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
     return st;
 }
 
-struct cw_stmt *cw_db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+static struct cw_stmt *db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
 {
     struct cw_stmt *st = prepare_unbound(db, sql, err);
     if (st)
@@ -598,31 +615,31 @@ static int bind_rc(struct cw_stmt *st, int rc)
     return rc == SQLITE_OK ? CW_OK : fail(st->db->conn, rc, NULL, "bind");
 }
 
-int cw_stmt_bind_text(struct cw_stmt *st, int idx, const char *text)
+static int bind_text(struct cw_stmt *st, int idx, const char *text)
 {
     if (!text)
-        return cw_stmt_bind_null(st, idx);
+        return bind_null(st, idx);
     return bind_rc(st, sqlite3_bind_text(st->st, idx, text, -1, SQLITE_TRANSIENT));
 }
 
-int cw_stmt_bind_text_static(struct cw_stmt *st, int idx, const char *text)
+static int bind_text_static(struct cw_stmt *st, int idx, const char *text)
 {
     if (!text)
-        return cw_stmt_bind_null(st, idx);
+        return bind_null(st, idx);
     return bind_rc(st, sqlite3_bind_text(st->st, idx, text, -1, SQLITE_STATIC));
 }
 
-int cw_stmt_bind_int(struct cw_stmt *st, int idx, int64_t value)
+static int bind_int(struct cw_stmt *st, int idx, int64_t value)
 {
     return bind_rc(st, sqlite3_bind_int64(st->st, idx, value));
 }
 
-int cw_stmt_bind_null(struct cw_stmt *st, int idx)
+static int bind_null(struct cw_stmt *st, int idx)
 {
     return bind_rc(st, sqlite3_bind_null(st->st, idx));
 }
 
-int cw_stmt_step(struct cw_stmt *st, struct cw_error *err)
+static int stmt_step(struct cw_stmt *st, struct cw_error *err)
 {
     if (st->touches_log && st->db->n_held) {
         int flushed = flush_held(st->db, err);
@@ -642,43 +659,43 @@ int cw_stmt_step(struct cw_stmt *st, struct cw_error *err)
     return rc;
 }
 
-void cw_stmt_reset(struct cw_stmt *st)
+static void stmt_reset(struct cw_stmt *st)
 {
     sqlite3_reset(st->st);
 }
 
-int64_t cw_stmt_changes(struct cw_stmt *st)
+static int64_t stmt_changes(struct cw_stmt *st)
 {
     return st->changes;
 }
 
-const char *cw_stmt_text(struct cw_stmt *st, int col)
+static const char *stmt_text(struct cw_stmt *st, int col)
 {
     return (const char *)sqlite3_column_text(st->st, col);
 }
 
-int64_t cw_stmt_int(struct cw_stmt *st, int col)
+static int64_t stmt_int(struct cw_stmt *st, int col)
 {
     return sqlite3_column_int64(st->st, col);
 }
 
-bool cw_stmt_is_null(struct cw_stmt *st, int col)
+static bool stmt_is_null(struct cw_stmt *st, int col)
 {
     return sqlite3_column_type(st->st, col) == SQLITE_NULL;
 }
 
-int cw_stmt_columns(struct cw_stmt *st)
+static int stmt_columns(struct cw_stmt *st)
 {
     return sqlite3_column_count(st->st);
 }
 
-const char *cw_stmt_column_name(struct cw_stmt *st, int col)
+static const char *stmt_column_name(struct cw_stmt *st, int col)
 {
     return sqlite3_column_name(st->st, col);
 }
 
 /* A JSON value for column col of the current row: integer, text or null. */
-json_t *cw_stmt_json(struct cw_stmt *st, int col)
+static json_t *stmt_json(struct cw_stmt *st, int col)
 {
     switch (sqlite3_column_type(st->st, col)) {
     case SQLITE_INTEGER:
@@ -698,12 +715,12 @@ json_t *cw_stmt_json(struct cw_stmt *st, int col)
 /* Runs one cached statement that returns no rows. */
 static int run(struct cw_db *db, const char *sql, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(db, sql, err);
+    struct cw_stmt *st = db_prepare(db, sql, err);
     if (!st)
         return CW_ERR_STORE;
-    int rc = cw_stmt_step(st, err);
+    int rc = stmt_step(st, err);
     if (rc == CW_ROW)
-        cw_stmt_reset(st); /* an open statement would pin the reader's snapshot */
+        stmt_reset(st); /* an open statement would pin the reader's snapshot */
     return rc == CW_DONE || rc == CW_ROW ? CW_OK : rc;
 }
 
@@ -714,73 +731,73 @@ static void drop_held(struct cw_db *db)
     cw_buf_reset(&db->held_text);
 }
 
-int cw_db_begin(struct cw_db *db, struct cw_error *err)
+static int db_begin(struct cw_db *db, struct cw_error *err)
 {
     drop_held(db);
     db->held_lost = false;
     return run(db, "BEGIN IMMEDIATE", err);
 }
 
-int cw_db_commit(struct cw_db *db, struct cw_error *err)
+static int db_commit(struct cw_db *db, struct cw_error *err)
 {
     int rc = flush_held(db, err);
     return rc ? rc : run(db, "COMMIT", err);
 }
 
-void cw_db_rollback(struct cw_db *db)
+static void db_rollback(struct cw_db *db)
 {
     drop_held(db);
     if (!sqlite3_get_autocommit(db->conn))
         run(db, "ROLLBACK", NULL);
 }
 
-int cw_db_savepoint(struct cw_db *db, struct cw_error *err)
+static int db_savepoint(struct cw_db *db, struct cw_error *err)
 {
     /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
     int rc = flush_held(db, err);
     return rc ? rc : run(db, "SAVEPOINT cmd", err);
 }
 
-int cw_db_release(struct cw_db *db, struct cw_error *err)
+static int db_release(struct cw_db *db, struct cw_error *err)
 {
     return run(db, "RELEASE cmd", err);
 }
 
-void cw_db_rollback_to(struct cw_db *db)
+static void db_rollback_to(struct cw_db *db)
 {
     drop_held(db); /* all of it written since the savepoint */
     run(db, "ROLLBACK TO cmd", NULL);
     run(db, "RELEASE cmd", NULL);
 }
 
-int cw_db_snapshot_begin(struct cw_db *db, struct cw_error *err)
+static int snapshot_begin(struct cw_db *db, struct cw_error *err)
 {
     /* A deferred transaction takes its snapshot at the first read: make one now. */
     int rc = run(db, "BEGIN", err);
     if (!rc)
         rc = run(db, "SELECT 1 FROM schema_migrations LIMIT 1", err);
     if (rc)
-        cw_db_rollback(db);
+        db_rollback(db);
     return rc;
 }
 
-void cw_db_snapshot_end(struct cw_db *db)
+static void snapshot_end(struct cw_db *db)
 {
-    cw_db_rollback(db);
+    db_rollback(db);
 }
 
 /* ----------------------------------------------------------- migrations */
 
 static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
+    struct cw_stmt *st = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
     if (!st)
         return CW_ERR_STORE;
-    cw_stmt_bind_text(st, 1, id);
-    int rc = cw_stmt_step(st, err);
+    bind_text(st, 1, id);
+    int rc = stmt_step(st, err);
     *yes = rc == CW_ROW;
     if (rc == CW_ROW)
-        cw_stmt_reset(st);
+        stmt_reset(st);
     return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
 }
 
@@ -788,7 +805,7 @@ static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error 
 static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
                        struct cw_error *err)
 {
-    int rc = cw_db_begin(db, err);
+    int rc = db_begin(db, err);
     if (rc)
         return rc;
     bool done;
@@ -802,15 +819,22 @@ static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n
         sqlite3_free(msg);
         goto out;
     }
-    rc = cw_db_exec(db, err, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", "ti",
-                    id, cw_now_us());
+    struct cw_stmt *st =
+        db_prepare(db, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", err);
+    rc = st ? CW_OK : CW_ERR_STORE;
+    if (!rc) {
+        bind_text(st, 1, id);
+        bind_int(st, 2, cw_now_us());
+        rc = stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+    }
     if (!rc && n_applied)
         ++*n_applied;
 out:
     if (rc || done)
-        cw_db_rollback(db);
+        db_rollback(db);
     else
-        rc = cw_db_commit(db, err);
+        rc = db_commit(db, err);
     return rc;
 }
 
@@ -874,8 +898,8 @@ static int refuse_newer(struct cw_store *s, const struct cw_domain *d, struct cw
     return rc == CW_DONE ? CW_OK : rc;
 }
 
-int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
-                              char *first_pending, size_t len, struct cw_error *err)
+static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                            char *first_pending, size_t len, struct cw_error *err)
 {
     int64_t has_table = 0;
     *n_pending = 0;
@@ -897,8 +921,8 @@ int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int
     return rc;
 }
 
-int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
-                     struct cw_error *err)
+static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                         struct cw_error *err)
 {
     struct cw_db *db = s->writer;
     if (n_applied)
@@ -906,7 +930,7 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
     if (s->opt.read_only)
         return cw_error_set(err, CW_ERR_STORE, NULL, "database %s is open read-only", s->path);
     int pending;
-    int rc = cw_store_check_migrations(s, d, &pending, NULL, 0, err);
+    int rc = check_migrations(s, d, &pending, NULL, 0, err);
     if (rc || !pending)
         return rc;
     /* The table that records migrations must exist before the first lookup. */
@@ -925,41 +949,41 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
 
 /* --------------------------------------------------------- command log */
 
-int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                          int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
+static int find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
 {
-    struct cw_stmt *st = cw_db_prepare(
+    struct cw_stmt *st = db_prepare(
         db,
         "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
         " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
         err);
     if (!st)
         return CW_ERR_STORE;
-    cw_stmt_bind_text(st, 1, user_uuid);
-    cw_stmt_bind_text(st, 2, client_id);
-    cw_stmt_bind_int(st, 3, client_seq);
-    int rc = cw_stmt_step(st, err);
+    bind_text(st, 1, user_uuid);
+    bind_text(st, 2, client_id);
+    bind_int(st, 3, client_seq);
+    int rc = stmt_step(st, err);
     if (rc == CW_DONE)
         return CW_ERR_NOT_FOUND;
     if (rc != CW_ROW)
         return rc;
     memset(out, 0, sizeof(*out));
-    snprintf(out->uuid, sizeof(out->uuid), "%s", cw_stmt_text(st, 0));
-    out->rejected = strcmp(cw_stmt_text(st, 1), "rejected") == 0;
-    out->first_position = cw_stmt_int(st, 2);
-    out->last_position = cw_stmt_int(st, 3);
-    if (!cw_stmt_is_null(st, 4))
-        snprintf(out->reject_code, sizeof(out->reject_code), "%s", cw_stmt_text(st, 4));
-    if (!cw_stmt_is_null(st, 5))
-        snprintf(out->reject_message, sizeof(out->reject_message), "%s", cw_stmt_text(st, 5));
-    cw_stmt_reset(st);
+    snprintf(out->uuid, sizeof(out->uuid), "%s", stmt_text(st, 0));
+    out->rejected = strcmp(stmt_text(st, 1), "rejected") == 0;
+    out->first_position = stmt_int(st, 2);
+    out->last_position = stmt_int(st, 3);
+    if (!stmt_is_null(st, 4))
+        snprintf(out->reject_code, sizeof(out->reject_code), "%s", stmt_text(st, 4));
+    if (!stmt_is_null(st, 5))
+        snprintf(out->reject_message, sizeof(out->reject_message), "%s", stmt_text(st, 5));
+    stmt_reset(st);
     return CW_OK;
 }
 
 /* The store's own statements: their arguments all outlive the step that reads them. */
 static void bind_static(struct cw_stmt *st, int idx, const char *text)
 {
-    cw_stmt_bind_text_static(st, idx, text);
+    bind_text_static(st, idx, text);
 }
 
 /* Binds text, or v serialised through buf when text is NULL (an absent v reads {}). */
@@ -977,7 +1001,7 @@ static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_
     sqlite3_bind_text(st->st, idx, text, -1, text == buf->data ? SQLITE_TRANSIENT : SQLITE_STATIC);
 }
 
-int64_t cw_db_total_changes(struct cw_db *db)
+static int64_t total_changes(struct cw_db *db)
 {
     return sqlite3_total_changes64(db->conn);
 }
@@ -987,19 +1011,19 @@ static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_
 {
     bind_static(st, first, rec->rejected ? "rejected" : "ok");
     if (rec->first_position) {
-        cw_stmt_bind_int(st, first + 1, rec->first_position);
-        cw_stmt_bind_int(st, first + 2, rec->last_position);
+        bind_int(st, first + 1, rec->first_position);
+        bind_int(st, first + 2, rec->last_position);
     } else {
-        cw_stmt_bind_null(st, first + 1);
-        cw_stmt_bind_null(st, first + 2);
+        bind_null(st, first + 1);
+        bind_null(st, first + 2);
     }
     bind_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
     bind_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
 }
 
-int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
-                            const struct cw_command_record *rec, const char *data_text,
-                            const char *meta_text, struct cw_error *err)
+static int insert_command(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, const char *data_text,
+                          const char *meta_text, struct cw_error *err)
 {
     struct cw_stmt *st = prepare_unbound(
         db,
@@ -1013,20 +1037,20 @@ int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
     bind_static(st, 1, cmd->uuid);
     bind_static(st, 2, cmd->user_uuid);
     bind_static(st, 3, cmd->client_id);
-    cw_stmt_bind_int(st, 4, cmd->client_seq);
+    bind_int(st, 4, cmd->client_seq);
     bind_static(st, 5, cmd->name);
     bind_json(st, 6, data_text, cmd->data, &db->scratch);
     bind_json(st, 7, meta_text, cmd->meta, &db->scratch);
-    cw_stmt_bind_int(st, 8, cmd->received_at);
+    bind_int(st, 8, cmd->received_at);
     bind_outcome(st, 9, rec);
-    int rc = cw_stmt_step(st, err);
+    int rc = stmt_step(st, err);
     if (rc != CW_DONE)
         return rc;
-    return cw_stmt_changes(st) ? CW_OK : CW_ERR_EXISTS;
+    return stmt_changes(st) ? CW_OK : CW_ERR_EXISTS;
 }
 
-int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
-                            const struct cw_command_record *rec, struct cw_error *err)
+static int update_command(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, struct cw_error *err)
 {
     struct cw_stmt *st =
         prepare_unbound(db,
@@ -1039,8 +1063,8 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
     bind_outcome(st, 1, rec);
     bind_static(st, 6, cmd->user_uuid);
     bind_static(st, 7, cmd->client_id);
-    cw_stmt_bind_int(st, 8, cmd->client_seq);
-    int rc = cw_stmt_step(st, err);
+    bind_int(st, 8, cmd->client_seq);
+    int rc = stmt_step(st, err);
     return rc == CW_DONE ? CW_OK : rc;
 }
 
@@ -1064,17 +1088,17 @@ static void build_chunk_sql(void)
 static void bind_event(struct cw_stmt *st, int base, const struct cw_event *ev,
                        const char *data_text, const char *meta_text)
 {
-    cw_stmt_bind_int(st, base + 1, ev->position);
+    bind_int(st, base + 1, ev->position);
     bind_static(st, base + 2, ev->uuid);
     bind_static(st, base + 3, ev->command_uuid);
     bind_static(st, base + 4, ev->name);
-    cw_stmt_bind_int(st, base + 5, ev->version);
+    bind_int(st, base + 5, ev->version);
     bind_static(st, base + 6, data_text);
     bind_static(st, base + 7, meta_text);
     bind_static(st, base + 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
     bind_static(st, base + 9, ev->client_id);
-    cw_stmt_bind_int(st, base + 10, ev->client_seq);
-    cw_stmt_bind_int(st, base + 11, ev->recorded_at);
+    bind_int(st, base + 10, ev->client_seq);
+    bind_int(st, base + 11, ev->recorded_at);
 }
 
 static const char *held_str(const struct cw_db *db, size_t off)
@@ -1165,7 +1189,7 @@ static int flush_held(struct cw_db *db, struct cw_error *err)
             struct cw_event ev = held_event(db, i + k, &data, &meta);
             bind_event(st, (int)k * EVENT_PARAMS, &ev, data, meta);
         }
-        rc = cw_stmt_step(st, err);
+        rc = stmt_step(st, err);
         rc = rc == CW_DONE ? CW_OK : rc;
         i += rows;
     }
@@ -1175,18 +1199,18 @@ static int flush_held(struct cw_db *db, struct cw_error *err)
     return rc;
 }
 
-void cw_db_hold_events(struct cw_db *db, bool on)
+static void hold_events(struct cw_db *db, bool on)
 {
     db->hold = on;
 }
 
-bool cw_db_held_lost(struct cw_db *db)
+static bool held_lost(struct cw_db *db)
 {
     return db->held_lost;
 }
 
-int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
-                          const char *meta_text, struct cw_error *err)
+static int append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                        const char *meta_text, struct cw_error *err)
 {
     if (db->hold) {
         hold_event(db, ev, data_text, meta_text);
@@ -1199,11 +1223,63 @@ int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const cha
     /* A text not given is serialised here (and copied when bound). */
     bind_json(st, 6, data_text, ev->data, &db->scratch);
     bind_json(st, 7, meta_text, ev->meta, &db->scratch);
-    int rc = cw_stmt_step(st, err);
+    int rc = stmt_step(st, err);
     return rc == CW_DONE ? CW_OK : rc;
 }
 
-int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
+static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
 {
-    return cw_db_query_int(db, out, err, "SELECT COALESCE(MAX(position), 0) FROM events", "");
+    struct cw_stmt *st = db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc = stmt_step(st, err);
+    if (rc != CW_ROW)
+        return rc == CW_DONE ? CW_ERR_STORE : rc;
+    *out = stmt_int(st, 0);
+    stmt_reset(st);
+    return CW_OK;
 }
+
+const struct cw_store_backend cw_store_sqlite = {
+    .name = "sqlite",
+    .open = store_open,
+    .close = store_close,
+    .migrate = store_migrate,
+    .check_migrations = check_migrations,
+    .finish_checkpoint = finish_checkpoint,
+    .writer = store_writer,
+    .reader_open = reader_open,
+    .set_domain = set_domain,
+    .db_close = db_close,
+    .domain = db_domain,
+    .prepare = db_prepare,
+    .begin = db_begin,
+    .commit = db_commit,
+    .rollback = db_rollback,
+    .savepoint = db_savepoint,
+    .release = db_release,
+    .rollback_to = db_rollback_to,
+    .snapshot_begin = snapshot_begin,
+    .snapshot_end = snapshot_end,
+    .find_command = find_command,
+    .insert_command = insert_command,
+    .update_command = update_command,
+    .hold_events = hold_events,
+    .held_lost = held_lost,
+    .append_event = append_event,
+    .total_changes = total_changes,
+    .last_position = last_position,
+    .bind_text = bind_text,
+    .bind_text_static = bind_text_static,
+    .bind_int = bind_int,
+    .bind_null = bind_null,
+    .step = stmt_step,
+    .reset = stmt_reset,
+    .changes = stmt_changes,
+    .text = stmt_text,
+    .integer = stmt_int,
+    .is_null = stmt_is_null,
+    .columns = stmt_columns,
+    .column_name = stmt_column_name,
+    .json = stmt_json,
+};

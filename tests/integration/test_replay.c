@@ -2,7 +2,8 @@
  * test_replay.c - `calderwood replay` against a log made by the real engine:
  * a full replay reproduces every projection (and the log) value for value;
  * a replay up to position N gives the cart that get-cart as_of_position N
- * reports; replay refuses to overwrite a file.
+ * reports; replay refuses to overwrite a file. With CW_TEST_STORE on
+ * PostgreSQL: the log moved between the backends and back.
  */
 #include "domain/domain.h"
 #include "harness.h"
@@ -130,6 +131,8 @@ static void make_history(struct harness *h, char user[CW_UUID_LEN + 1])
 static void test_full_replay_is_identical(void **state)
 {
     (void)state;
+    if (harness_pg())
+        skip(); /* compares two SQLite files; test_between_backends covers PostgreSQL */
     struct harness h;
     harness_open(&h, register_all);
     char user[CW_UUID_LEN + 1];
@@ -160,9 +163,9 @@ static void test_replay_until_matches_as_of(void **state)
         json_t *as_of = harness_query(&h, "get-cart", ask, user, &err);
         json_decref(ask);
         assert_non_null(as_of);
-        char args[1024], out[600];
+        char args[2048], out[600];
         snprintf(out, sizeof(out), "%s/until-%lld.db", h.dir, (long long)until);
-        snprintf(args, sizeof(args), "replay --data %s --into %s --until %lld", h.dir, out,
+        snprintf(args, sizeof(args), "replay --from '%s' --into %s --until %lld", h.db_path, out,
                  (long long)until);
         assert_int_equal(calderwood(args), 0);
 
@@ -185,11 +188,61 @@ static void test_replay_until_matches_as_of(void **state)
     harness_close(&h);
 }
 
+/*
+ * The log moved from the live PostgreSQL store into SQLite, from there into
+ * a new PostgreSQL database, and back into SQLite: both SQLite stores hold
+ * the same log, command log and projections, value for value.
+ */
+static void test_between_backends(void **state)
+{
+    (void)state;
+    if (!harness_pg())
+        skip(); /* needs a PostgreSQL server (tests/pg/run.sh) */
+    struct harness h;
+    harness_open(&h, register_all);
+    char user[CW_UUID_LEN + 1];
+    make_history(&h, user);
+    harness_stop(&h);
+
+    char a[600], b[600], pg_b[1100], db_b[80], args[2600];
+    snprintf(a, sizeof(a), "%s/a.db", h.dir);
+    snprintf(b, sizeof(b), "%s/b.db", h.dir);
+    snprintf(db_b, sizeof(db_b), "%s_b", h.pg_db);
+    snprintf(args, sizeof(args), "CREATE DATABASE %s", db_b);
+    harness_pg_admin(args);
+    harness_pg_url(pg_b, sizeof(pg_b), getenv("CW_TEST_STORE"), db_b);
+
+    snprintf(args, sizeof(args), "replay --from '%s' --into sqlite:%s", h.db_path, a);
+    assert_int_equal(calderwood(args), 0);
+    snprintf(args, sizeof(args), "replay --from sqlite:%s --into '%s'", a, pg_b);
+    assert_int_equal(calderwood(args), 0);
+    /* A store that holds a log is never replayed into. */
+    assert_int_equal(calderwood(args), 1);
+    snprintf(args, sizeof(args), "replay --from '%s' --into %s", pg_b, b);
+    assert_int_equal(calderwood(args), 0);
+    assert_same_tables(a, b, true);
+    sqlite3 *x, *y;
+    assert_int_equal(sqlite3_open_v2(a, &x, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(b, &y, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *cx = table_text(x, "commands"), *cy = table_text(y, "commands");
+    assert_true(strlen(cx) > 100); /* the command log came along */
+    assert_string_equal(cx, cy);
+    free(cx);
+    free(cy);
+    sqlite3_close(x);
+    sqlite3_close(y);
+
+    snprintf(args, sizeof(args), "DROP DATABASE %s WITH (FORCE)", db_b);
+    harness_pg_admin(args);
+    harness_close(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_replay_is_identical),
         cmocka_unit_test(test_replay_until_matches_as_of),
+        cmocka_unit_test(test_between_backends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

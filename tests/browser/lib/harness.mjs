@@ -11,6 +11,8 @@
 //   await browser.close(); await srv.stop();
 //
 // CW_TEST_KEEP=1 keeps the data directory and server log of a failed test.
+// CW_TEST_STORE=postgres://... runs each server on a PostgreSQL database of
+// its own, as the e2e harness does (storeArgs in tests/e2e/lib/server.mjs).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, closeSync, readFileSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -21,6 +23,7 @@ import net from 'node:net';
 import http from 'node:http';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { storeArgs } from '../../e2e/lib/server.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const BUILD = process.env.BUILD || 'build';
@@ -67,7 +70,7 @@ function get(url, timeoutMs) {
 }
 
 function addUser(dataDir, u) {
-    const r = spawnSync(BIN, ['user', 'add', '--data', dataDir, '--email', u.email, '--first', u.first, '--last', u.last], {
+    const r = spawnSync(BIN, ['user', 'add', ...storeArgs(dataDir), '--email', u.email, '--first', u.first, '--last', u.last], {
         input: `${u.password}\n`,
         encoding: 'utf8',
         timeout: 60000,
@@ -99,7 +102,7 @@ export class Server {
     }
 
     async start() {
-        const argv = ['serve', '--data', this.dataDir, '--listen', `127.0.0.1:${this.port}`, '--no-demo-user', '--login-burst', '100000', '--login-rate', '100000', ...this.args];
+        const argv = ['serve', ...storeArgs(this.dataDir), '--listen', `127.0.0.1:${this.port}`, '--no-demo-user', '--login-burst', '100000', '--login-rate', '100000', ...this.args];
         const fd = openSync(this.logPath, 'a');
         writeFileSync(fd, `# ${BIN} ${argv.join(' ')}\n`);
         const proc = spawn(BIN, argv, { cwd: ROOT, stdio: ['ignore', fd, fd] });

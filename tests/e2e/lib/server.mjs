@@ -7,6 +7,11 @@
 // directory is deleted on stop unless CW_TEST_KEEP=1 is set and a guarded
 // test of that server failed.
 //
+// With CW_TEST_STORE=postgres://... (a maintenance database, as
+// tests/pg/cluster.sh prints it), every data directory gets a PostgreSQL
+// database of its own, created with psql, and every command is given
+// --store with its URL (storeArgs).
+//
 //   const srv = await startServer({ users: [{ email, password, first, last }], args: [...] });
 //   srv.url, srv.port, srv.origin, srv.users.get(email).user_uuid
 //   await srv.stop();               // SIGTERM, waits for exit, returns { code, signal }
@@ -61,9 +66,45 @@ export function serveHelp() {
     return helpText;
 }
 
+const PG_ADMIN = (process.env.CW_TEST_STORE || '').startsWith('postgres') ? process.env.CW_TEST_STORE : null;
+
+/** The admin URL with its database (the path) replaced by name. */
+function pgUrl(name) {
+    // Not new URL(): libpq's postgres://user@/db?host=/dir has an empty host.
+    const m = /^([a-z]+:\/\/[^/?]*)(\/[^?]*)?(.*)$/.exec(PG_ADMIN);
+    return `${m[1]}/${encodeURIComponent(name)}${m[3]}`;
+}
+
+/** The database name of a data directory: its base name, as a quoted identifier. */
+function pgName(dataDir) {
+    return dataDir.split('/').pop();
+}
+
+/**
+ * The flags that name a data directory's store: ['--data', dir], plus
+ * ['--store', URL] under CW_TEST_STORE=postgres://..., the database made
+ * on first use (a marker file in the directory remembers it).
+ */
+export function storeArgs(dataDir) {
+    if (!PG_ADMIN) return ['--data', dataDir];
+    const marker = join(dataDir, 'pg-database');
+    if (!existsSync(marker)) {
+        const r = spawnSync('psql', [PG_ADMIN, '-qc', `CREATE DATABASE "${pgName(dataDir)}"`], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`CREATE DATABASE for ${dataDir} failed: ${r.stderr}`);
+        writeFileSync(marker, pgName(dataDir));
+    }
+    return ['--data', dataDir, '--store', pgUrl(pgName(dataDir))];
+}
+
+/** Drops a data directory's PostgreSQL database, if it has one. */
+function dropStore(dataDir) {
+    if (!PG_ADMIN || !existsSync(join(dataDir, 'pg-database'))) return;
+    spawnSync('psql', [PG_ADMIN, '-qc', `DROP DATABASE IF EXISTS "${pgName(dataDir)}" WITH (FORCE)`]);
+}
+
 /** Creates a user with the CLI; returns its user_uuid (parsed from "registered E as user U"). */
 export function addUser(dataDir, { email, password, first = 'Test', last = 'User' }) {
-    const r = spawnSync(BIN, ['user', 'add', '--data', dataDir, '--email', email, '--first', first, '--last', last], {
+    const r = spawnSync(BIN, ['user', 'add', ...storeArgs(dataDir), '--email', email, '--first', first, '--last', last], {
         input: `${password}\n`,
         encoding: 'utf8',
         timeout: 60_000,
@@ -140,7 +181,7 @@ export class Server {
     async start() {
         const { args = [], readyTimeoutMs = 30_000, env = {} } = this.opts;
         this.port = this.opts.port || (await freePort());
-        const argv = ['serve', '--data', this.dataDir, '--listen', `${this.host}:${this.port}`];
+        const argv = ['serve', ...storeArgs(this.dataDir), '--listen', `${this.host}:${this.port}`];
         const help = serveHelp();
         if (this.opts.demoUser === false && /--no-demo-user/.test(help)) argv.push('--no-demo-user');
         // Many logins come from 127.0.0.1 in a test file: unless a test sets
@@ -173,13 +214,21 @@ export class Server {
                     `server exited (code ${this.exit.code}, signal ${this.exit.signal}) before /health answered; log:\n${this.logTail()}`,
                 );
             }
+            let r = null;
             try {
-                const r = await probe(`${this.url}/health`, 1000);
-                if (r.status === 200) return this;
-                last = `status ${r.status}: ${r.body.slice(0, 200)}`;
+                r = await probe(`${this.url}/health`, 1000);
             } catch (e) {
                 last = e.message;
             }
+            if (r && r.status === 200) {
+                // On CW_TEST_STORE=postgres://..., the server must say it runs there.
+                if (PG_ADMIN && !/store\.opened store=postgres/.test(this.log())) {
+                    await this.kill();
+                    throw new Error(`server is not on PostgreSQL; log:\n${this.logTail()}`);
+                }
+                return this;
+            }
+            if (r) last = `status ${r.status}: ${r.body.slice(0, 200)}`;
             await new Promise((r) => setTimeout(r, 50));
         }
         await this.kill();
@@ -227,7 +276,10 @@ export class Server {
             process.stderr.write(`# CW_TEST_KEEP: data kept in ${this.dataDir}, log ${this.logPath}\n`);
             return;
         }
-        if (this.ownsDataDir) rmSync(this.dataDir, { recursive: true, force: true });
+        if (this.ownsDataDir) {
+            dropStore(this.dataDir);
+            rmSync(this.dataDir, { recursive: true, force: true });
+        }
         if (!KEEP || !this.failed) rmSync(this.logPath, { force: true });
     }
 }
@@ -258,7 +310,10 @@ export async function startServer(opts = {}) {
     } catch (e) {
         srv.failed = true;
         if (!KEEP) {
-            if (ownsDataDir) rmSync(dataDir, { recursive: true, force: true });
+            if (ownsDataDir) {
+                dropStore(dataDir);
+                rmSync(dataDir, { recursive: true, force: true });
+            }
             rmSync(srv.logPath, { force: true }); // its tail is in the error message
         }
         throw e;
@@ -292,7 +347,7 @@ export function guard(getServer, fn) {
 
 /** Runs `calderwood events` on a data directory; returns the parsed JSON lines. */
 export function exportEvents(dataDir, extra = []) {
-    const r = spawnSync(BIN, ['events', '--data', dataDir, '--format', 'jsonl', ...extra], {
+    const r = spawnSync(BIN, ['events', ...storeArgs(dataDir), '--format', 'jsonl', ...extra], {
         encoding: 'utf8',
         maxBuffer: 256 * 1024 * 1024,
         timeout: 60_000,

@@ -1,0 +1,79 @@
+/*
+ * backend.h - the one interface between the backend-neutral store layer
+ * (db.c: URL parsing, the calls of store.h and calderwood.h, the SQL
+ * helpers, the log scan) and a store backend (store_sqlite.c, store_pg.c).
+ *
+ * Each backend defines struct cw_store, struct cw_db and struct cw_stmt for
+ * itself, in its own file, each beginning with a pointer to its
+ * cw_store_backend. The neutral layer never completes those types: it only
+ * reads that first member (a pointer to a struct also points to its first
+ * member) and calls through it. So neither backend knows the other, and
+ * each call costs one indirect jump.
+ *
+ * Every entry has the contract of the public call of the same name in
+ * store.h or calderwood.h; open receives the URL's target (the path for
+ * sqlite:, the whole URL for postgres://).
+ */
+#ifndef CW_STORE_BACKEND_H
+#define CW_STORE_BACKEND_H
+
+#include "store.h"
+
+struct cw_store_backend {
+    const char *name;
+    int (*open)(const char *target, const struct cw_store_options *opt, struct cw_store **out,
+                struct cw_error *err);
+    void (*close)(struct cw_store *s);
+    int (*migrate)(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                   struct cw_error *err);
+    int (*check_migrations)(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                            char *first_pending, size_t len, struct cw_error *err);
+    void (*finish_checkpoint)(struct cw_store *s);
+    struct cw_db *(*writer)(struct cw_store *s);
+    int (*reader_open)(struct cw_store *s, struct cw_db **out, struct cw_error *err);
+    void (*set_domain)(struct cw_store *s, const struct cw_domain *d);
+
+    void (*db_close)(struct cw_db *db);
+    const struct cw_domain *(*domain)(struct cw_db *db);
+    struct cw_stmt *(*prepare)(struct cw_db *db, const char *sql, struct cw_error *err);
+    int (*begin)(struct cw_db *db, struct cw_error *err);
+    int (*commit)(struct cw_db *db, struct cw_error *err);
+    void (*rollback)(struct cw_db *db);
+    int (*savepoint)(struct cw_db *db, struct cw_error *err);
+    int (*release)(struct cw_db *db, struct cw_error *err);
+    void (*rollback_to)(struct cw_db *db);
+    int (*snapshot_begin)(struct cw_db *db, struct cw_error *err);
+    void (*snapshot_end)(struct cw_db *db);
+    int (*find_command)(struct cw_db *db, const char *user_uuid, const char *client_id,
+                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err);
+    int (*insert_command)(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, const char *data_text,
+                          const char *meta_text, struct cw_error *err);
+    int (*update_command)(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, struct cw_error *err);
+    void (*hold_events)(struct cw_db *db, bool on);
+    bool (*held_lost)(struct cw_db *db);
+    int (*append_event)(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                        const char *meta_text, struct cw_error *err);
+    int64_t (*total_changes)(struct cw_db *db);
+    int (*last_position)(struct cw_db *db, int64_t *out, struct cw_error *err);
+
+    int (*bind_text)(struct cw_stmt *st, int idx, const char *text);
+    int (*bind_text_static)(struct cw_stmt *st, int idx, const char *text);
+    int (*bind_int)(struct cw_stmt *st, int idx, int64_t value);
+    int (*bind_null)(struct cw_stmt *st, int idx);
+    int (*step)(struct cw_stmt *st, struct cw_error *err);
+    void (*reset)(struct cw_stmt *st);
+    int64_t (*changes)(struct cw_stmt *st);
+    const char *(*text)(struct cw_stmt *st, int col);
+    int64_t (*integer)(struct cw_stmt *st, int col);
+    bool (*is_null)(struct cw_stmt *st, int col);
+    int (*columns)(struct cw_stmt *st);
+    const char *(*column_name)(struct cw_stmt *st, int col);
+    json_t *(*json)(struct cw_stmt *st, int col);
+};
+
+extern const struct cw_store_backend cw_store_sqlite;
+extern const struct cw_store_backend cw_store_pg;
+
+#endif

@@ -1,0 +1,1263 @@
+/*
+ * store_pg.c - the store on PostgreSQL through libpq (see store.h, backend.h).
+ *
+ * One connection per cw_db: the processor's writer, one per query worker.
+ * Domain SQL is written once for both backends: ? placeholders become $n
+ * here, and in migrations the word INTEGER becomes BIGINT (SQLite's
+ * integers are 64-bit). Statements are prepared once per connection and
+ * cached by their SQL text; parameters travel as text and PostgreSQL infers
+ * their types from the statement. Results are read whole, so a statement
+ * can stay open while others run on the same connection, as in SQLite.
+ *
+ * Commits are durable (synchronous_commit = on). A lost connection is
+ * CW_ERR_AGAIN; the next transaction reconnects and prepares again. SQLSTATEs
+ * are translated here and nowhere else.
+ */
+#include "backend.h"
+#include "core/alloc.h"
+#include "core/registry.h"
+#include "core/buf.h"
+#include "core/strmap.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Type OIDs of the results that become JSON numbers (pg_type.h is server-side). */
+enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_TEXT = 25, OID_OID = 26 };
+enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
+
+#define MAX_PARAMS 1024
+
+/*
+ * The processor's event rows are held back and inserted LOG_CHUNK at a
+ * time with one multi-row INSERT: a round trip to the server for many
+ * events instead of one each.
+ */
+#define LOG_CHUNK 64
+
+/* An event row held back, its strings copied (NULL stays NULL). */
+struct held_event {
+    int64_t position, version, client_seq, recorded_at;
+    char *uuid, *command_uuid, *name, *data, *meta, *user_uuid, *client_id;
+};
+
+struct cw_stmt {
+    const struct cw_store_backend *be; /* first: what db.c reads */
+    struct cw_db *db;
+    char *sql;     /* the cache's key, as the caller wrote it */
+    char *pg_sql;  /* with $n placeholders */
+    char name[24]; /* of the prepared statement */
+    unsigned gen;  /* the connection it was prepared on; 0: not yet */
+    int n_params;  /* the highest ? number */
+    const char **values;
+    char **owned;     /* copies made by bind_text */
+    char (*ints)[24]; /* integers bound, as text */
+    PGresult *res;    /* the rows of the current step, or NULL */
+    bool touches_log; /* reads or writes the events table: held-back rows go in first */
+    int row, n_rows;
+    int64_t changes;
+};
+
+struct cw_db {
+    const struct cw_store_backend *be; /* first: what db.c reads */
+    PGconn *conn;
+    struct cw_store *store;
+    unsigned gen; /* bumped at each (re)connection: prepared statements are lost */
+    unsigned next_name;
+    bool in_tx;             /* between BEGIN and COMMIT or ROLLBACK: a lost connection lost it */
+    bool lost;              /* a call failed for want of a connection: reconnect before the next */
+    struct cw_strmap cache; /* SQL text -> struct cw_stmt *; keys owned by the statements */
+    struct cw_buf scratch;
+    int64_t total_changes;
+    struct cw_db *next; /* in the store's list of open readers */
+    bool read_only;     /* a reader, or the writer of a read-only store */
+    char message[256];  /* libpq's last connection message, its first line */
+    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    bool hold;
+    bool held_lost; /* inserting held rows failed: the batch must run again */
+    struct held_event held[LOG_CHUNK];
+    size_t n_held;
+};
+
+struct cw_store {
+    const struct cw_store_backend *be; /* first: what db.c reads */
+    char *url;
+    struct cw_store_options opt;
+    struct cw_db *writer;
+    const struct cw_domain *domain;
+    pthread_mutex_t lock; /* {readers} */
+    struct cw_db *readers;
+};
+
+/* The core schema: the final shape of SQLite's core:001 and core:002. */
+static const char core_schema[] = "CREATE TABLE IF NOT EXISTS events ("
+                                  " position BIGINT PRIMARY KEY,"
+                                  " uuid TEXT NOT NULL UNIQUE,"
+                                  " command_uuid TEXT NOT NULL,"
+                                  " name TEXT NOT NULL,"
+                                  " version INTEGER NOT NULL,"
+                                  " data TEXT NOT NULL,"
+                                  " meta TEXT NOT NULL,"
+                                  " user_uuid TEXT,"
+                                  " client_id TEXT,"
+                                  " client_seq BIGINT,"
+                                  " recorded_at BIGINT NOT NULL);"
+                                  "CREATE INDEX IF NOT EXISTS events_by_user"
+                                  " ON events(user_uuid, position);"
+                                  "CREATE TABLE IF NOT EXISTS commands ("
+                                  " uuid TEXT NOT NULL,"
+                                  " user_uuid TEXT NOT NULL,"
+                                  " client_id TEXT NOT NULL,"
+                                  " client_seq BIGINT NOT NULL,"
+                                  " name TEXT NOT NULL,"
+                                  " data TEXT NOT NULL,"
+                                  " meta TEXT NOT NULL,"
+                                  " received_at BIGINT NOT NULL,"
+                                  " outcome TEXT NOT NULL,"
+                                  " first_position BIGINT,"
+                                  " last_position BIGINT,"
+                                  " reject_code TEXT,"
+                                  " reject_message TEXT,"
+                                  " UNIQUE (user_uuid, client_id, client_seq));";
+
+/*
+ * The same ids as SQLite's, so that a log copied between backends carries
+ * a schema_migrations both read alike; 002 is already in 001's shape here.
+ */
+static const struct cw_migration core_migrations[] = {
+    {.id = "core:001-log", .sql = core_schema},
+    {.id = "core:002-commands-by-key", .sql = "SELECT 1"},
+};
+
+static void db_close(struct cw_db *db);
+static int flush_held(struct cw_db *db, struct cw_error *err);
+static void drop_held(struct cw_db *db);
+static int stmt_step(struct cw_stmt *st, struct cw_error *err);
+static void stmt_reset(struct cw_stmt *st);
+
+/* ------------------------------------------------------------- errors */
+
+/*
+ * What waiting and trying again can cure: a lost or refused connection
+ * (08, 57P01-03), serialization failures and deadlocks (40001, 40P01),
+ * full disks and exhausted resources (53), statement and lock timeouts
+ * (57014, 55P03), I/O errors (58).
+ */
+static bool transient(const char *state)
+{
+    if (!state)
+        return true; /* no SQLSTATE: libpq lost the connection */
+    static const char *const prefixes[] = {"08",    "40001", "40P01", "53",    "57014",
+                                           "57P01", "57P02", "57P03", "55P03", "58"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(state, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+/* The first line of res's error message, or of the connection's. */
+static const char *message(struct cw_db *db, const PGresult *res)
+{
+    const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!msg || !*msg) {
+        /* libpq's own ("server closed the connection...") end in a newline. */
+        snprintf(db->message, sizeof(db->message), "%s", PQerrorMessage(db->conn));
+        db->message[strcspn(db->message, "\n")] = '\0';
+        msg = db->message;
+    }
+    return msg;
+}
+
+/* Translates a failed result (or none) on db into CW_ERR_AGAIN or CW_ERR_STORE. */
+static int fail(struct cw_db *db, const PGresult *res, struct cw_error *err, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    /*
+     * An error without a SQLSTATE is libpq's own: the connection is gone,
+     * though PQstatus may still say otherwise until the next call.
+     */
+    if (!state || PQstatus(db->conn) != CONNECTION_OK)
+        db->lost = true;
+    int rc = db->lost || transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
+    /* disk_full (53100): the processor reports the condition and backs off longer. */
+    bool full = state && strcmp(state, "53100") == 0;
+    return cw_error_set(err, rc, full ? CW_STORE_DISK_FULL : "internal-error", "%s: %s", what,
+                        message(db, res));
+}
+
+/*
+ * Rows res changed: PQcmdTuples also counts the rows a SELECT returned, and
+ * cw_db_total_changes must tell only writes (the processor learns from it
+ * which handlers write).
+ */
+static int64_t rows_changed(PGresult *res)
+{
+    const char *status = PQcmdStatus(res);
+    if (strncmp(status, "INSERT", 6) && strncmp(status, "UPDATE", 6) &&
+        strncmp(status, "DELETE", 6) && strncmp(status, "MERGE", 5))
+        return 0;
+    return atoll(PQcmdTuples(res));
+}
+
+/* Runs sql (no parameters; several statements allowed) with the simple protocol. */
+static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    PGresult *res = PQexec(db->conn, sql);
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? CW_OK : fail(db, res, err, "exec");
+    if (!rc)
+        db->total_changes += rows_changed(res);
+    PQclear(res);
+    return rc;
+}
+
+/* ---------------------------------------------------------- connections */
+
+static void on_notice(void *arg, const char *message)
+{
+    /* "relation already exists, skipping" and the like: not for stderr. */
+}
+
+/* The session settings every connection starts with (and starts again with). */
+static int configure(struct cw_db *db, struct cw_error *err)
+{
+    PQsetNoticeProcessor(db->conn, on_notice, NULL);
+    /*
+     * The writer waits for a lock at most 100 ms, as on SQLite: longer
+     * waits are the processor's retry loop's, which backs off and counts.
+     */
+    return exec_sql(db,
+                    db->read_only ? "SET synchronous_commit = on;"
+                                    " SET default_transaction_read_only = on;"
+                                  : "SET synchronous_commit = on; SET lock_timeout = 100;",
+                    err);
+}
+
+static int connect_db(struct cw_store *s, bool reader, struct cw_db **out, struct cw_error *err)
+{
+    struct cw_db *db = cw_xcalloc(1, sizeof(*db));
+    db->read_only = reader || s->opt.read_only;
+    db->be = &cw_store_pg;
+    db->store = s;
+    db->gen = 1;
+    cw_strmap_init(&db->cache);
+    db->conn = PQconnectdb(s->url);
+    int rc = CW_OK;
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(db->conn);
+        bool missing = strstr(msg, "does not exist") != NULL;
+        char label[512];
+        cw_store_url_label(s->url, label, sizeof(label));
+        rc = cw_error_set(err, missing ? CW_ERR_NOT_FOUND : CW_ERR_AGAIN, NULL,
+                          "cannot connect to %s: %.*s", label, (int)strcspn(msg, "\n"), msg);
+    }
+    if (!rc)
+        rc = configure(db, err);
+    if (rc) {
+        db_close(db);
+        return rc;
+    }
+    *out = db;
+    return CW_OK;
+}
+
+/*
+ * Outside a transaction, a lost connection is made again: the statements
+ * prepared on the old one are prepared anew when next used.
+ */
+static int reconnect_if_lost(struct cw_db *db, struct cw_error *err)
+{
+    if (PQstatus(db->conn) == CONNECTION_OK && !db->lost)
+        return CW_OK;
+    PQreset(db->conn);
+    db->gen++;
+    db->lost = false;
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return fail(db, NULL, err, "reconnect");
+    return configure(db, err);
+}
+
+/* Was the connection found lost outside a transaction (so nothing of one is lost)? */
+static bool lost_idle(struct cw_db *db)
+{
+    return !db->in_tx && (db->lost || PQstatus(db->conn) != CONNECTION_OK);
+}
+
+/* Begins a transaction with sql, on a new connection if the old one turns out lost. */
+static int begin_with(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    int rc = reconnect_if_lost(db, err);
+    if (!rc)
+        rc = exec_sql(db, sql, err);
+    if (rc && lost_idle(db)) {
+        rc = reconnect_if_lost(db, err);
+        if (!rc)
+            rc = exec_sql(db, sql, err);
+    }
+    db->in_tx = !rc;
+    return rc;
+}
+
+static int store_open(const char *url, const struct cw_store_options *opt, struct cw_store **out,
+                      struct cw_error *err)
+{
+    struct cw_store *s = cw_xcalloc(1, sizeof(*s));
+    s->be = &cw_store_pg;
+    s->url = cw_xstrdup(url);
+    if (opt)
+        s->opt = *opt;
+    pthread_mutex_init(&s->lock, NULL);
+    int rc = connect_db(s, false, &s->writer, err);
+    if (rc) {
+        pthread_mutex_destroy(&s->lock);
+        free(s->url);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return CW_OK;
+}
+
+static void stmt_free(struct cw_stmt *st)
+{
+    PQclear(st->res);
+    for (int i = 0; i < st->n_params; i++)
+        free(st->owned[i]);
+    free(st->owned);
+    free(st->values);
+    free(st->ints);
+    free(st->pg_sql);
+    free(st->sql);
+    free(st);
+}
+
+static void db_close(struct cw_db *db)
+{
+    struct cw_store *s = db->store;
+    if (s && db != s->writer) {
+        pthread_mutex_lock(&s->lock);
+        for (struct cw_db **p = &s->readers; *p; p = &(*p)->next) {
+            if (*p == db) {
+                *p = db->next;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    for (size_t i = 0; i < db->cache.cap; i++)
+        if (db->cache.keys[i])
+            stmt_free(db->cache.values[i]);
+    cw_strmap_release(&db->cache);
+    cw_buf_release(&db->scratch);
+    PQfinish(db->conn);
+    free(db);
+}
+
+static void store_close(struct cw_store *s)
+{
+    while (s->readers)
+        db_close(s->readers);
+    if (s->writer) {
+        s->writer->store = NULL;
+        db_close(s->writer);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s->url);
+    free(s);
+}
+
+static void finish_checkpoint(struct cw_store *s)
+{
+    /* PostgreSQL checkpoints on its own. */
+}
+
+static struct cw_db *store_writer(struct cw_store *s)
+{
+    return s->writer;
+}
+
+static int reader_open(struct cw_store *s, struct cw_db **out, struct cw_error *err)
+{
+    struct cw_db *db;
+    int rc = connect_db(s, true, &db, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    db->next = s->readers;
+    s->readers = db;
+    pthread_mutex_unlock(&s->lock);
+    *out = db;
+    return CW_OK;
+}
+
+static void set_domain(struct cw_store *s, const struct cw_domain *d)
+{
+    s->domain = d;
+}
+
+static const struct cw_domain *db_domain(struct cw_db *db)
+{
+    return db->store ? db->store->domain : NULL;
+}
+
+/* ------------------------------------------------------------ SQL text */
+
+/* Length of the quoted text or comment at p ('...', "...", -- or block), else 0. */
+static size_t skip_quoted(const char *p)
+{
+    const char *q = p;
+    if (*p == '\'' || *p == '"') {
+        for (q++; *q; q++)
+            if (*q == *p && q[1] != *p)
+                return (size_t)(q + 1 - p);
+            else if (*q == *p)
+                q++; /* a doubled quote stands for itself */
+        return (size_t)(q - p);
+    }
+    if (p[0] == '-' && p[1] == '-')
+        return strcspn(p, "\n");
+    if (p[0] == '/' && p[1] == '*') {
+        const char *end = strstr(p + 2, "*/");
+        return end ? (size_t)(end + 2 - p) : strlen(p);
+    }
+    return 0;
+}
+
+static bool word_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_';
+}
+
+/* Does sql hold word (any case) as a whole word outside quotes? */
+static bool has_word(const char *sql, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = sql; *p;) {
+        size_t q = skip_quoted(p);
+        if (q) {
+            p += q;
+            continue;
+        }
+        if (strncasecmp(p, word, n) == 0 && (p == sql || !word_char(p[-1])) && !word_char(p[n]))
+            return true;
+        p++;
+    }
+    return false;
+}
+
+/*
+ * Copies sql into out with each ? numbered $1, $2, ... and, for DDL, each
+ * word INTEGER made BIGINT. Returns the number of placeholders.
+ */
+static int adapt_sql(const char *sql, bool ddl, struct cw_buf *out)
+{
+    int n = 0;
+    cw_buf_reset(out);
+    for (const char *p = sql; *p;) {
+        size_t q = skip_quoted(p);
+        if (q) {
+            cw_buf_add(out, p, q);
+            p += q;
+        } else if (*p == '?') {
+            char num[16];
+            cw_buf_add(out, num, (size_t)snprintf(num, sizeof(num), "$%d", ++n));
+            p++;
+        } else if (ddl && strncasecmp(p, "integer", 7) == 0 && (p == sql || !word_char(p[-1])) &&
+                   !word_char(p[7])) {
+            cw_buf_adds(out, "BIGINT");
+            p += 7;
+        } else {
+            cw_buf_add(out, p++, 1);
+        }
+    }
+    cw_buf_add(out, "", 1);
+    return n;
+}
+
+/* ----------------------------------------------------------- statements */
+
+/* Runs sql on db, ignoring its outcome: the savepoints around a prepare. */
+static void quietly(struct cw_db *db, const char *sql)
+{
+    PQclear(PQexec(db->conn, sql));
+}
+
+/*
+ * Prepares st as name with the parameter types in types; inside a
+ * transaction under a savepoint, as a failed prepare would abort it.
+ */
+static PGresult *prepare_typed(struct cw_stmt *st, const Oid *types)
+{
+    struct cw_db *db = st->db;
+    if (db->in_tx)
+        quietly(db, "SAVEPOINT cw_prepare");
+    PGresult *res = PQprepare(db->conn, st->name, st->pg_sql, st->n_params, types);
+    if (db->in_tx)
+        quietly(db, PQresultStatus(res) == PGRES_COMMAND_OK
+                        ? "RELEASE SAVEPOINT cw_prepare"
+                        : "ROLLBACK TO SAVEPOINT cw_prepare; RELEASE SAVEPOINT cw_prepare");
+    return res;
+}
+
+/*
+ * Prepares st on its connection if this connection has not seen it. SQLite
+ * types values, not columns: a parameter first bound to an integer is
+ * declared BIGINT, so that SELECT ? returns a number; the others are left
+ * to PostgreSQL to infer, and where it cannot (? IS NULL), taken as TEXT.
+ */
+static int ensure_prepared(struct cw_stmt *st, struct cw_error *err)
+{
+    struct cw_db *db = st->db;
+    if (st->gen == db->gen)
+        return CW_OK;
+    snprintf(st->name, sizeof(st->name), "cw%u", ++db->next_name);
+    Oid *types = cw_xcalloc((size_t)st->n_params + 1, sizeof(*types));
+    for (int i = 0; i < st->n_params; i++)
+        types[i] = st->values[i] == st->ints[i] ? OID_INT8 : 0;
+    PGresult *res = prepare_typed(st, types);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && strcmp(state, "42P18") == 0) { /* indeterminate datatype */
+        for (int i = 0; i < st->n_params; i++)
+            types[i] = types[i] ? types[i] : OID_TEXT;
+        PQclear(res);
+        res = prepare_typed(st, types);
+    }
+    free(types);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? CW_OK : fail(db, res, err, "prepare");
+    PQclear(res);
+    if (!rc)
+        st->gen = db->gen;
+    return rc;
+}
+
+static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_strmap_get(&db->cache, sql);
+    if (st) {
+        stmt_reset(st);
+        st->changes = 0;
+    } else {
+        st = cw_xcalloc(1, sizeof(*st));
+        st->be = &cw_store_pg;
+        st->db = db;
+        st->sql = cw_xstrdup(sql);
+        st->n_params = adapt_sql(sql, false, &db->scratch);
+        st->pg_sql = cw_xstrdup(db->scratch.data);
+        st->touches_log = has_word(sql, "events");
+        if (st->n_params > MAX_PARAMS) {
+            cw_error_set(err, CW_ERR_STORE, NULL, "more than %d parameters: %.60s", MAX_PARAMS,
+                         sql);
+            stmt_free(st);
+            return NULL;
+        }
+        int n = st->n_params ? st->n_params : 1;
+        st->values = cw_xcalloc((size_t)n, sizeof(*st->values));
+        st->owned = cw_xcalloc((size_t)n, sizeof(*st->owned));
+        st->ints = cw_xcalloc((size_t)n, sizeof(*st->ints));
+        cw_strmap_put(&db->cache, st->sql, st);
+    }
+    /*
+     * Prepared at the first step, when the bindings tell the parameters'
+     * types: an error in the SQL shows there.
+     */
+    return st;
+}
+
+static int bind_null(struct cw_stmt *st, int idx);
+
+static struct cw_stmt *db_prepare(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    struct cw_stmt *st = prepare_unbound(db, sql, err);
+    for (int i = 1; st && i <= st->n_params; i++)
+        bind_null(st, i); /* a parameter left unbound reads NULL */
+    return st;
+}
+
+/* Slot idx (1-based), its old copy freed; NULL when idx is out of range. */
+static bool slot(struct cw_stmt *st, int idx)
+{
+    if (idx < 1 || idx > st->n_params)
+        return false;
+    free(st->owned[idx - 1]);
+    st->owned[idx - 1] = NULL;
+    return true;
+}
+
+static int bind_null(struct cw_stmt *st, int idx)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    st->values[idx - 1] = NULL;
+    return CW_OK;
+}
+
+static int bind_text(struct cw_stmt *st, int idx, const char *text)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    st->owned[idx - 1] = text ? cw_xstrdup(text) : NULL;
+    st->values[idx - 1] = st->owned[idx - 1];
+    return CW_OK;
+}
+
+static int bind_text_static(struct cw_stmt *st, int idx, const char *text)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    st->values[idx - 1] = text;
+    return CW_OK;
+}
+
+static int bind_int(struct cw_stmt *st, int idx, int64_t value)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    snprintf(st->ints[idx - 1], sizeof(st->ints[0]), "%lld", (long long)value);
+    st->values[idx - 1] = st->ints[idx - 1];
+    return CW_OK;
+}
+
+/* Runs st once: its rows wait in st->res, its row count in st->changes. */
+static int execute_once(struct cw_stmt *st, struct cw_error *err)
+{
+    struct cw_db *db = st->db;
+    if (st->touches_log && db->n_held) {
+        int flushed = flush_held(db, err);
+        if (flushed)
+            return flushed;
+    }
+    int rc = db->in_tx ? CW_OK : reconnect_if_lost(db, err);
+    if (!rc)
+        rc = ensure_prepared(st, err);
+    if (rc)
+        return rc;
+    PGresult *res = PQexecPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0);
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+        rc = fail(db, res, err, "step");
+        PQclear(res);
+        return rc;
+    }
+    st->changes = rows_changed(res);
+    db->total_changes += st->changes;
+    st->res = res;
+    st->row = -1;
+    st->n_rows = PQntuples(res);
+    return CW_OK;
+}
+
+/*
+ * libpq learns that a connection was lost by using it: outside a
+ * transaction, where nothing else is lost with it, a statement that meets
+ * a lost connection runs once more on a new one.
+ */
+static int execute(struct cw_stmt *st, struct cw_error *err)
+{
+    int rc = execute_once(st, err);
+    if (rc && lost_idle(st->db))
+        rc = execute_once(st, err);
+    return rc;
+}
+
+static int stmt_step(struct cw_stmt *st, struct cw_error *err)
+{
+    if (!st->res) {
+        int rc = execute(st, err);
+        if (rc)
+            return rc;
+    }
+    if (++st->row < st->n_rows)
+        return CW_ROW;
+    PQclear(st->res);
+    st->res = NULL;
+    return CW_DONE;
+}
+
+static void stmt_reset(struct cw_stmt *st)
+{
+    PQclear(st->res);
+    st->res = NULL;
+}
+
+static int64_t stmt_changes(struct cw_stmt *st)
+{
+    return st->changes;
+}
+
+static bool stmt_is_null(struct cw_stmt *st, int col)
+{
+    return !st->res || PQgetisnull(st->res, st->row, col);
+}
+
+static const char *stmt_text(struct cw_stmt *st, int col)
+{
+    return stmt_is_null(st, col) ? NULL : PQgetvalue(st->res, st->row, col);
+}
+
+/* SQLite reads a truth value as 0 or 1; so does this store. */
+static int64_t stmt_int(struct cw_stmt *st, int col)
+{
+    const char *v = stmt_text(st, col);
+    if (!v)
+        return 0;
+    if (PQftype(st->res, col) == OID_BOOL)
+        return *v == 't';
+    return strtoll(v, NULL, 10);
+}
+
+static int stmt_columns(struct cw_stmt *st)
+{
+    return st->res ? PQnfields(st->res) : 0;
+}
+
+static const char *stmt_column_name(struct cw_stmt *st, int col)
+{
+    return st->res ? PQfname(st->res, col) : NULL;
+}
+
+static json_t *stmt_json(struct cw_stmt *st, int col)
+{
+    const char *v = stmt_text(st, col);
+    if (!v)
+        return json_null();
+    switch (PQftype(st->res, col)) {
+    case OID_BOOL:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID:
+        return json_integer(stmt_int(st, col));
+    case OID_NUMERIC:
+        if (!strpbrk(v, ".eEN")) /* a whole number, as SUM(BIGINT) gives */
+            return json_integer(strtoll(v, NULL, 10));
+        return json_real(strtod(v, NULL));
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+        return json_real(strtod(v, NULL));
+    default:
+        return json_stringn(v, (size_t)PQgetlength(st->res, st->row, col));
+    }
+}
+
+/* --------------------------------------------------------- transactions */
+
+static int db_begin(struct cw_db *db, struct cw_error *err)
+{
+    drop_held(db);
+    db->held_lost = false;
+    return begin_with(db, "BEGIN", err);
+}
+
+static void db_rollback(struct cw_db *db)
+{
+    drop_held(db);
+    db->in_tx = false;
+    if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+        exec_sql(db, "ROLLBACK", NULL);
+}
+
+static int db_commit(struct cw_db *db, struct cw_error *err)
+{
+    int rc = flush_held(db, err);
+    if (rc) {
+        db_rollback(db);
+        return rc;
+    }
+    /* A failed transaction "commits" as a rollback: say so instead. */
+    if (PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
+        db_rollback(db);
+        return cw_error_set(err, CW_ERR_STORE, "internal-error",
+                            "commit: the transaction had failed");
+    }
+    db->in_tx = false;
+    return exec_sql(db, "COMMIT", err);
+}
+
+static int db_savepoint(struct cw_db *db, struct cw_error *err)
+{
+    /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
+    int rc = flush_held(db, err);
+    return rc ? rc : exec_sql(db, "SAVEPOINT cmd", err);
+}
+
+static int db_release(struct cw_db *db, struct cw_error *err)
+{
+    return exec_sql(db, "RELEASE SAVEPOINT cmd", err);
+}
+
+static void db_rollback_to(struct cw_db *db)
+{
+    drop_held(db); /* all of it written since the savepoint */
+    exec_sql(db, "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd", NULL);
+}
+
+static int snapshot_begin(struct cw_db *db, struct cw_error *err)
+{
+    /* The snapshot is taken at the first statement, not at BEGIN: take it now. */
+    int rc = begin_with(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1", err);
+    if (rc)
+        db_rollback(db);
+    return rc;
+}
+
+static void snapshot_end(struct cw_db *db)
+{
+    db_rollback(db);
+}
+
+/* ----------------------------------------------------------- migrations */
+
+static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_text_static(st, 1, id);
+    int rc = stmt_step(st, err);
+    *yes = rc == CW_ROW;
+    if (rc == CW_ROW)
+        stmt_reset(st);
+    return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
+}
+
+static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
+                       struct cw_error *err)
+{
+    int rc = db_begin(db, err);
+    if (rc)
+        return rc;
+    bool done;
+    rc = applied(db, id, &done, err);
+    if (rc || done)
+        goto out;
+    struct cw_buf text = CW_BUF_INIT;
+    adapt_sql(sql, true, &text);
+    PGresult *res = PQexec(db->conn, text.data);
+    cw_buf_release(&text);
+    ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        rc = cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id, message(db, res));
+    PQclear(res);
+    if (rc)
+        goto out;
+    struct cw_stmt *st =
+        db_prepare(db, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", err);
+    rc = st ? CW_OK : CW_ERR_STORE;
+    if (!rc) {
+        bind_text_static(st, 1, id);
+        bind_int(st, 2, cw_now_us());
+        rc = stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+    }
+    if (!rc && n_applied)
+        ++*n_applied;
+out:
+    if (rc || done)
+        db_rollback(db);
+    else
+        rc = db_commit(db, err);
+    return rc;
+}
+
+#define N_CORE_MIGRATIONS (sizeof(core_migrations) / sizeof(core_migrations[0]))
+
+/* The i-th migration this binary knows: the core's, then d's, in the order they apply. */
+static const char *known_id(const struct cw_domain *d, size_t i)
+{
+    return i < N_CORE_MIGRATIONS ? core_migrations[i].id : d->migrations[i - N_CORE_MIGRATIONS].id;
+}
+
+static size_t n_known(const struct cw_domain *d)
+{
+    return N_CORE_MIGRATIONS + (d ? d->n_migrations : 0);
+}
+
+static size_t namespace_len(const char *id)
+{
+    const char *colon = strchr(id, ':');
+    return colon ? (size_t)(colon - id) : strlen(id);
+}
+
+/* Whether id is known; else the newest known migration of its namespace, or NULL. */
+static bool known(const struct cw_domain *d, const char *id, const char **newest)
+{
+    size_t ns = namespace_len(id);
+    *newest = NULL;
+    for (size_t i = 0; i < n_known(d); i++) {
+        const char *k = known_id(d, i);
+        if (!strcmp(k, id))
+            return true;
+        if (namespace_len(k) == ns && !strncmp(k, id, ns))
+            *newest = k;
+    }
+    return false;
+}
+
+/* As SQLite's: a recorded migration unknown in a known namespace came from a newer binary. */
+static int refuse_newer(struct cw_store *s, const struct cw_domain *d, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(s->writer, "SELECT id FROM schema_migrations", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc;
+    while ((rc = stmt_step(st, err)) == CW_ROW) {
+        const char *id = stmt_text(st, 0), *newest;
+        if (!known(d, id, &newest) && newest) {
+            char label[512];
+            cw_store_url_label(s->url, label, sizeof(label));
+            cw_error_set(err, CW_ERR_STORE, NULL,
+                         "%s was migrated by a newer calderwood: it has migration %s, and the "
+                         "newest this binary knows is %s; run the newer version",
+                         label, id, newest);
+            stmt_reset(st);
+            return CW_ERR_STORE;
+        }
+    }
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                            char *first_pending, size_t len, struct cw_error *err)
+{
+    *n_pending = 0;
+    if (first_pending && len)
+        first_pending[0] = '\0';
+    struct cw_stmt *st =
+        db_prepare(s->writer, "SELECT to_regclass('schema_migrations') IS NULL", err);
+    int rc = st ? stmt_step(st, err) : CW_ERR_STORE;
+    if (rc != CW_ROW)
+        return rc == CW_DONE ? CW_ERR_STORE : rc;
+    bool has_table = !stmt_int(st, 0);
+    stmt_reset(st);
+    rc = has_table ? refuse_newer(s, d, err) : CW_OK;
+    for (size_t i = 0; !rc && i < n_known(d); i++) {
+        bool done = false;
+        if (has_table)
+            rc = applied(s->writer, known_id(d, i), &done, err);
+        if (!rc && !done && (*n_pending)++ == 0 && first_pending)
+            snprintf(first_pending, len, "%s", known_id(d, i));
+    }
+    return rc;
+}
+
+static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
+                         struct cw_error *err)
+{
+    struct cw_db *db = s->writer;
+    if (n_applied)
+        *n_applied = 0;
+    if (s->opt.read_only)
+        return cw_error_set(err, CW_ERR_STORE, NULL, "the store is open read-only");
+    int pending;
+    int rc = check_migrations(s, d, &pending, NULL, 0, err);
+    if (rc || !pending)
+        return rc;
+    /*
+     * Two processes migrating at once would race on the first CREATE: the
+     * record table is made under a transaction-scoped advisory lock.
+     */
+    rc = exec_sql(db,
+                  "BEGIN; SELECT pg_advisory_xact_lock(7271);"
+                  " CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  " id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); COMMIT",
+                  err);
+    if (rc)
+        db_rollback(db);
+    for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
+        rc = migrate_one(db, core_migrations[i].id, core_migrations[i].sql, n_applied, err);
+    for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
+        rc = migrate_one(db, d->migrations[i].id,
+                         d->migrations[i].sql_pg ? d->migrations[i].sql_pg : d->migrations[i].sql,
+                         n_applied, err);
+    return rc;
+}
+
+/* --------------------------------------------------------- command log */
+
+static int find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(
+        db,
+        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
+        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_text_static(st, 1, user_uuid);
+    bind_text_static(st, 2, client_id);
+    bind_int(st, 3, client_seq);
+    int rc = stmt_step(st, err);
+    if (rc == CW_DONE)
+        return CW_ERR_NOT_FOUND;
+    if (rc != CW_ROW)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->uuid, sizeof(out->uuid), "%s", stmt_text(st, 0));
+    out->rejected = strcmp(stmt_text(st, 1), "rejected") == 0;
+    out->first_position = stmt_int(st, 2);
+    out->last_position = stmt_int(st, 3);
+    if (!stmt_is_null(st, 4))
+        snprintf(out->reject_code, sizeof(out->reject_code), "%s", stmt_text(st, 4));
+    if (!stmt_is_null(st, 5))
+        snprintf(out->reject_message, sizeof(out->reject_message), "%s", stmt_text(st, 5));
+    stmt_reset(st);
+    return CW_OK;
+}
+
+/* Binds text, or v serialised (an absent v reads {}) as an owned copy. */
+static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_t *v)
+{
+    if (text) {
+        bind_text_static(st, idx, text);
+        return;
+    }
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    bind_text(st, idx, s ? s : "{}");
+    free(s);
+}
+
+/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
+static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
+{
+    bind_text_static(st, first, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        bind_int(st, first + 1, rec->first_position);
+        bind_int(st, first + 2, rec->last_position);
+    } else {
+        bind_null(st, first + 1);
+        bind_null(st, first + 2);
+    }
+    bind_text_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
+    bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
+}
+
+static int insert_command(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, const char *data_text,
+                          const char *meta_text, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(
+        db,
+        "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
+        " received_at, outcome, first_position, last_position, reject_code, reject_message)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_text_static(st, 1, cmd->uuid);
+    bind_text_static(st, 2, cmd->user_uuid);
+    bind_text_static(st, 3, cmd->client_id);
+    bind_int(st, 4, cmd->client_seq);
+    bind_text_static(st, 5, cmd->name);
+    bind_json(st, 6, data_text, cmd->data);
+    bind_json(st, 7, meta_text, cmd->meta);
+    bind_int(st, 8, cmd->received_at);
+    bind_outcome(st, 9, rec);
+    int rc = stmt_step(st, err);
+    if (rc != CW_DONE)
+        return rc;
+    return st->changes ? CW_OK : CW_ERR_EXISTS;
+}
+
+static int update_command(struct cw_db *db, const struct cw_command *cmd,
+                          const struct cw_command_record *rec, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(db,
+                                    "UPDATE commands SET outcome = ?, first_position = ?,"
+                                    " last_position = ?, reject_code = ?, reject_message = ?"
+                                    " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+                                    err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_outcome(st, 1, rec);
+    bind_text_static(st, 6, cmd->user_uuid);
+    bind_text_static(st, 7, cmd->client_id);
+    bind_int(st, 8, cmd->client_seq);
+    int rc = stmt_step(st, err);
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+/* ------------------------------------------------------------ event log */
+
+static char *dup_or_null(const char *text)
+{
+    return text ? cw_xstrdup(text) : NULL;
+}
+
+/* Frees the held rows: inserted, or undone with the transaction or savepoint. */
+static void drop_held(struct cw_db *db)
+{
+    for (size_t i = 0; i < db->n_held; i++) {
+        struct held_event *h = &db->held[i];
+        free(h->uuid), free(h->command_uuid), free(h->name), free(h->data), free(h->meta);
+        free(h->user_uuid), free(h->client_id);
+    }
+    db->n_held = 0;
+}
+
+#define EVENT_INSERT                                                                               \
+    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
+    " client_id, client_seq, recorded_at) VALUES "
+#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define EVENT_PARAMS 11
+
+/* Binds one event row from parameter base + 1 on; strings must outlive the step. */
+static void bind_event(struct cw_stmt *st, int base, const struct held_event *h)
+{
+    bind_int(st, base + 1, h->position);
+    bind_text_static(st, base + 2, h->uuid);
+    bind_text_static(st, base + 3, h->command_uuid);
+    bind_text_static(st, base + 4, h->name);
+    bind_int(st, base + 5, h->version);
+    bind_text_static(st, base + 6, h->data);
+    bind_text_static(st, base + 7, h->meta);
+    bind_text_static(st, base + 8, h->user_uuid);
+    bind_text_static(st, base + 9, h->client_id);
+    bind_int(st, base + 10, h->client_seq);
+    bind_int(st, base + 11, h->recorded_at);
+}
+
+/*
+ * Inserts the held rows with one statement. A failure loses them, and they
+ * may be earlier commands' rows: held_lost tells the processor to run the
+ * batch again without holding.
+ */
+static int flush_held(struct cw_db *db, struct cw_error *err)
+{
+    size_t n = db->n_held;
+    if (!n)
+        return CW_OK;
+    struct cw_buf sql = CW_BUF_INIT;
+    cw_buf_adds(&sql, EVENT_INSERT EVENT_ROW);
+    for (size_t i = 1; i < n; i++)
+        cw_buf_adds(&sql, "," EVENT_ROW);
+    db->n_held = 0; /* first: the insert touches the log itself */
+    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
+    cw_buf_release(&sql);
+    int rc = st ? CW_OK : CW_ERR_STORE;
+    for (size_t i = 0; !rc && i < n; i++)
+        bind_event(st, (int)i * EVENT_PARAMS, &db->held[i]);
+    if (!rc) {
+        rc = stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+    }
+    db->n_held = n;
+    drop_held(db);
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
+static void hold_events(struct cw_db *db, bool on)
+{
+    db->hold = on;
+}
+
+static bool held_lost(struct cw_db *db)
+{
+    return db->held_lost;
+}
+
+/* Serialises v (an absent v reads {}) into a new string. */
+static char *json_text(const char *text, const json_t *v)
+{
+    if (text)
+        return cw_xstrdup(text);
+    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    return s ? s : cw_xstrdup("{}");
+}
+
+static int append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                        const char *meta_text, struct cw_error *err)
+{
+    struct held_event *h = &db->held[db->n_held++];
+    *h = (struct held_event){
+        .position = ev->position,
+        .version = ev->version,
+        .client_seq = ev->client_seq,
+        .recorded_at = ev->recorded_at,
+        .uuid = dup_or_null(ev->uuid),
+        .command_uuid = dup_or_null(ev->command_uuid),
+        .name = dup_or_null(ev->name),
+        .data = json_text(data_text, ev->data),
+        .meta = json_text(meta_text, ev->meta),
+        .user_uuid = dup_or_null(ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL),
+        .client_id = dup_or_null(ev->client_id),
+    };
+    /* Without holding, the row goes in now, alone, and its failure is its own. */
+    if (db->hold && db->n_held < LOG_CHUNK)
+        return CW_OK;
+    bool lost = db->held_lost;
+    int rc = flush_held(db, err);
+    if (!db->hold)
+        db->held_lost = lost;
+    return rc;
+}
+
+static int64_t total_changes(struct cw_db *db)
+{
+    return db->total_changes;
+}
+
+static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
+{
+    struct cw_stmt *st = db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc = stmt_step(st, err);
+    if (rc != CW_ROW)
+        return rc == CW_DONE ? CW_ERR_STORE : rc;
+    *out = stmt_int(st, 0);
+    stmt_reset(st);
+    return CW_OK;
+}
+
+const struct cw_store_backend cw_store_pg = {
+    .name = "postgres",
+    .open = store_open,
+    .close = store_close,
+    .migrate = store_migrate,
+    .check_migrations = check_migrations,
+    .finish_checkpoint = finish_checkpoint,
+    .writer = store_writer,
+    .reader_open = reader_open,
+    .set_domain = set_domain,
+    .db_close = db_close,
+    .domain = db_domain,
+    .prepare = db_prepare,
+    .begin = db_begin,
+    .commit = db_commit,
+    .rollback = db_rollback,
+    .savepoint = db_savepoint,
+    .release = db_release,
+    .rollback_to = db_rollback_to,
+    .snapshot_begin = snapshot_begin,
+    .snapshot_end = snapshot_end,
+    .find_command = find_command,
+    .insert_command = insert_command,
+    .update_command = update_command,
+    .hold_events = hold_events,
+    .held_lost = held_lost,
+    .append_event = append_event,
+    .total_changes = total_changes,
+    .last_position = last_position,
+    .bind_text = bind_text,
+    .bind_text_static = bind_text_static,
+    .bind_int = bind_int,
+    .bind_null = bind_null,
+    .step = stmt_step,
+    .reset = stmt_reset,
+    .changes = stmt_changes,
+    .text = stmt_text,
+    .integer = stmt_int,
+    .is_null = stmt_is_null,
+    .columns = stmt_columns,
+    .column_name = stmt_column_name,
+    .json = stmt_json,
+};
