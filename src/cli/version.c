@@ -22,6 +22,7 @@ int cw_cli_version(void)
 {
     printf("calderwood %s (commit %s)\n", CW_VERSION, CW_GIT_COMMIT);
     printf("SQLite %s\n", cw_store_sqlite_version());
+    printf("libpq %s\n", cw_store_libpq_version());
     printf("libwebsockets %s\n", cw_gateway_library_version());
     printf("jansson %s\n", jansson_version_str());
     printf("libsodium %s\n", sodium_version_string());

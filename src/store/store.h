@@ -58,6 +58,8 @@ void cw_store_close(struct cw_store *s);
 
 /* The version of the SQLite library loaded at run time ("3.40.1"). Static. */
 const char *cw_store_sqlite_version(void);
+/* The version of the libpq library loaded at run time ("15.18"). Static. */
+const char *cw_store_libpq_version(void);
 
 /*
  * Applies the core schema, then each migration of d in registration order,

@@ -129,6 +129,14 @@ static const char core_schema[] = "CREATE TABLE IF NOT EXISTS events ("
  * The same ids as SQLite's, so that a log copied between backends carries
  * a schema_migrations both read alike; 002 is already in 001's shape here.
  */
+const char *cw_store_libpq_version(void)
+{
+    static char v[32];
+    int n = PQlibVersion(); /* 150018 for 15.18 */
+    snprintf(v, sizeof(v), "%d.%d", n / 10000, n % 10000);
+    return v;
+}
+
 static const struct cw_migration core_migrations[] = {
     {.id = "core:001-log", .sql = core_schema},
     {.id = "core:002-commands-by-key", .sql = "SELECT 1"},

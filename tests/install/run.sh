@@ -62,7 +62,7 @@ cp "$DIR/out" "$DIR/version"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 grep -qE "^calderwood [0-9]+\.[0-9]+\.[0-9]+ \(commit $commit\)$" "$DIR/version" && ok ||
     bad "--version names version and commit $commit: $(head -1 "$DIR/version")"
-for lib in SQLite libwebsockets jansson libsodium; do
+for lib in SQLite libpq libwebsockets jansson libsodium; do
     grep -qE "^$lib [0-9]+\.[0-9]+" "$DIR/version" && ok || bad "--version lacks $lib"
 done
 version=$(sed -n '1s/^calderwood \([^ ]*\) .*/\1/p' "$DIR/version")
