@@ -76,4 +76,31 @@ struct cw_store_backend {
 extern const struct cw_store_backend cw_store_sqlite;
 extern const struct cw_store_backend cw_store_pg;
 
+/*
+ * The migrations a backend knows, in the order they apply: its own core
+ * migrations (each backend writes their SQL), then the domain's. Written
+ * once here, over the cw_db calls, for every backend.
+ */
+struct cw_known_migrations {
+    const struct cw_migration *core;
+    size_t n_core;
+    const struct cw_domain *d; /* may be NULL */
+};
+
+size_t cw_known_count(const struct cw_known_migrations *k);
+/* The id and the SQL of the i-th known migration (i < cw_known_count). */
+const char *cw_known_id(const struct cw_known_migrations *k, size_t i);
+const char *cw_known_sql(const struct cw_known_migrations *k, size_t i);
+/* Whether migration id is recorded in schema_migrations (which must exist). */
+int cw_known_applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err);
+/*
+ * Counts the known migrations not yet recorded (the first's id into
+ * first_pending when given), and refuses, naming label, a database on which
+ * a newer binary recorded a migration unknown here in a namespace known here.
+ * has_table: whether schema_migrations exists yet.
+ */
+int cw_known_check(const struct cw_known_migrations *k, struct cw_db *db, bool has_table,
+                   const char *label, int *n_pending, char *first_pending, size_t len,
+                   struct cw_error *err);
+
 #endif

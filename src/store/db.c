@@ -8,6 +8,7 @@
 #include "core/registry.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The backend of a store, connection or statement: the first member of each. */
@@ -467,4 +468,101 @@ int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char
         if (rows < SCAN_ROWS)
             return CW_OK;
     }
+}
+
+/* ------------------------------------------------------------ migrations */
+
+size_t cw_known_count(const struct cw_known_migrations *k)
+{
+    return k->n_core + (k->d ? k->d->n_migrations : 0);
+}
+
+const char *cw_known_id(const struct cw_known_migrations *k, size_t i)
+{
+    return i < k->n_core ? k->core[i].id : k->d->migrations[i - k->n_core].id;
+}
+
+const char *cw_known_sql(const struct cw_known_migrations *k, size_t i)
+{
+    return i < k->n_core ? k->core[i].sql : k->d->migrations[i - k->n_core].sql;
+}
+
+int cw_known_applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
+    if (!st)
+        return CW_ERR_STORE;
+    cw_stmt_bind_text(st, 1, id);
+    int rc = cw_stmt_step(st, err);
+    *yes = rc == CW_ROW;
+    if (rc == CW_ROW)
+        cw_stmt_reset(st);
+    return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
+}
+
+static size_t namespace_len(const char *id)
+{
+    const char *colon = strchr(id, ':');
+    return colon ? (size_t)(colon - id) : strlen(id);
+}
+
+/* Whether id is known; else the newest known migration of its namespace, or NULL. */
+static bool known(const struct cw_known_migrations *k, const char *id, const char **newest)
+{
+    size_t ns = namespace_len(id);
+    *newest = NULL;
+    for (size_t i = 0; i < cw_known_count(k); i++) {
+        const char *known_id = cw_known_id(k, i);
+        if (!strcmp(known_id, id))
+            return true;
+        if (namespace_len(known_id) == ns && !strncmp(known_id, id, ns))
+            *newest = known_id;
+    }
+    return false;
+}
+
+/*
+ * A recorded migration this binary does not know, in a namespace it knows
+ * (the core's, or a loaded domain's), came from a newer binary; code that
+ * does not know the schema must not write to it. Migrations of a module not
+ * loaded now are not this run's business.
+ */
+static int refuse_newer(const struct cw_known_migrations *k, struct cw_db *db, const char *label,
+                        struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(db, "SELECT id FROM schema_migrations", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc;
+    while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
+        const char *id = cw_stmt_text(st, 0), *newest;
+        if (!known(k, id, &newest) && newest) {
+            cw_error_set(err, CW_ERR_STORE, NULL,
+                         "%s was migrated by a newer calderwood: it has migration %s, and the "
+                         "newest this binary knows is %s; run the newer version",
+                         label, id, newest);
+            cw_stmt_reset(st);
+            return CW_ERR_STORE;
+        }
+    }
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+int cw_known_check(const struct cw_known_migrations *k, struct cw_db *db, bool has_table,
+                   const char *label, int *n_pending, char *first_pending, size_t len,
+                   struct cw_error *err)
+{
+    *n_pending = 0;
+    if (first_pending && len)
+        first_pending[0] = '\0';
+    int rc = has_table ? refuse_newer(k, db, label, err) : CW_OK;
+    for (size_t i = 0; !rc && i < cw_known_count(k); i++) {
+        const char *id = cw_known_id(k, i);
+        bool done = false;
+        if (has_table)
+            rc = cw_known_applied(db, id, &done, err);
+        if (!rc && !done && (*n_pending)++ == 0 && first_pending)
+            snprintf(first_pending, len, "%s", id);
+    }
+    return rc;
 }

@@ -820,19 +820,6 @@ static void snapshot_end(struct cw_db *db)
 
 /* ----------------------------------------------------------- migrations */
 
-static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text_static(st, 1, id);
-    int rc = stmt_step(st, err);
-    *yes = rc == CW_ROW;
-    if (rc == CW_ROW)
-        stmt_reset(st);
-    return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
-}
-
 static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
                        struct cw_error *err)
 {
@@ -840,7 +827,7 @@ static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n
     if (rc)
         return rc;
     bool done;
-    rc = applied(db, id, &done, err);
+    rc = cw_known_applied(db, id, &done, err);
     if (rc || done)
         goto out;
     struct cw_buf text = CW_BUF_INIT;
@@ -872,69 +859,9 @@ out:
     return rc;
 }
 
-#define N_CORE_MIGRATIONS (sizeof(core_migrations) / sizeof(core_migrations[0]))
-
-/* The i-th migration this binary knows: the core's, then d's, in the order they apply. */
-static const char *known_id(const struct cw_domain *d, size_t i)
-{
-    return i < N_CORE_MIGRATIONS ? core_migrations[i].id : d->migrations[i - N_CORE_MIGRATIONS].id;
-}
-
-static size_t n_known(const struct cw_domain *d)
-{
-    return N_CORE_MIGRATIONS + (d ? d->n_migrations : 0);
-}
-
-static size_t namespace_len(const char *id)
-{
-    const char *colon = strchr(id, ':');
-    return colon ? (size_t)(colon - id) : strlen(id);
-}
-
-/* Whether id is known; else the newest known migration of its namespace, or NULL. */
-static bool known(const struct cw_domain *d, const char *id, const char **newest)
-{
-    size_t ns = namespace_len(id);
-    *newest = NULL;
-    for (size_t i = 0; i < n_known(d); i++) {
-        const char *k = known_id(d, i);
-        if (!strcmp(k, id))
-            return true;
-        if (namespace_len(k) == ns && !strncmp(k, id, ns))
-            *newest = k;
-    }
-    return false;
-}
-
-/* As SQLite's: a recorded migration unknown in a known namespace came from a newer binary. */
-static int refuse_newer(struct cw_store *s, const struct cw_domain *d, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(s->writer, "SELECT id FROM schema_migrations", err);
-    if (!st)
-        return CW_ERR_STORE;
-    int rc;
-    while ((rc = stmt_step(st, err)) == CW_ROW) {
-        const char *id = stmt_text(st, 0), *newest;
-        if (!known(d, id, &newest) && newest) {
-            char label[512];
-            cw_store_url_label(s->url, label, sizeof(label));
-            cw_error_set(err, CW_ERR_STORE, NULL,
-                         "%s was migrated by a newer calderwood: it has migration %s, and the "
-                         "newest this binary knows is %s; run the newer version",
-                         label, id, newest);
-            stmt_reset(st);
-            return CW_ERR_STORE;
-        }
-    }
-    return rc == CW_DONE ? CW_OK : rc;
-}
-
 static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
                             char *first_pending, size_t len, struct cw_error *err)
 {
-    *n_pending = 0;
-    if (first_pending && len)
-        first_pending[0] = '\0';
     struct cw_stmt *st =
         db_prepare(s->writer, "SELECT to_regclass('schema_migrations') IS NULL", err);
     int rc = st ? stmt_step(st, err) : CW_ERR_STORE;
@@ -942,15 +869,11 @@ static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *
         return rc == CW_DONE ? CW_ERR_STORE : rc;
     bool has_table = !stmt_int(st, 0);
     stmt_reset(st);
-    rc = has_table ? refuse_newer(s, d, err) : CW_OK;
-    for (size_t i = 0; !rc && i < n_known(d); i++) {
-        bool done = false;
-        if (has_table)
-            rc = applied(s->writer, known_id(d, i), &done, err);
-        if (!rc && !done && (*n_pending)++ == 0 && first_pending)
-            snprintf(first_pending, len, "%s", known_id(d, i));
-    }
-    return rc;
+    char label[512];
+    cw_store_url_label(s->url, label, sizeof(label));
+    struct cw_known_migrations k = {core_migrations,
+                                    sizeof(core_migrations) / sizeof(core_migrations[0]), d};
+    return cw_known_check(&k, s->writer, has_table, label, n_pending, first_pending, len, err);
 }
 
 static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,

@@ -788,19 +788,6 @@ static void snapshot_end(struct cw_db *db)
 
 /* ----------------------------------------------------------- migrations */
 
-static int applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db, "SELECT 1 FROM schema_migrations WHERE id = ?", err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text(st, 1, id);
-    int rc = stmt_step(st, err);
-    *yes = rc == CW_ROW;
-    if (rc == CW_ROW)
-        stmt_reset(st);
-    return rc == CW_ROW || rc == CW_DONE ? CW_OK : rc;
-}
-
 /* Applies one migration with its record, in one transaction; a no-op when recorded. */
 static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
                        struct cw_error *err)
@@ -809,7 +796,7 @@ static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n
     if (rc)
         return rc;
     bool done;
-    rc = applied(db, id, &done, err);
+    rc = cw_known_applied(db, id, &done, err);
     if (rc || done)
         goto out;
     char *msg = NULL;
@@ -838,87 +825,24 @@ out:
     return rc;
 }
 
-#define N_CORE_MIGRATIONS (sizeof(core_migrations) / sizeof(core_migrations[0]))
-
-/* The i-th migration this binary knows: the core's, then d's, in the order they apply. */
-static const char *known_id(const struct cw_domain *d, size_t i)
+static struct cw_known_migrations known_migrations(const struct cw_domain *d)
 {
-    return i < N_CORE_MIGRATIONS ? core_migrations[i].id : d->migrations[i - N_CORE_MIGRATIONS].id;
-}
-
-static size_t n_known(const struct cw_domain *d)
-{
-    return N_CORE_MIGRATIONS + (d ? d->n_migrations : 0);
-}
-
-static size_t namespace_len(const char *id)
-{
-    const char *colon = strchr(id, ':');
-    return colon ? (size_t)(colon - id) : strlen(id);
-}
-
-/* Whether id is known; else the newest known migration of its namespace, or NULL. */
-static bool known(const struct cw_domain *d, const char *id, const char **newest)
-{
-    size_t ns = namespace_len(id);
-    *newest = NULL;
-    for (size_t i = 0; i < n_known(d); i++) {
-        const char *k = known_id(d, i);
-        if (!strcmp(k, id))
-            return true;
-        if (namespace_len(k) == ns && !strncmp(k, id, ns))
-            *newest = k;
-    }
-    return false;
-}
-
-/*
- * A recorded migration this binary does not know, in a namespace it knows
- * (the core's, or a loaded domain's), came from a newer binary; code that
- * does not know the schema must not write to it. Migrations of a module not
- * loaded now are not this run's business.
- */
-static int refuse_newer(struct cw_store *s, const struct cw_domain *d, struct cw_error *err)
-{
-    struct cw_stmt *st = cw_db_prepare(s->writer, "SELECT id FROM schema_migrations", err);
-    if (!st)
-        return CW_ERR_STORE;
-    int rc;
-    while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
-        const char *id = cw_stmt_text(st, 0), *newest;
-        if (!known(d, id, &newest) && newest) {
-            cw_error_set(err, CW_ERR_STORE, NULL,
-                         "%s was migrated by a newer calderwood: it has migration %s, and the "
-                         "newest this binary knows is %s; run the newer version",
-                         s->path, id, newest);
-            cw_stmt_reset(st);
-            return CW_ERR_STORE;
-        }
-    }
-    return rc == CW_DONE ? CW_OK : rc;
+    return (struct cw_known_migrations){core_migrations,
+                                        sizeof(core_migrations) / sizeof(core_migrations[0]), d};
 }
 
 static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
                             char *first_pending, size_t len, struct cw_error *err)
 {
     int64_t has_table = 0;
-    *n_pending = 0;
-    if (first_pending && len)
-        first_pending[0] = '\0';
     int rc = cw_db_query_int(s->writer, &has_table, err,
                              "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
                              " AND name = 'schema_migrations'",
                              "");
-    if (!rc && has_table)
-        rc = refuse_newer(s, d, err);
-    for (size_t i = 0; !rc && i < n_known(d); i++) {
-        bool done = false;
-        if (has_table)
-            rc = applied(s->writer, known_id(d, i), &done, err);
-        if (!rc && !done && (*n_pending)++ == 0 && first_pending)
-            snprintf(first_pending, len, "%s", known_id(d, i));
-    }
-    return rc;
+    struct cw_known_migrations k = known_migrations(d);
+    return rc ? rc
+              : cw_known_check(&k, s->writer, has_table, s->path, n_pending, first_pending, len,
+                               err);
 }
 
 static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
@@ -938,12 +862,9 @@ static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_a
                   "CREATE TABLE IF NOT EXISTS schema_migrations ("
                   " id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
                   err);
-    for (size_t i = 0; !rc && i < n_known(d); i++) {
-        const char *id = known_id(d, i);
-        const char *sql = i < N_CORE_MIGRATIONS ? core_migrations[i].sql
-                                                : d->migrations[i - N_CORE_MIGRATIONS].sql;
-        rc = migrate_one(db, id, sql, n_applied, err);
-    }
+    struct cw_known_migrations k = known_migrations(d);
+    for (size_t i = 0; !rc && i < cw_known_count(&k); i++)
+        rc = migrate_one(db, cw_known_id(&k, i), cw_known_sql(&k, i), n_applied, err);
     return rc;
 }
 
