@@ -4,6 +4,8 @@
 #   make test        install, build, run every test, then again under ASan+UBSan
 #   make bench-engine  in-process engine benchmark (no network)
 #   make fmt         clang-format every C file
+#   make chaos       the crash harness, short form (SIGKILL/restart under load, < 60 s)
+#   make soak        the crash harness, long form (SOAK_KILLS kills or SOAK_MINUTES)
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
@@ -43,7 +45,7 @@ INT_BIN  := $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 MODULES  := $(patsubst tests/modules/%.c,$(BUILD)/tests/%.so,$(wildcard tests/modules/*.c))
 TOOLS    := $(BUILD)/bench-engine
 
-.PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt
+.PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt chaos soak
 
 all: $(BIN)
 
@@ -101,6 +103,24 @@ test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 	$(Q)BUILD=$(BUILD) tests/e2e/run.sh
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(CHAOS_ARGS)
+
+# The crash harness (tests/chaos/, docs/RELIABILITY.md): clients keep sending
+# while the server is SIGKILLed and restarted on its data directory; then
+# every command, event, stream and projection is checked. `chaos` is the short
+# form (at least 5 kills, under a minute); `soak` runs until SOAK_KILLS kills
+# or SOAK_MINUTES, whichever comes first, with a progress line and the
+# server's RSS judged across lives. CHAOS_ARGS/SOAK_ARGS pass more options
+# (--users, --conns, --seed, ...: see tests/chaos/chaos.mjs).
+SOAK_KILLS   ?= 200
+SOAK_MINUTES ?= 30
+
+chaos: $(BIN)
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(CHAOS_ARGS)
+
+soak: $(BIN)
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh --soak --kills $(SOAK_KILLS) --minutes $(SOAK_MINUTES) \
+	    --users 4 --conns 3 --live-ms 8000 $(SOAK_ARGS)
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
