@@ -294,16 +294,29 @@ function progress(final = false) {
     process.stdout.write(final || !process.stdout.isTTY ? `${line}\n` : `\r${line}   `);
 }
 
-/** Peak RSS per life, early lives against late ones: it must level off, not climb. */
+/**
+ * The server's RSS must level off, not climb: within a life (lives of 5 s or
+ * more: the median of the last quarter of the samples against that of the
+ * second quarter) and across lives (the median peak of the last fifth of the
+ * lives against that of the first fifth, as the log grows).
+ */
 function rssVerdict() {
-    const peaks = stats.lives.filter((l) => l.healthy && l.rss.length >= 3).map((l) => Math.max(...l.rss));
-    if (peaks.length < 10) return { ok: true, text: `rss-peak=${(Math.max(0, ...peaks) / 1024).toFixed(1)}MB` };
+    const mb = (kb) => `${(kb / 1024).toFixed(1)}MB`;
     const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    const lives = stats.lives.filter((l) => l.healthy && l.rss.length >= 3);
+    const peaks = lives.map((l) => Math.max(...l.rss));
+    let climb = 0;
+    for (const l of lives.filter((x) => x.rss.length >= 25)) {
+        const q = Math.floor(l.rss.length / 4);
+        climb = Math.max(climb, med(l.rss.slice(-q)) - med(l.rss.slice(q, 2 * q)));
+    }
+    const within = `rss-climb-in-life=${mb(climb)}`;
+    if (peaks.length < 10) return { ok: climb <= 16 * 1024, text: `rss-peak=${mb(Math.max(0, ...peaks))} ${within}` };
     const fifth = Math.max(2, Math.floor(peaks.length / 5));
     const early = med(peaks.slice(0, fifth));
     const late = med(peaks.slice(-fifth));
-    const ok = late <= early * 1.25 + 10 * 1024;
-    return { ok, text: `rss-early=${(early / 1024).toFixed(1)}MB rss-late=${(late / 1024).toFixed(1)}MB rss-max=${(Math.max(...peaks) / 1024).toFixed(1)}MB${ok ? '' : ' RSS-CLIMBS'}` };
+    const ok = late <= early * 1.25 + 10 * 1024 && climb <= 16 * 1024;
+    return { ok, text: `rss-early=${mb(early)} rss-late=${mb(late)} rss-max=${mb(Math.max(...peaks))} ${within}${ok ? '' : ' RSS-CLIMBS'}` };
 }
 
 async function main() {

@@ -146,6 +146,17 @@ export function checkRun({ bin, dataDir, clients }) {
             }
         }
     }
+    // Every other command in the log (logins): no more events than its row says. Events
+    // written by the CLI (`user add`) have no command row.
+    for (const [k, evs] of eventsByKey) {
+        const row = (logByKey.get(k) || [])[0];
+        if (!row || mine.has(k)) continue;
+        const span = row.first_position === null ? 0 : row.last_position - row.first_position + 1;
+        if (evs.length !== span) {
+            doubled++;
+            note('doubled', `${k.replaceAll('\u0000', ' ')}: ${evs.length} events, command-log span ${span}`);
+        }
+    }
     const ids = new Set(clients.map((c) => c.clientId));
     for (const [k, rows] of logByKey) {
         if (ids.has(rows[0].client_id) && !mine.has(k)) note('phantom', `command ${k.replaceAll('\u0000', ' ')} in the log, never sent`);
