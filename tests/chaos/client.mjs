@@ -161,6 +161,11 @@ export class ChaosClient {
                     setTimeout(() => {
                         if (this.live && this.pending.has(own.seq)) this.transmit(own);
                     }, 200 + Math.round(this.o.rng() * 300));
+                } else if (clientId === null && body.code === 'overloaded' && !this.live) {
+                    // The resume itself was refused (workers busy, catch-up unreadable): as
+                    // calderwood.js does, drop this connection and resume on a new one.
+                    this.overloaded++;
+                    this.ws.close(4001, 'resume refused');
                 } else {
                     this.anomalies.push({ kind: 'error', detail: JSON.stringify(msg).slice(0, 300) });
                     if (own) this.end(own, 'error', body.code);
