@@ -144,6 +144,7 @@ class Life {
                 if ((await get('/health', { timeoutMs: 1000 })).status === 200) {
                     this.healthy = true;
                     this.readyMs = Date.now() - this.spawnedAt;
+                    this.readyAt = this.rss.length; // samples from here on: the serving process
                     return;
                 }
             } catch {
@@ -295,9 +296,9 @@ function progress(final = false) {
 }
 
 /**
- * The server's RSS must level off, not climb: within a life (lives of 5 s or
- * more: the median of the last quarter of the samples against that of the
- * second quarter) and across lives (the median peak of the last fifth of the
+ * The server's RSS must level off, not climb: within a life (lives that served
+ * 5 s or more: the median of the last quarter of the samples taken after
+ * /health answered against that of the second quarter) and across lives (the median peak of the last fifth of the
  * lives against that of the first fifth, as the log grows).
  */
 function rssVerdict() {
@@ -306,9 +307,12 @@ function rssVerdict() {
     const lives = stats.lives.filter((l) => l.healthy && l.rss.length >= 3);
     const peaks = lives.map((l) => Math.max(...l.rss));
     let climb = 0;
-    for (const l of lives.filter((x) => x.rss.length >= 25)) {
-        const q = Math.floor(l.rss.length / 4);
-        climb = Math.max(climb, med(l.rss.slice(-q)) - med(l.rss.slice(q, 2 * q)));
+    for (const l of lives) {
+        const serving = l.rss.slice(l.readyAt);
+        if (serving.length < 25) continue;
+        const q = Math.floor(serving.length / 4);
+        l.climb = med(serving.slice(-q)) - med(serving.slice(q, 2 * q));
+        climb = Math.max(climb, l.climb);
     }
     const within = `rss-climb-in-life=${mb(climb)}`;
     if (peaks.length < 10) return { ok: climb <= 16 * 1024, text: `rss-peak=${mb(Math.max(0, ...peaks))} ${within}` };
@@ -376,6 +380,8 @@ async function main() {
     if (opt.soak && !rss.ok) problems.push({ kind: 'rss', text: rss.text });
 
     for (const p of problems) if (p.text) console.log(`chaos: FAIL ${p.kind}: ${p.text}`);
+    const m = counts.missingWhere;
+    if (counts.missing) console.log(`chaos: missing positions were due: before that connection's resumed=${m.early} in its catch-up=${m.catchup} live after resumed=${m.live} on no connection=${m.none}`);
     const hidden = problems.filter((p) => !p.text).length;
     if (hidden) console.log(`chaos: ... and ${hidden} more problems`);
     const ok = problems.length === 0;
@@ -392,7 +398,9 @@ async function main() {
     } else {
         const traces = clients.map((cl) => ({ client: cl.clientId, user: cl.userUuid, firstResume: cl.firstResume, connections: cl.trace, anomalies: cl.anomalies }));
         writeFileSync(join(dataDir, 'clients.json'), JSON.stringify(traces, null, 1));
-        console.log(`chaos: data kept in ${dataDir} (clients.json: each client's connections), server log ${logPath}`);
+        const lives = stats.lives.map((l) => ({ n: l.n, exit: l.exit, signalled: l.signalled, readyMs: l.readyMs, climbKb: l.climb, rssKb: l.rss }));
+        writeFileSync(join(dataDir, 'lives.json'), JSON.stringify(lives));
+        console.log(`chaos: data kept in ${dataDir} (clients.json: each client's connections; lives.json: RSS samples), server log ${logPath}`);
     }
     process.exit(ok ? 0 : 1);
 }

@@ -167,6 +167,10 @@ export function checkRun({ bin, dataDir, clients }) {
     let dups = 0;
     let disorder = 0;
     let extra = 0;
+    // Where each missing position was due: on a connection that died before its
+    // `resumed` (an update past it came first), in a catch-up that reached past it,
+    // or live after `resumed`.
+    const missingWhere = { early: 0, catchup: 0, live: 0, none: 0 };
     for (const cl of clients) {
         const expected = events
             .filter((e) => e.position > cl.firstResume && (e.name === 'page-view' || e.user_uuid === cl.userUuid))
@@ -174,6 +178,13 @@ export function checkRun({ bin, dataDir, clients }) {
         const want = new Set(expected);
         const miss = expected.filter((p) => !cl.seen.has(p));
         missing += miss.length;
+        for (const p of miss) {
+            const c = cl.carriers(p)[0];
+            if (!c) missingWhere.none++;
+            else if (c.resumed === null) missingWhere.early++;
+            else if (p <= c.resumed) missingWhere.catchup++;
+            else missingWhere.live++;
+        }
         if (miss.length) {
             const on = cl.carriers(miss[0]).map(ChaosClient.describe).join('; ') || 'no connection covered it';
             note('missing', `${cl.clientId}: never received ${miss.length} positions: ${miss.slice(0, 10).join(',')}${miss.length > 10 ? ',...' : ''}; ${miss[0]} was due on ${on}`);
@@ -195,7 +206,7 @@ export function checkRun({ bin, dataDir, clients }) {
     if (integrity !== 'ok') note('integrity', `integrity_check: ${integrity.slice(0, 300)}`);
 
     return {
-        counts: { sent, processed, rejected, resends, lost, doubled, gaps: gaps + missing + disorder, dups, extra, missing, disorder, positions: events.length, replay, integrity },
+        counts: { sent, processed, rejected, resends, lost, doubled, gaps: gaps + missing + disorder, dups, extra, missing, missingWhere, disorder, positions: events.length, replay, integrity },
         problems,
     };
 }
