@@ -4,6 +4,7 @@
 #   make test        install, build, run every test, then again under ASan+UBSan
 #   make bench-engine  in-process engine benchmark (no network)
 #   make fmt         clang-format every C file
+#   make install     binary, header, calderwood.pc, web files, man page, unit (PREFIX, DESTDIR)
 #   make chaos       the crash harness, short form (SIGKILL/restart under load, < 60 s)
 #   make soak        the crash harness, long form (SOAK_KILLS kills or SOAK_MINUTES)
 #
@@ -44,10 +45,14 @@ INT_SRC  := $(wildcard tests/integration/*.c)
 INT_BIN  := $(INT_SRC:tests/integration/%.c=$(BUILD)/tests/%)
 MODULES  := $(patsubst tests/modules/%.c,$(BUILD)/tests/%.so,$(wildcard tests/modules/*.c))
 TOOLS    := $(BUILD)/bench-engine
+MAN      := $(BUILD)/calderwood.1
+# LD_PRELOAD shims for the fault tests (tests/faults/): never sanitized, as
+# they sit in front of the sanitizer's runtime.
+FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps run test test-all test-asan bench-engine fmt clean check-fmt chaos soak
 
-all: $(BIN)
+all: $(BIN) $(MAN)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -78,6 +83,10 @@ $(BUILD)/tests/%.so: tests/modules/%.c include/calderwood.h
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fPIC -shared -o $@ $<
 
+$(BUILD)/tests/%.so: tests/faults/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -fPIC -shared -o $@ $< -ldl -lpthread
+
 $(BUILD)/bench-engine: $(BUILD)/tools/bench_engine.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
 
@@ -92,14 +101,15 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory check-fmt
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
+	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types
 	$(Q)BUILD=build tests/browser/run.sh
 	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), browser, fuzz"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan), install, upgrade, client types, browser, fuzz"
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
 
-test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(TOOLS)
+test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(FAULTS) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 	$(Q)BUILD=$(BUILD) tests/e2e/run.sh
@@ -220,3 +230,90 @@ bench:
 	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
 	$(Q)BUILD=$(BUILD) tools/bench/run-suite.sh $(BENCH_ARGS)
+
+# version, manual page, installation
+#
+#   make install   [PREFIX=/usr/local] [DESTDIR=]   make uninstall (same variables)
+#   make test-install        install into a scratch DESTDIR, use it, uninstall
+#   make test-upgrade        a database made by an older calderwood, and one by a newer
+#   make test-client-types   tsc --noEmit over web/static/calderwood.d.ts
+#
+# The version is VERSION here; the git commit is stamped into the binary
+# (calderwood --version), "unknown" outside a checkout. The manual page is
+# not committed: `calderwood man` prints it from the subcommands' own option
+# tables, so it lists exactly what --help does.
+VERSION    := 0.1.0
+GIT_COMMIT := $(or $(shell git rev-parse --short HEAD 2>/dev/null),unknown)
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR    ?= $(LIBDIR)/systemd/system
+PKGDATADIR := $(DATADIR)/calderwood
+DIST       := $(BUILD)/dist
+DIST_SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+              -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+              -e 's|@WEBDIR@|$(PKGDATADIR)/web|g' -e 's|@VERSION@|$(VERSION)|g'
+STAMP      := $(VERSION) $(GIT_COMMIT) $(PREFIX) $(BINDIR) $(INCLUDEDIR) $(SYSCONFDIR) $(DATADIR)
+
+.PHONY: install uninstall test-install test-upgrade test-client-types FORCE
+
+# Rewritten only when the version, commit or paths change, so the objects that use them rebuild then.
+$(BUILD)/stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(STAMP)" | cmp -s - $@ || echo "$(STAMP)" >$@
+
+FORCE:
+
+$(BUILD)/src/cli/version.o $(BUILD)/src/cli/man.o: $(BUILD)/stamp
+$(BUILD)/src/cli/version.o $(BUILD)/src/cli/man.o: \
+    CFLAGS += -DCW_VERSION='"$(VERSION)"' -DCW_GIT_COMMIT='"$(GIT_COMMIT)"'
+
+$(MAN): $(BIN)
+	$(Q)$(BIN) man >$@.tmp && mv $@.tmp $@
+
+$(DIST)/%: dist/%.in $(BUILD)/stamp
+	@mkdir -p $(dir $@)
+	$(Q)sed $(DIST_SUBST) $< >$@
+
+install: $(BIN) $(MAN) $(DIST)/calderwood.pc $(DIST)/calderwood.service
+	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/calderwood
+	install -Dm644 include/calderwood.h $(DESTDIR)$(INCLUDEDIR)/calderwood.h
+	install -Dm644 $(DIST)/calderwood.pc $(DESTDIR)$(LIBDIR)/pkgconfig/calderwood.pc
+	install -Dm644 $(MAN) $(DESTDIR)$(MANDIR)/man1/calderwood.1
+	install -Dm644 $(DIST)/calderwood.service $(DESTDIR)$(UNITDIR)/calderwood.service
+	install -Dm644 dist/calderwood.conf $(DESTDIR)$(PKGDATADIR)/calderwood.conf.example
+	cd web && find . -type f | while read -r f; do \
+	    install -Dm644 "$$f" "$(DESTDIR)$(PKGDATADIR)/web/$$f" || exit 1; done
+	@# The live configuration is the administrator's: made once, never overwritten.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/calderwood.conf ]; then \
+	    echo "keeping $(DESTDIR)$(SYSCONFDIR)/calderwood.conf"; \
+	else install -Dm644 dist/calderwood.conf $(DESTDIR)$(SYSCONFDIR)/calderwood.conf; fi
+
+# Removes what install put there; an edited calderwood.conf stays (and says so).
+uninstall:
+	@if cmp -s $(DESTDIR)$(PKGDATADIR)/calderwood.conf.example \
+	        $(DESTDIR)$(SYSCONFDIR)/calderwood.conf; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/calderwood.conf; \
+	elif [ -e $(DESTDIR)$(SYSCONFDIR)/calderwood.conf ]; then \
+	    echo "kept $(DESTDIR)$(SYSCONFDIR)/calderwood.conf: it was edited"; fi
+	rm -f $(DESTDIR)$(BINDIR)/calderwood $(DESTDIR)$(INCLUDEDIR)/calderwood.h \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/calderwood.pc $(DESTDIR)$(MANDIR)/man1/calderwood.1 \
+	    $(DESTDIR)$(UNITDIR)/calderwood.service
+	rm -rf $(DESTDIR)$(PKGDATADIR)
+
+test-install: $(BIN) $(MAN) $(BUILD)/tests/notify_listen
+	$(Q)BUILD=$(BUILD) tests/install/run.sh
+
+$(BUILD)/tests/notify_listen: tests/install/notify_listen.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -o $@ $< $(LDFLAGS)
+
+test-upgrade: $(BIN)
+	$(Q)BUILD=$(BUILD) tests/upgrade/run.sh
+
+test-client-types:
+	$(Q)tests/client-types/run.sh

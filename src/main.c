@@ -1,17 +1,14 @@
 /*
  * main.c - `calderwood <subcommand>`: dispatch only; each subcommand lives
- * in src/cli/.
+ * in src/cli/. `calderwood man` (the build's manual page generator, see
+ * src/cli/man.c) walks this same table and is deliberately not listed.
  */
 #include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static const struct {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *help;
-} subcommands[] = {
+static const struct cw_cli_subcommand subcommands[] = {
     {"serve", cw_cli_serve, "run the server"},
     {"user", cw_cli_user, "manage users (user add ...)"},
     {"events", cw_cli_events, "export the event log as JSON Lines or CSV"},
@@ -19,10 +16,13 @@ static const struct {
     {"migrate", cw_cli_migrate, "apply pending schema migrations and exit"},
 };
 
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
 static int usage(FILE *out, int code)
 {
-    fprintf(out, "usage: calderwood <subcommand> [options]   (calderwood <subcommand> --help)\n\n");
-    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+    fprintf(out, "usage: calderwood <subcommand> [options]   (calderwood <subcommand> --help)\n"
+                 "       calderwood --version\n\n");
+    for (size_t i = 0; i < N_SUBCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].help);
     return code;
 }
@@ -33,7 +33,11 @@ int main(int argc, char **argv)
         return usage(stderr, 2);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
         return usage(stdout, 0);
-    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
+    if (!strcmp(argv[1], "--version"))
+        return cw_cli_version();
+    if (!strcmp(argv[1], "man"))
+        return cw_cli_man(subcommands, N_SUBCOMMANDS);
+    for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
         if (!strcmp(argv[1], subcommands[i].name)) {
             int rc = subcommands[i].run(argc - 1, argv + 1);
             cw_config_release();

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The command-line interface as a user meets it: each subcommand's help,
 # errors as one clear line with a non-zero exit, user add, the event export
-# in both formats, migrations, and a module whose migration fails.
+# in both formats, migrations, a module whose migration fails, one writer
+# per data directory, and a taken address.
 # Prints "cli: N passed, N failed". CW_TEST_KEEP=1 keeps the data directory.
 set -u
 BUILD=${BUILD:-build}
@@ -23,6 +24,8 @@ expect() {
 }
 contains() { if grep -q -- "$2" "$1"; then ok; else bad "$3: '$2' not in $1"; cat "$1"; fi; }
 lacks() { if grep -q -- "$2" "$1"; then bad "$3: '$2' found in $1"; else ok; fi; }
+# serve binds its address first: every serve here gets a free one, not the default 8080.
+free_port() { node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
 
 D="$DIR/data"
 for sub in serve user events replay migrate; do
@@ -73,27 +76,56 @@ contains "$DIR/err" "no database" "missing database message"
 
 # A module whose second migration fails: start-up stops, nothing of it remains.
 cp "$D/calderwood.db" "$DIR/before.db"
-expect 1 "serve with failing migration" -- "$CW" serve --data "$D" --module "$BUILD/tests/bad_migration.so"
+expect 1 "serve with failing migration" -- "$CW" serve --data "$D" --listen "127.0.0.1:$(free_port)" --module "$BUILD/tests/bad_migration.so"
 contains "$DIR/err" "migration badmod:002-broken failed" "failing migration named"
 sqlite3 "$D/calderwood.db" "SELECT name FROM sqlite_master WHERE name LIKE 'bad_module_more'" >"$DIR/t"
 [ -s "$DIR/t" ] && bad "failed migration left its table" || ok
 sqlite3 "$D/calderwood.db" "SELECT id FROM schema_migrations WHERE id = 'badmod:002-broken'" >"$DIR/t"
 [ -s "$DIR/t" ] && bad "failed migration recorded" || ok
-expect 1 "serve with missing module" -- "$CW" serve --data "$D" --module "$DIR/nope.so"
+expect 1 "serve with missing module" -- "$CW" serve --data "$D" --listen "127.0.0.1:$(free_port)" --module "$DIR/nope.so"
 contains "$DIR/err" "cannot load module" "missing module message"
 
 # serve starts, makes its key 0600, and stops cleanly on SIGTERM.
-"$CW" serve --data "$DIR/srv" >"$DIR/serve.out" 2>&1 &
+"$CW" serve --data "$DIR/srv" --listen "127.0.0.1:$(free_port)" >"$DIR/serve.out" 2>&1 &
 pid=$!
-for _ in $(seq 50); do [ -f "$DIR/srv/secret.key" ] && grep -q serve.started "$DIR/serve.out" && break; sleep 0.1; done
+for _ in $(seq 600); do [ -f "$DIR/srv/secret.key" ] && grep -q "Calderwood is running" "$DIR/serve.out" && break; sleep 0.1; done
 [ "$(stat -c %a "$DIR/srv/secret.key" 2>/dev/null)" = 600 ] && ok || bad "secret key mode 600"
 [ "$(stat -c %s "$DIR/srv/secret.key" 2>/dev/null)" = 32 ] && ok || bad "secret key 32 bytes"
 kill -TERM $pid
 wait $pid && ok || bad "serve exits 0 on SIGTERM"
 contains "$DIR/serve.out" "serve.stopped" "serve logs a clean stop"
 chmod 644 "$DIR/srv/secret.key"
-expect 1 "serve refuses a readable key" -- "$CW" serve --data "$DIR/srv"
+expect 1 "serve refuses a readable key" -- "$CW" serve --data "$DIR/srv" --listen "127.0.0.1:$(free_port)"
 contains "$DIR/err" "readable by others" "key mode message"
+
+# One writer per data directory: beside a running server, a second serve,
+# migrate and user add each refuse with one line naming it and write
+# nothing; events still reads. (timeout: without the lock they would run.) A taken address is one line too, and serve
+# then leaves a new data directory without a database.
+port=$(free_port)
+"$CW" serve --data "$DIR/one" --listen "127.0.0.1:$port" --no-demo-user >"$DIR/one.out" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "Calderwood is running" "$DIR/one.out" && break; sleep 0.1; done
+contains "$DIR/one.out" "Calderwood is running" "first server started"
+one_line() { [ "$(wc -l <"$DIR/err")" = 1 ] && ok || { bad "$1: not one line"; cat "$DIR/err"; }; }
+expect 1 "second serve on the same data" -- timeout 60 "$CW" serve --data "$DIR/one" --listen "127.0.0.1:$(free_port)"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running serve" "second serve names the first"
+one_line "second serve"
+expect 1 "migrate beside serve" -- timeout 60 "$CW" migrate --data "$DIR/one"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running migrate" "migrate names the server"
+one_line "migrate beside serve"
+expect 1 "user add beside serve" -- timeout 60 "$CW" user add --data "$DIR/one" --email late@example.org --first L --last Ate --password-file "$DIR/pw"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running user add" "user add names the server"
+one_line "user add beside serve"
+expect 0 "events beside serve" -- "$CW" events --data "$DIR/one"
+lacks "$DIR/out" "late@example.org" "the refused user add wrote nothing"
+expect 1 "serve on a taken port" -- timeout 60 "$CW" serve --data "$DIR/two" --listen "127.0.0.1:$port"
+[ "$(cat "$DIR/err")" = "calderwood: cannot listen on 127.0.0.1:$port: address already in use" ] && ok ||
+    { bad "taken port: not exactly the one line"; cat "$DIR/err"; }
+[ -e "$DIR/two/calderwood.db" ] && bad "serve on a taken port made a database" || ok
+kill -TERM $pid
+wait $pid && ok || bad "first server exits 0"
+expect 0 "migrate after the server stopped" -- "$CW" migrate --data "$DIR/one"
 
 echo "cli: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

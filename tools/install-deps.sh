@@ -3,7 +3,8 @@
 # is missing. As root it runs apt-get; otherwise it prints the exact command.
 set -e
 PKGS="build-essential pkg-config libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev
-libwebsockets-dev libwebsockets-evlib-ev libev-dev sqlite3 clang openssl"
+libwebsockets-dev libwebsockets-evlib-ev libev-dev sqlite3 clang openssl
+man-db curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -52,6 +52,16 @@ bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, cha
 /* Applies log level, makes the data directory (0700) and fills c->db_path. */
 int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err);
 
+/*
+ * Takes the data directory's lock, an exclusive flock on DIR/calderwood.lock
+ * held until the process exits, so that one process at a time writes the
+ * database: `serve`, `migrate` and `user add` take it; reading subcommands
+ * do not. The file records the holder's pid and subcommand (what) for the
+ * error a second one gets: CW_ERR_EXISTS, "DIR is in use by calderwood serve
+ * (pid N): stop it before running migrate".
+ */
+int cw_cli_lock(const struct cw_cli_common *c, const char *what, struct cw_error *err);
+
 /* The domain this process runs: builtins, accounts, demo (unless no_demo), modules. */
 int cw_cli_domain(const struct cw_cli_common *c, struct cw_domain **out, struct cw_error *err);
 
@@ -67,6 +77,40 @@ struct cw_outcome;
 int cw_cli_run_command(struct cw_engine *e, const struct cw_domain *d, const char *name,
                        const char *user_uuid, json_t *data, struct cw_outcome *out,
                        struct cw_error *err);
+
+/*
+ * While a describer is set, cw_cli_parse hands it the usage text and the
+ * option table instead of parsing, and makes the subcommand return 0 at
+ * once: how `calderwood man` reads every subcommand's own table. NULL
+ * clears it. Main thread only.
+ */
+typedef void (*cw_cli_describe_cb)(const char *usage, const struct cw_option *opts, void *arg);
+void cw_cli_set_describer(cw_cli_describe_cb cb, void *arg);
+
+/* A subcommand as main.c lists it. */
+struct cw_cli_subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+/*
+ * `calderwood man`: prints the manual page calderwood(1) in roff, built from
+ * the subcommands' own option tables (each run with --help under a
+ * describer), so it lists exactly the flags their --help does.
+ */
+int cw_cli_man(const struct cw_cli_subcommand *subs, size_t n);
+
+/* `calderwood --version`: the version, the git commit and each library's run-time version. */
+int cw_cli_version(void);
+
+/*
+ * Sends state ("READY=1", "STOPPING=1") to the service manager through the
+ * datagram socket named by $NOTIFY_SOCKET (sd_notify's protocol, without
+ * libsystemd). Does nothing without the variable; a failure is logged, not
+ * fatal. Any thread.
+ */
+void cw_cli_notify(const char *state);
 
 /* Prints "calderwood: MESSAGE" and returns 1. */
 int cw_cli_fail(const struct cw_error *err);

@@ -15,11 +15,28 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+static cw_cli_describe_cb describer;
+static void *describer_arg;
+
+void cw_cli_set_describer(cw_cli_describe_cb cb, void *arg)
+{
+    describer = cb;
+    describer_arg = arg;
+}
 
 bool cw_cli_parse(const char *usage, const struct cw_option *opts, int argc, char **argv,
                   struct cw_strlist *positional, int *exit_code)
 {
+    if (describer) {
+        describer(usage, opts, describer_arg);
+        *exit_code = 0;
+        return false;
+    }
     struct cw_error err = {0};
     int rc = cw_config_load(opts, argc, argv, 1, positional, &err);
     if (rc == CW_ERR_NOT_FOUND) {
@@ -48,6 +65,50 @@ int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err)
     int n = snprintf(c->db_path, sizeof(c->db_path), "%s/calderwood.db", c->data_dir);
     if (n >= (int)sizeof(c->db_path))
         return cw_error_set(err, CW_ERR_INVALID, NULL, "data directory path too long");
+    return CW_OK;
+}
+
+/* Fills holder with the "PID SUBCOMMAND" the lock file records ("unknown" while it is empty). */
+static void read_holder(int fd, char *holder, size_t len)
+{
+    ssize_t n = pread(fd, holder, len - 1, 0);
+    holder[n > 0 ? n : 0] = '\0';
+    holder[strcspn(holder, "\n")] = '\0';
+    long pid = 0;
+    int used = 0;
+    if (sscanf(holder, "%ld %n", &pid, &used) < 1 || !holder[used]) {
+        snprintf(holder, len, "another process");
+        return;
+    }
+    char copy[128];
+    snprintf(copy, sizeof(copy), "%s", holder + used);
+    snprintf(holder, len, "calderwood %s (pid %ld)", copy, pid);
+}
+
+int cw_cli_lock(const struct cw_cli_common *c, const char *what, struct cw_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/calderwood.lock", c->data_dir);
+    /* Never closed: the lock goes with the process, however it ends. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int failure = errno;
+        char holder[200];
+        read_holder(fd, holder, sizeof(holder));
+        close(fd);
+        if (failure != EWOULDBLOCK)
+            return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot lock %s: %s", path,
+                                strerror(failure));
+        return cw_error_set(err, CW_ERR_EXISTS, NULL,
+                            "%s is in use by %s: stop it before running %s", c->data_dir, holder,
+                            what);
+    }
+    char line[160];
+    int n = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), what);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n)
+        cw_warn("lock.record", "path=%s error=\"%s\"", path, strerror(errno));
     return CW_OK;
 }
 

@@ -21,6 +21,8 @@ int cw_cli_migrate(int argc, char **argv)
     int applied = 0;
     int rc = cw_cli_prepare(&c, true, &err);
     if (!rc)
+        rc = cw_cli_lock(&c, "migrate", &err);
+    if (!rc)
         rc = cw_cli_domain(&c, &d, &err);
     if (!rc)
         rc = cw_store_open(c.db_path, NULL, &s, &err);

@@ -1,8 +1,10 @@
 /*
  * serve.c - `calderwood serve`: opens the data directory, applies
- * migrations, starts the engine, creates the demo user on a new database,
- * and runs the gateway until SIGINT or SIGTERM; then drains the command
- * queue and exits 0.
+ * migrations (or, with --no-migrate, refuses pending ones), starts the
+ * engine, creates the demo user on a new database, and runs the gateway
+ * until SIGINT or SIGTERM; then drains the command queue and exits 0.
+ * Under systemd (Type=notify) it reports READY=1 once listening and
+ * STOPPING=1 when the drain starts.
  */
 #include "auth/secret.h"
 #include "cli.h"
@@ -33,7 +35,8 @@ struct serve_options {
     struct cw_strlist origins;
     int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
     int64_t max_header, workers, worker_queue, login_rate, login_burst;
-    bool no_demo_user;
+    int64_t idle_timeout, header_timeout, body_timeout, ws_ping_interval, ws_pong_timeout;
+    bool no_demo_user, no_migrate;
 };
 
 /*
@@ -58,6 +61,7 @@ static void *wait_for_signal(void *arg)
     while (read(signal_pipe[0], &sig, 1) < 0 && errno == EINTR)
         ;
     cw_info("serve.signal", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cw_cli_notify("STOPPING=1");
     cw_gateway_stop();
     return NULL;
 }
@@ -83,18 +87,29 @@ static bool is_dir(const char *path)
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* --web-dir, else ./web, else web/ beside the build folder the binary runs from. */
+static void on_listening(void)
+{
+    cw_cli_notify("READY=1");
+}
+
+/*
+ * --web-dir, else ./web, else share/calderwood/web beside an installed
+ * binary's bin/, else web/ beside the build folder the binary runs from.
+ */
 static const char *find_web_dir(const char *given, char *buf, size_t len)
 {
     if (given)
         return given;
     if (is_dir("web/static"))
         return "web";
-    char exe[PATH_MAX - 8];
+    char exe[PATH_MAX - 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {
         exe[n] = '\0';
         *strrchr(exe, '/') = '\0';
+        snprintf(buf, len, "%s/../share/calderwood/web", exe);
+        if (is_dir(buf))
+            return buf;
         for (int up = 1; up <= 3; up++) {
             char *slash = strrchr(exe, '/');
             if (!slash)
@@ -152,6 +167,10 @@ static int serve(struct serve_options *o, struct cw_error *err)
     int rc = cw_cli_prepare(&o->c, true, err);
     if (!rc && (!o->tls_cert) != (!o->tls_key))
         rc = cw_error_set(err, CW_ERR_INVALID, NULL, "--tls-cert and --tls-key go together");
+    if (!rc)
+        rc = cw_cli_lock(&o->c, "serve", err);
+    if (!rc) /* before anything is written: a taken address changes nothing */
+        rc = cw_gateway_listen(&(struct cw_gateway_config){.listen = o->listen}, err);
     if (!rc) {
         snprintf(key_path, sizeof(key_path), "%s/secret.key", o->c.data_dir);
         rc = cw_secret_load(o->secret_key_file ? o->secret_key_file : key_path, key, &created, err);
@@ -164,6 +183,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
         .max_batch = (size_t)o->max_batch,
         .observer = cw_metrics_observe_commit,
         .observer_arg = &metrics,
+        .no_migrate = o->no_migrate,
     };
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
@@ -185,12 +205,18 @@ static int serve(struct serve_options *o, struct cw_error *err)
             .max_output = (size_t)o->max_output,
             .max_body = (size_t)o->max_body,
             .max_header = (size_t)o->max_header,
+            .idle_timeout = (int)o->idle_timeout,
+            .header_timeout = (int)o->header_timeout,
+            .body_timeout = (int)o->body_timeout,
+            .ws_ping_interval = (int)o->ws_ping_interval,
+            .ws_pong_timeout = (int)o->ws_pong_timeout,
             .workers = (int)o->workers,
             .worker_queue = (size_t)o->worker_queue,
             .login_rate = (double)o->login_rate / 60.0,
             .login_burst = (double)o->login_burst,
             .secret_key = key,
             .demo_banner = banner[0] ? banner : NULL,
+            .on_listening = on_listening,
         };
         pthread_t signals;
         pthread_create(&signals, NULL, wait_for_signal, NULL);
@@ -216,7 +242,8 @@ int cw_cli_serve(int argc, char **argv)
          "serve HTTPS/WSS with this PEM certificate (cookies then carry Secure)"},
         {"tls-key", CW_OPT_STRING, &o.tls_key, NULL, 0, 0, "FILE", "the certificate's key"},
         {"web-dir", CW_OPT_STRING, &o.web_dir, NULL, 0, 0, "DIR",
-         "the console's pages and static/ folder (default ./web, or web/ beside the build)"},
+         "the console's pages and static/ folder (default ./web, else share/calderwood/web "
+         "beside an installed binary's bin/, else web/ beside the build)"},
         {"allowed-origin", CW_OPT_LIST, &o.origins, NULL, 0, 0, "URL",
          "another Origin allowed to open /ws (besides the server's own); repeatable"},
         {"secret-key-file", CW_OPT_STRING, &o.secret_key_file, NULL, 0, 0, "FILE",
@@ -235,6 +262,17 @@ int cw_cli_serve(int argc, char **argv)
          "HTTP request body limit (413 beyond)"},
         {"max-header", CW_OPT_INT, &o.max_header, "8192", 1024, 65535, "BYTES",
          "HTTP request head limit: request line and headers (431 beyond)"},
+        {"idle-timeout", CW_OPT_INT, &o.idle_timeout, "60", 1, 86400, "SECONDS",
+         "a kept-alive HTTP connection with no request begun is closed after this"},
+        {"header-timeout", CW_OPT_INT, &o.header_timeout, "10", 1, 3600, "SECONDS",
+         "a request head must arrive whole within this of its first byte, or the connection is "
+         "cut"},
+        {"body-timeout", CW_OPT_INT, &o.body_timeout, "30", 1, 3600, "SECONDS",
+         "a request body must arrive whole within this of its head, or the connection is cut"},
+        {"ws-ping-interval", CW_OPT_INT, &o.ws_ping_interval, "30", 1, 86400, "SECONDS",
+         "a WebSocket client silent this long is sent a ping"},
+        {"ws-pong-timeout", CW_OPT_INT, &o.ws_pong_timeout, "30", 1, 3600, "SECONDS",
+         "a WebSocket client silent this long after a ping is closed (1001)"},
         {"workers", CW_OPT_INT, &o.workers, "2", 1, 256, "N",
          "worker threads for queries, logins and look-ups"},
         {"worker-queue", CW_OPT_INT, &o.worker_queue, "10000", 1, 1 << 24, "N",
@@ -245,6 +283,8 @@ int cw_cli_serve(int argc, char **argv)
          "login attempts a remote address may make at once"},
         {"no-demo-user", CW_OPT_BOOL, &o.no_demo_user, "no", 0, 0, NULL,
          "do not create the demo user on a new database"},
+        {"no-migrate", CW_OPT_BOOL, &o.no_migrate, "no", 0, 0, NULL,
+         "refuse to start while migrations are pending, instead of applying them"},
         {0},
     };
     int code;

@@ -58,6 +58,8 @@ int cw_cli_user(int argc, char **argv)
     struct cw_domain *d = NULL;
     struct cw_engine *e = NULL;
     int rc = cw_cli_prepare(&c, true, &err);
+    if (!rc) /* the running server will take this command itself one day; for now, stop it */
+        rc = cw_cli_lock(&c, "user add", &err);
     if (!rc)
         rc = read_password(password_file, password, sizeof(password), &err);
     if (!rc)

@@ -205,19 +205,37 @@ int cw_config_load(const struct cw_option *opts, int argc, char **argv, int firs
     return CW_OK;
 }
 
+const struct cw_option cw_config_file_option = {
+    "config", CW_OPT_STRING,
+    NULL,     NULL,
+    0,        0,
+    "FILE",   "read options from FILE (`name value` lines)",
+};
+
+const char cw_config_env_help[] = "every option also reads CW_<NAME> from the environment";
+
+void cw_config_describe(const struct cw_option *o, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "%s", o->help);
+    if (o->def && o->type != CW_OPT_BOOL && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, " (default %s)", o->def);
+    if (o->type == CW_OPT_INT && (o->min || o->max) && n >= 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, " [%lld..%lld]", (long long)o->min, (long long)o->max);
+}
+
+static void usage_line(FILE *out, const struct cw_option *o)
+{
+    char flag[96], text[1024];
+    snprintf(flag, sizeof(flag), "--%s%s%s", o->name, o->metavar ? " " : "",
+             o->metavar ? o->metavar : "");
+    cw_config_describe(o, text, sizeof(text));
+    fprintf(out, "  %-28s %s\n", flag, text);
+}
+
 void cw_config_usage(FILE *out, const struct cw_option *opts)
 {
-    for (const struct cw_option *o = opts; o->name; o++) {
-        char flag[96];
-        snprintf(flag, sizeof(flag), "--%s%s%s", o->name, o->metavar ? " " : "",
-                 o->metavar ? o->metavar : "");
-        fprintf(out, "  %-28s %s", flag, o->help);
-        if (o->def && o->type != CW_OPT_BOOL)
-            fprintf(out, " (default %s)", o->def);
-        if (o->type == CW_OPT_INT && (o->min || o->max))
-            fprintf(out, " [%lld..%lld]", (long long)o->min, (long long)o->max);
-        fputc('\n', out);
-    }
-    fprintf(out, "  %-28s %s\n", "--config FILE", "read options from FILE (`name value` lines)");
-    fprintf(out, "  %-28s %s\n", "", "every option also reads CW_<NAME> from the environment");
+    for (const struct cw_option *o = opts; o->name; o++)
+        usage_line(out, o);
+    usage_line(out, &cw_config_file_option);
+    fprintf(out, "  %-28s %s\n", "", cw_config_env_help);
 }

@@ -47,8 +47,21 @@ struct cw_option {
 int cw_config_load(const struct cw_option *opts, int argc, char **argv, int first,
                    struct cw_strlist *positional, struct cw_error *err);
 
-/* Prints the options with metavar, default and help, one per line. */
+/* Prints the options with metavar, default and help, one per line, then --config. */
 void cw_config_usage(FILE *out, const struct cw_option *opts);
+
+/*
+ * Writes o's help text with its default and bounds ("commands per write
+ * transaction at most (default 2048) [1..65536]") into buf, truncated to len:
+ * the words --help and the manual page both print.
+ */
+void cw_config_describe(const struct cw_option *o, char *buf, size_t len);
+
+/* --config FILE, which every table has without listing it (no target). */
+extern const struct cw_option cw_config_file_option;
+
+/* The line --help and the manual page print about the environment. */
+extern const char cw_config_env_help[];
 
 /* Frees what cw_config_load kept (copies of file values, list arrays). */
 void cw_config_release(void);

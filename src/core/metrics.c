@@ -4,6 +4,7 @@
 #include "metrics.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Upper bounds of the commit latency buckets, in microseconds. */
 static const int64_t commit_le_us[CW_COMMIT_BUCKETS] = {
@@ -37,6 +38,21 @@ static void metric(struct cw_buf *out, const char *name, const char *type, const
     }
     snprintf(line, sizeof(line), "%s%s %llu\n", name, labels ? labels : "", value);
     cw_buf_adds(out, line);
+}
+
+void cw_metrics_render_store(const struct cw_store_health *h, struct cw_buf *out)
+{
+    static const char *const conditions[] = {"ok", "stalled", "disk-full", "failing"};
+    for (size_t i = 0; i < sizeof(conditions) / sizeof(conditions[0]); i++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "{condition=\"%s\"}", conditions[i]);
+        metric(out, "calderwood_store_condition", i ? NULL : "gauge",
+               "1 for the store's current condition as the processor sees it, 0 for the others.",
+               labels, strcmp(h->condition, conditions[i]) == 0);
+    }
+    metric(out, "calderwood_store_retries_total", "counter",
+           "Write transactions retried after a transient store error (disk full, I/O, busy).", NULL,
+           h->retries);
 }
 
 void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_capacity,

@@ -35,6 +35,19 @@ struct cw_metrics {
 /* A struct cw_processor_config observer: arg is the struct cw_metrics. */
 void cw_metrics_observe_commit(void *arg, size_t batch_size, int64_t commit_us);
 
+/* The store's health as the processor sees it, sampled by the caller. */
+struct cw_store_health {
+    const char *condition; /* "ok", "stalled", "disk-full", "failing" */
+    unsigned long long retries;
+};
+
+/*
+ * Appends the store's gauges: calderwood_store_condition{condition=...} is 1
+ * for the current condition and 0 for the others, and the counter of
+ * retried write attempts.
+ */
+void cw_metrics_render_store(const struct cw_store_health *h, struct cw_buf *out);
+
 /* Appends every metric in the text exposition format. queue_depth is sampled by the caller. */
 void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_capacity,
                        struct cw_buf *out);

@@ -16,6 +16,20 @@ struct cw_engine {
     struct cw_processor *processor;
 };
 
+static int refuse_pending(struct cw_store *s, const char *path, const struct cw_domain *d,
+                          struct cw_error *err)
+{
+    char first[256];
+    int pending;
+    int rc = cw_store_check_migrations(s, d, &pending, first, sizeof(first), err);
+    if (!rc && pending)
+        rc = cw_error_set(err, CW_ERR_STORE, NULL,
+                          "%s has %d migration%s pending (the first: %s) and --no-migrate was "
+                          "given: run `calderwood migrate` first",
+                          path, pending, pending == 1 ? "" : "s", first);
+    return rc;
+}
+
 int cw_engine_open(const struct cw_engine_config *cfg, const struct cw_domain *d,
                    struct cw_engine **out, struct cw_error *err)
 {
@@ -24,7 +38,8 @@ int cw_engine_open(const struct cw_engine_config *cfg, const struct cw_domain *d
     if (rc)
         goto fail;
     cw_store_set_domain(e->store, d);
-    rc = cw_store_migrate(e->store, d, NULL, err);
+    rc = cfg->no_migrate ? refuse_pending(e->store, cfg->db_path, d, err)
+                         : cw_store_migrate(e->store, d, NULL, err);
     if (rc)
         goto fail;
     e->queue = cw_queue_new(cfg->queue_capacity ? cfg->queue_capacity : 65536);
@@ -96,4 +111,9 @@ void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out)
         cw_processor_stats(e->processor, out);
     else
         *out = (struct cw_processor_stats){0};
+}
+
+int cw_engine_condition(struct cw_engine *e)
+{
+    return e->processor ? cw_processor_condition(e->processor) : CW_CONDITION_OK;
 }

@@ -24,10 +24,12 @@ struct cw_engine_config {
     size_t bus_capacity;   /* committed batches waiting for the subscriber (default 1024) */
     cw_commit_observer_cb observer;
     void *observer_arg;
+    bool no_migrate; /* refuse a database with migrations pending instead of applying them */
 };
 
 /*
- * Opens the store, applies migrations, starts the processor. d is borrowed
+ * Opens the store, applies migrations (or, with no_migrate, fails with
+ * CW_ERR_STORE when any is pending), starts the processor. d is borrowed
  * and must outlive the engine. On failure nothing is left running.
  */
 int cw_engine_open(const struct cw_engine_config *cfg, const struct cw_domain *d,
@@ -52,5 +54,10 @@ struct cw_store *cw_engine_store(struct cw_engine *e);
 size_t cw_engine_queue_depth(struct cw_engine *e);
 size_t cw_engine_queue_capacity(struct cw_engine *e);
 void cw_engine_stats(struct cw_engine *e, struct cw_processor_stats *out);
+/*
+ * cw_processor_condition of the engine's processor (CW_CONDITION_OK once it
+ * stopped). Like cw_engine_stats, not while another thread drains.
+ */
+int cw_engine_condition(struct cw_engine *e);
 
 #endif

@@ -26,6 +26,7 @@
 #include "update.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,19 @@ struct cw_processor {
     struct cw_emit emit; /* reused for every command */
     pthread_mutex_t lock;
     struct cw_processor_stats stats; /* {lock} */
+    /* Read by any thread without the lock (health checks, the gateway's intake). */
+    atomic_int condition;          /* CW_CONDITION_OK, _DISK_FULL or _FAILING */
+    atomic_llong attempt_since_us; /* cw_mono_us() when the running attempt began; 0: none */
+};
+
+/* A store that keeps failing is logged once per this interval, not per attempt. */
+#define FAULT_LOG_INTERVAL_US 10000000LL
+
+/* The failures of one batch's attempts, for the log. */
+struct fault {
+    int condition;
+    int64_t since_us, logged_us;
+    unsigned retries;
 };
 
 int cw_emit_take(struct cw_emit *out, const char *event_name, json_t *data)
@@ -393,6 +407,33 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
     return CW_OK;
 }
 
+/*
+ * Notes a failed attempt: the condition others see, the counter, and a log
+ * line when the failing starts or changes kind, then once per interval.
+ */
+static void note_failure(struct cw_processor *p, struct fault *f, size_t n,
+                         const struct cw_error *err, int64_t delay)
+{
+    int condition =
+        strcmp(err->code, CW_STORE_DISK_FULL) == 0 ? CW_CONDITION_DISK_FULL : CW_CONDITION_FAILING;
+    int64_t now = cw_mono_us();
+    if (!f->retries)
+        f->since_us = now;
+    f->retries++;
+    atomic_store(&p->condition, condition);
+    pthread_mutex_lock(&p->lock);
+    p->stats.retries++;
+    pthread_mutex_unlock(&p->lock);
+    if (condition == f->condition && now - f->logged_us < FAULT_LOG_INTERVAL_US)
+        return;
+    f->condition = condition;
+    f->logged_us = now;
+    cw_warn("store.unavailable",
+            "condition=%s for_ms=%lld retries=%u commands=%zu next_retry_ms=%lld error=\"%s\"",
+            cw_condition_name(condition), (long long)((now - f->since_us) / 1000), f->retries, n,
+            (long long)(delay / 1000), err->message);
+}
+
 /* Runs a batch until it commits; NULL when abandoned because of a stop. */
 static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelope **envs, size_t n)
 {
@@ -402,26 +443,33 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
     for (size_t i = 0; i < n; i++)
         b->items[i].env = envs[i];
     struct cw_error *failures = cw_xcalloc(n, sizeof(*failures));
+    struct fault f = {.condition = CW_CONDITION_OK};
     for (unsigned attempt = 0;; attempt++) {
         struct cw_error err = {0};
+        atomic_store(&p->attempt_since_us, cw_mono_us());
         int rc = run_batch(p, b->items, failures, n, false, &err);
+        atomic_store(&p->attempt_since_us, 0);
         if (!rc) {
             b->committed_at_us = cw_mono_us();
             break;
         }
         int64_t delay = cw_retry_delay_us(attempt);
-        cw_warn("batch.retry", "attempt=%u commands=%zu delay_ms=%lld error=\"%s\"", attempt + 1, n,
-                (long long)(delay / 1000), err.message);
+        if (!strcmp(err.code, CW_STORE_DISK_FULL) && delay > CW_RETRY_FULL_CAP_US)
+            delay = CW_RETRY_FULL_CAP_US;
+        note_failure(p, &f, n, &err, delay);
         cw_error_release(&err);
-        pthread_mutex_lock(&p->lock);
-        p->stats.retries++;
-        pthread_mutex_unlock(&p->lock);
         if (cw_retry_sleep(&p->retry, delay)) {
             cw_error("batch.abandoned", "commands=%zu reason=shutdown", n);
             cw_outcome_batch_free(b);
             b = NULL;
             break;
         }
+    }
+    if (b && f.retries) {
+        atomic_store(&p->condition, CW_CONDITION_OK);
+        cw_info("store.recovered", "condition=%s after_ms=%lld retries=%u commands=%zu",
+                cw_condition_name(f.condition), (long long)((cw_mono_us() - f.since_us) / 1000),
+                f.retries, n);
     }
     for (size_t i = 0; i < n; i++)
         cw_error_release(&failures[i]);
@@ -492,6 +540,29 @@ void cw_processor_stop(struct cw_processor *p)
     cw_retry_release(&p->retry);
     pthread_mutex_destroy(&p->lock);
     free(p);
+}
+
+const char *cw_condition_name(int condition)
+{
+    switch (condition) {
+    case CW_CONDITION_OK:
+        return "ok";
+    case CW_CONDITION_STALLED:
+        return "stalled";
+    case CW_CONDITION_DISK_FULL:
+        return "disk-full";
+    default:
+        return "failing";
+    }
+}
+
+int cw_processor_condition(struct cw_processor *p)
+{
+    int condition = atomic_load(&p->condition);
+    if (condition != CW_CONDITION_OK)
+        return condition;
+    int64_t since = atomic_load(&p->attempt_since_us);
+    return since && cw_mono_us() - since > CW_STALL_US ? CW_CONDITION_STALLED : CW_CONDITION_OK;
 }
 
 void cw_processor_stats(struct cw_processor *p, struct cw_processor_stats *out)

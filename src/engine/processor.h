@@ -10,8 +10,11 @@
  * events in position order, go to the update bus.
  *
  * A transient store error rolls the whole batch back and retries it after
- * 1, 2, 4 ... ms plus 0-1000 ms of jitter, capped at 60 s, until it
- * succeeds or the processor is stopped. Application errors are never retried.
+ * 1, 2, 4 ... ms plus 0-1000 ms of jitter, capped at 60 s (1 s for a full
+ * disk), until it succeeds or the processor is stopped. Meanwhile the batch
+ * stays taken and later commands wait in the queue, whose bound then
+ * refuses more. The log says so once when it starts, once every 10 s while
+ * it lasts and once when it ends. Application errors are never retried.
  */
 #ifndef CW_PROCESSOR_H
 #define CW_PROCESSOR_H
@@ -24,6 +27,18 @@ struct cw_domain;
 struct cw_queue;
 struct cw_bus;
 struct cw_processor;
+
+/* What the store looks like from the processor: cw_processor_condition(). */
+enum cw_condition {
+    CW_CONDITION_OK,
+    CW_CONDITION_STALLED,   /* one attempt at a batch has run longer than CW_STALL_US */
+    CW_CONDITION_DISK_FULL, /* the last attempt failed for want of disk space; retrying */
+    CW_CONDITION_FAILING,   /* the last attempt failed with another transient error; retrying */
+};
+#define CW_STALL_US 250000
+
+/* "ok", "stalled", "disk-full", "failing": the names /health and the log use. */
+const char *cw_condition_name(int condition);
 
 struct cw_processor_stats {
     uint64_t batches, commands, events, rejected, duplicates, retries;
@@ -57,5 +72,8 @@ void cw_processor_stop(struct cw_processor *p);
 
 /* A consistent copy of the counters. Any thread. */
 void cw_processor_stats(struct cw_processor *p, struct cw_processor_stats *out);
+
+/* The store's condition now (enum cw_condition). Any thread; two atomic loads. */
+int cw_processor_condition(struct cw_processor *p);
 
 #endif

@@ -15,6 +15,12 @@
 
 #define CW_RETRY_CAP_US    60000000LL
 #define CW_RETRY_JITTER_US 1000000LL
+/*
+ * A full disk is retried at least once a second: space comes back when an
+ * operator frees it, not after a failover, and waiting a minute after that
+ * would hold every pending command for nothing.
+ */
+#define CW_RETRY_FULL_CAP_US 1000000LL
 
 struct cw_retry {
     pthread_mutex_t lock;

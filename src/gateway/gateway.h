@@ -27,12 +27,19 @@ struct cw_gateway_config {
     size_t max_output;       /* unsent bytes per connection before close 1008 */
     size_t max_body;         /* HTTP request body: 413 beyond */
     size_t max_header;       /* HTTP request headers: 431 beyond */
-    int workers;             /* worker threads (queries, logins, look-ups) */
-    size_t worker_queue;     /* jobs waiting at most */
-    double login_rate;       /* login attempts per second per remote address */
+    /* time limits, in seconds (PROTOCOL.md "Limits and timeouts") */
+    int idle_timeout;     /* a kept-alive HTTP connection waiting for a request */
+    int header_timeout;   /* a request head, from its first byte to its blank line */
+    int body_timeout;     /* a request body, from the end of its head */
+    int ws_ping_interval; /* WebSocket silence before the server pings */
+    int ws_pong_timeout;  /* after that ping, silence before the connection is closed */
+    int workers;          /* worker threads (queries, logins, look-ups) */
+    size_t worker_queue;  /* jobs waiting at most */
+    double login_rate;    /* login attempts per second per remote address */
     double login_burst;
     const unsigned char *secret_key; /* 32 bytes: seals session cookies */
     const char *demo_banner;         /* printed once listening (URL added), or NULL */
+    void (*on_listening)(void);      /* called once the socket listens, or NULL */
 };
 
 /*
@@ -43,7 +50,18 @@ struct cw_gateway_config {
 int cw_gateway_run(const struct cw_gateway_config *cfg, struct cw_engine *e,
                    const struct cw_domain *d, struct cw_metrics *m, struct cw_error *err);
 
+/*
+ * Binds cfg->listen now, before the rest of start-up, so that a taken
+ * address stops it with one line ("cannot listen on 127.0.0.1:8080: address
+ * already in use") before anything is written. cw_gateway_run() binds
+ * itself when this was not called.
+ */
+int cw_gateway_listen(const struct cw_gateway_config *cfg, struct cw_error *err);
+
 /* Asks the running gateway to stop. Any thread. */
 void cw_gateway_stop(void);
+
+/* The version string of the libwebsockets loaded at run time. Static. */
+const char *cw_gateway_library_version(void);
 
 #endif

@@ -63,7 +63,7 @@ struct cw_gw {
     const struct cw_domain *domain;
     struct cw_metrics *metrics;
     struct lws_context *ctx;
-    struct ev_loop *loop; /* the libev loop lws runs on; NULL: lws's own poll() loop */
+    struct ev_loop *loop; /* the libev loop lws and listen.c run on */
     struct cw_workers *workers;
     struct cw_ratelimit *login_limit;
     struct cw_idmap endpoints; /* id -> endpoint (conn or http), for results that come back */
@@ -72,8 +72,9 @@ struct cw_gw {
     struct cw_strmap inflight; /* see struct cw_inflight */
     struct cw_conn *conns;     /* every open connection, through conn->all_next */
     uint64_t next_id;
-    size_t out_total;      /* unsent bytes over all connections */
-    bool intake_paused;    /* no connection's messages are read */
+    size_t out_total;                    /* unsent bytes over all connections */
+    bool intake_paused;                  /* no connection's messages are read */
+    lws_sorted_usec_list_t intake_check; /* while paused: is the store stuck meanwhile? */
     bool deferring;        /* output is written at the end of this work (a read, a batch) */
     struct cw_conn *dirty; /* connections with deferred output */
     int64_t last_position; /* highest event position routed so far */
@@ -86,6 +87,8 @@ struct cw_gw {
     size_t login_len, console_len;
     char dummy_hash[128]; /* verified against for unknown emails: equal time, equal answer */
     struct cw_buf out;    /* scratch for frames and responses */
+    lws_sorted_usec_list_t sweep; /* the timer of cw_ws_sweep */
+    lws_usec_t sweep_every;
 };
 
 extern struct cw_gw *cw_gw; /* the one gateway of the process */
@@ -102,10 +105,6 @@ struct cw_http_request {
     size_t body_len;
     bool close_after; /* the connection ends once the answer is out */
     bool form;        /* login by form (redirects) rather than JSON */
-    /* a login whose start-session command is committing */
-    bool awaiting_session;
-    char session_uuid[CW_UUID_LEN + 1];
-    char user_uuid[CW_UUID_LEN + 1];
     /* the response */
     int status;
     size_t resp_body_len;
@@ -123,6 +122,7 @@ struct cw_http {
     struct cw_httpreq head; /* points into head_buf */
     struct cw_buf head_buf;
     bool have_head;
+    bool head_clock; /* the head has begun: --header-timeout runs */
     struct cw_buf body;
     bool busy;          /* read whole: its answer is being prepared or written */
     bool sending;       /* the answer is with lws, which may still hold part of it */
@@ -138,7 +138,7 @@ int cw_http_on_open(struct lws *wsi, void **slot);
 int cw_http_on_data(struct cw_http *req, const char *in, size_t len, void **slot);
 int cw_http_on_writeable(struct cw_http *req, void **slot);
 void cw_http_on_closed(struct cw_http *req);
-/* A login or logout waiting for its session command: the outcome arrived. */
+/* A logout waiting for its end-session command: the outcome arrived. */
 void cw_http_session_committed(uint64_t id, bool ok);
 
 enum { CW_M_OTHER, CW_M_GET, CW_M_POST, CW_M_HEAD };
@@ -188,12 +188,12 @@ struct cw_conn {
     bool choked;  /* the last write was not taken whole */
     bool dirty;   /* in gw.dirty: has frames from the deferred work */
     struct cw_conn *dirty_next;
-    /* resume */
+    /* resume: a catch-up read from the log in chunks, live updates dropped meanwhile */
     bool resuming;
-    struct cw_update **deferred; /* live updates held while resuming */
-    size_t n_deferred, cap_deferred;
-    int64_t live_from; /* last routed position when the connection opened */
-    int64_t last_sent; /* highest position sent live */
+    bool resume_waiting; /* the next chunk waits for the output to drain */
+    int64_t resume_next; /* the catch-up goes on after this position */
+    int64_t live_from;   /* last routed position when the connection opened */
+    int64_t last_sent;   /* highest position sent live */
     /* closing */
     int close_code;   /* our close frame is queued (or sent) with this code */
     bool close_sent;  /* it has been written: waiting for the peer's answer */
@@ -201,6 +201,9 @@ struct cw_conn {
     bool failed;      /* a framing error: the stream cannot be read on */
     bool ended;       /* both close frames are through: the socket is lingering */
     char close_reason[64];
+    /* liveness (cw_ws_sweep), on the monotonic clock */
+    int64_t last_rx_us;   /* when bytes last came from the peer */
+    int64_t ping_sent_us; /* our unanswered ping went out then; 0 when none */
 };
 
 int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *session);
@@ -210,7 +213,8 @@ int cw_ws_on_writeable(struct cw_conn *c);
 void cw_ws_on_closed(struct cw_conn *c);
 /* Queues one owned frame text (copied) for c. */
 void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len);
-/* Queues an update for c (takes a reference), or holds it while c is resuming. */
+/* Queues an update for c (takes a reference); a live one is dropped while c is resuming, since
+ * the catch-up reads it from the log. */
 void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live);
 /* Closes c with code once its queued output is written. */
 void cw_ws_close(struct cw_conn *c, int code, const char *reason);
@@ -225,11 +229,23 @@ void cw_ws_defer_begin(void);
 void cw_ws_defer_end(void);
 /* Pauses or resumes reading commands on every connection, by queue and output load. */
 void cw_ws_intake(void);
+/*
+ * Pings every connection silent for --ws-ping-interval and closes (1001)
+ * every one still silent --ws-pong-timeout after its ping. Called by a
+ * timer every so often (server.c): one pass over the connections costs less
+ * than a timer each, and nothing is done per message but noting the time.
+ */
+void cw_ws_sweep(void);
 
 /* ------------------------------------------------------------------ hub */
 
 /* Routes every outcome batch waiting on the bus. */
 void cw_hub_drain_bus(void);
+/*
+ * Adds an open session to the table (a login whose start-session command
+ * is queued). A rejected start-session ends it again (route_outcome).
+ */
+void cw_hub_session_open(const char *session_uuid, const char *user_uuid);
 /* Loads the open sessions from the store at start. */
 int cw_hub_load_sessions(struct cw_db *db, struct cw_error *err);
 void cw_hub_add_conn(struct cw_conn *c);

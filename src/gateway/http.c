@@ -8,20 +8,24 @@
  * Limits answer before anything is read on: a head over --max-header 431,
  * a body over --max-body 413, then the connection ends. Ending is polite
  * (see cw_gw_linger) so the client reads the answer rather than a reset.
+ *
+ * Time limits are lws timeouts, one per connection, moved at each step: a
+ * kept-alive connection waits --idle-timeout for a request to start; its
+ * head must then be whole within --header-timeout, its body within
+ * --body-timeout after that. Bytes trickling in extend none of them
+ * (slowloris), and a connection past one is cut without an answer.
  */
 #include "core/alloc.h"
 #include "core/log.h"
 #include "gw.h"
 
-#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define IDLE_TIMEOUT_S 30 /* between requests, and to send a whole head */
-#define WS_GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 /* What lws's "best practices" option sent before we read HTTP ourselves; kept as it was. */
 static const char security_headers[] =
@@ -56,6 +60,8 @@ static const char *reason_phrase(int status)
         return "Length Required";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 426:
         return "Upgrade Required";
     case 429:
@@ -87,7 +93,7 @@ int cw_http_on_open(struct lws *wsi, void **slot)
     req->wsi = wsi;
     lws_get_peer_simple(wsi, req->remote, sizeof(req->remote));
     *slot = req;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, IDLE_TIMEOUT_S);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gw->cfg->idle_timeout);
     return 0;
 }
 
@@ -176,7 +182,7 @@ static void finish(struct cw_http *req)
         req->paused = false;
         lws_rx_flow_control(req->wsi, 1);
     }
-    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, IDLE_TIMEOUT_S);
+    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gw->cfg->idle_timeout);
     if (req->in.len && !req->reading) /* a pipelined request waits: read it when writable */
         lws_callback_on_writable(req->wsi);
 }
@@ -296,13 +302,15 @@ static int read_head(struct cw_http *req)
                            (h->minor == 0 && !cw_httpreq_has_token(conn, "keep-alive"));
     if (cw_httpreq_field(h, "transfer-encoding"))
         return refuse(req, 411, "length-required", "send the body with a Content-Length");
+    /* RFC 9112 3.2: an HTTP/1.1 request names its host once; no request names it twice. */
+    size_t hosts = cw_httpreq_count(h, "host");
+    if (hosts > 1 || (h->minor >= 1 && !hosts))
+        return refuse(req, 400, "malformed", "an HTTP/1.1 request has one Host header");
+    /* The parser took only a plain number, and only one (request smuggling). */
     const char *length = cw_httpreq_field(h, "content-length");
     if (!length)
         return 0;
-    char *end;
-    unsigned long long n = strtoull(length, &end, 10);
-    if (!isdigit((unsigned char)length[0]) || *end)
-        return refuse(req, 400, "malformed", "bad Content-Length");
+    unsigned long long n = strtoull(length, NULL, 10);
     if (n > cw_gw->cfg->max_body)
         return refuse(req, 413, "too-large", "the request body is over the limit");
     req->cur.body_len = (size_t)n;
@@ -370,14 +378,26 @@ static void send_continue(struct cw_http *req)
     write_short(req->wsi, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
+/* RFC 6455 4.2.1: one Sec-WebSocket-Key, the base64 of exactly 16 bytes. */
+static bool valid_key(const struct cw_httpreq *h)
+{
+    const char *key = cw_httpreq_field(h, "sec-websocket-key");
+    unsigned char raw[17]; /* room for one byte too many, to tell 17 from 16 */
+    size_t n = 0;
+    return key && cw_httpreq_count(h, "sec-websocket-key") == 1 &&
+           !sodium_base642bin(raw, sizeof(raw), key, strlen(key), NULL, &n, NULL,
+                              sodium_base64_VARIANT_ORIGINAL) &&
+           n == 16;
+}
+
 /* An Upgrade request: checked in the order PROTOCOL.md gives, then accepted. */
 static int upgrade(struct cw_http *req, void **slot)
 {
-    const char *key = cw_httpreq_field(&req->head, "sec-websocket-key");
     const char *version = cw_httpreq_field(&req->head, "sec-websocket-version");
     if (strcmp(req->cur.path, "/ws"))
         return refuse(req, 404, "not-found", "WebSocket connections are served at /ws");
-    if (req->cur.method != CW_M_GET || !key || strlen(key) != 24 ||
+    /* RFC 6455 4.2.1: a GET of HTTP/1.1 or higher; an HTTP/1.0 client is not upgraded. */
+    if (req->cur.method != CW_M_GET || req->head.minor < 1 || !valid_key(&req->head) ||
         !cw_httpreq_has_token(cw_httpreq_field(&req->head, "connection"), "upgrade"))
         return refuse(req, 400, "malformed", "not a valid WebSocket handshake");
     if (!version || strcmp(version, "13")) {
@@ -399,6 +419,11 @@ static int next_request(struct cw_http *req, void **slot)
 {
     req->reading = true;
     while (!req->busy && !req->lingering && req->in.len) {
+        if (!req->have_head && !req->head_clock) { /* the first byte of a head */
+            req->head_clock = true;
+            lws_set_timeout(req->wsi, PENDING_TIMEOUT_AWAITING_CLIENT_HS_SEND,
+                            cw_gw->cfg->header_timeout);
+        }
         if (!req->have_head) {
             long n =
                 cw_httpreq_parse(req->in.data, req->in.len, cw_gw->cfg->max_header, &req->head);
@@ -414,14 +439,17 @@ static int next_request(struct cw_http *req, void **slot)
                 break;
             }
             keep_head(req, (size_t)n);
+            req->head_clock = false;
             if (read_head(req))
                 break;
             if (wants_upgrade(req)) {
                 req->reading = false;
                 return upgrade(req, slot); /* req is gone when it succeeds */
             }
-            if (req->in.len < req->cur.body_len)
+            if (req->in.len < req->cur.body_len) {
+                lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, cw_gw->cfg->body_timeout);
                 send_continue(req);
+            }
         }
         if (req->in.len < req->cur.body_len)
             break; /* the body is still coming */

@@ -1,3 +1,9 @@
+/*
+ * httpreq.c - the request head parser: request line and header fields of
+ * HTTP/1.x (RFC 9112), checked strictly, in place. It knows the syntax of
+ * a head and the one field that frames the body (Content-Length); what the
+ * fields mean to a route is http.c's.
+ */
 #include "httpreq.h"
 
 #include <ctype.h>
@@ -81,6 +87,25 @@ static int parse_field(char *line, struct cw_httpreq *r)
     return 0;
 }
 
+/*
+ * Content-Length decides where this request ends and the next begins: a
+ * value that is not one plain number, or a second field, would let a proxy
+ * in front and this server disagree about it (request smuggling, RFC 9112
+ * 6.3 and 11.2). RFC 9110 8.6 lets a server accept "5, 5" or two equal
+ * fields as 5; we take the safe side and refuse any repeat.
+ */
+static int check_length(const struct cw_httpreq *r)
+{
+    if (cw_httpreq_count(r, "content-length") > 1)
+        return CW_HTTPREQ_BAD;
+    const char *v = cw_httpreq_field(r, "content-length");
+    if (!v)
+        return 0;
+    if (!*v || strspn(v, "0123456789") != strlen(v))
+        return CW_HTTPREQ_BAD;
+    return 0;
+}
+
 long cw_httpreq_parse(char *buf, size_t len, size_t max_head, struct cw_httpreq *r)
 {
     size_t scan = len < max_head ? len : max_head;
@@ -104,6 +129,8 @@ long cw_httpreq_parse(char *buf, size_t len, size_t max_head, struct cw_httpreq 
             return CW_HTTPREQ_BAD; /* obsolete line folding */
         rc = parse_field(line, r);
     }
+    if (!rc)
+        rc = check_length(r);
     return rc ? rc : (long)end;
 }
 
@@ -113,6 +140,14 @@ const char *cw_httpreq_field(const struct cw_httpreq *r, const char *name)
         if (!strcasecmp(r->fields[i].name, name))
             return r->fields[i].value;
     return NULL;
+}
+
+size_t cw_httpreq_count(const struct cw_httpreq *r, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_fields; i++)
+        n += !strcasecmp(r->fields[i].name, name);
+    return n;
 }
 
 bool cw_httpreq_has_token(const char *value, const char *token)

@@ -31,11 +31,18 @@ struct cw_httpreq {
  * in bytes (the body follows), or a cw_httpreq_result. On success buf is
  * changed in place so that every string of r points into it, NUL-ended; a
  * head is never longer than max_head bytes.
+ *
+ * BAD besides bad syntax: a blank before a field's colon (RFC 9112 5.1),
+ * and a Content-Length that is not one run of digits or comes twice (6.3;
+ * "5, 5" included, which RFC 9110 would let us take as 5).
  */
 long cw_httpreq_parse(char *buf, size_t len, size_t max_head, struct cw_httpreq *r);
 
 /* The value of the first field called name (any case), or NULL. */
 const char *cw_httpreq_field(const struct cw_httpreq *r, const char *name);
+
+/* How many fields are called name (any case). */
+size_t cw_httpreq_count(const struct cw_httpreq *r, const char *name);
 
 /* True when the comma-separated field value holds token (any case), e.g. "Upgrade". */
 bool cw_httpreq_has_token(const char *value, const char *token);

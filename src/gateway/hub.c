@@ -99,7 +99,7 @@ static struct cw_inflight *inflight_take(const struct cw_command *cmd)
 
 /* --------------------------------------------------------------- sessions */
 
-static void session_add(const char *session_uuid, const char *user_uuid)
+void cw_hub_session_open(const char *session_uuid, const char *user_uuid)
 {
     if (!cw_uuid_valid(session_uuid) || !cw_uuid_valid(user_uuid) ||
         cw_strmap_get(&cw_gw->sessions, session_uuid))
@@ -113,7 +113,7 @@ static void session_add(const char *session_uuid, const char *user_uuid)
 /* Ends a session: its connections hear why, then close. */
 static void session_end(const char *session_uuid)
 {
-    struct cw_session *s = cw_strmap_del(&cw_gw->sessions, session_uuid);
+    struct cw_session *s = session_uuid ? cw_strmap_del(&cw_gw->sessions, session_uuid) : NULL;
     if (!s)
         return;
     struct cw_user *u = cw_strmap_get(&cw_gw->users, s->user_uuid);
@@ -140,7 +140,7 @@ static void track_session(const struct cw_update *u)
     json_t *data = json_object_get(json_array_get(frame, 3), "data");
     const char *session = json_string_value(json_object_get(data, "session_uuid"));
     if (session && started)
-        session_add(session, json_string_value(json_object_get(data, "user_uuid")));
+        cw_hub_session_open(session, json_string_value(json_object_get(data, "user_uuid")));
     else if (session)
         session_end(session);
     json_decref(frame);
@@ -154,7 +154,7 @@ int cw_hub_load_sessions(struct cw_db *db, struct cw_error *err)
         return CW_ERR_STORE;
     int rc;
     while ((rc = cw_stmt_step(st, err)) == CW_ROW)
-        session_add(cw_stmt_text(st, 0), cw_stmt_text(st, 1));
+        cw_hub_session_open(cw_stmt_text(st, 0), cw_stmt_text(st, 1));
     return rc == CW_DONE ? CW_OK : rc;
 }
 
@@ -240,7 +240,11 @@ static void route_outcome(struct cw_outcome *o)
         free(f->key);
         free(f);
     }
-    struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, origin_id);
+    if (o->rejected && !o->duplicate && !strcmp(o->env->cmd.name, "start-session")) {
+        /* The login was answered before the commit: its session goes now. */
+        session_end(json_string_value(json_object_get(o->env->cmd.data, "session_uuid")));
+    }
+    struct cw_http *req = origin_id ? cw_idmap_get(&cw_gw->endpoints, origin_id) : NULL;
     if (req && req->kind == CW_EP_HTTP)
         cw_http_session_committed(origin_id, !o->rejected);
 }

@@ -20,6 +20,7 @@ struct cw_update;
 
 #define CW_WS_FIN_TEXT  0x81
 #define CW_WS_FIN_CLOSE 0x88
+#define CW_WS_FIN_PING  0x89
 #define CW_WS_FIN_PONG  0x8a
 
 struct cw_outq_item {

@@ -115,8 +115,12 @@ static void run_login(struct cw_job *job, struct cw_db *db)
     sodium_memzero(l->password, sizeof(l->password));
 }
 
-static int submit_session_command(uint64_t request, const char *name, const char *user_uuid,
-                                  json_t *data)
+/*
+ * Queues a session command for request; its outcome comes back to
+ * cw_http_session_committed() when answer is set, else to no endpoint.
+ */
+static int submit_session_command(uint64_t request, bool answer, const char *name,
+                                  const char *user_uuid, json_t *data)
 {
     const struct cw_command_def *def = NULL;
     if (cw_coerce_command(cw_gw->domain, name, data, true, &def, NULL)) {
@@ -126,7 +130,8 @@ static int submit_session_command(uint64_t request, const char *name, const char
     char client_id[64];
     snprintf(client_id, sizeof(client_id), "%s:%llu:%lld", name, (unsigned long long)request,
              (long long)cw_now_us());
-    struct cw_envelope *env = cw_envelope_new(def, user_uuid, client_id, 0, data, NULL, request);
+    struct cw_envelope *env =
+        cw_envelope_new(def, user_uuid, client_id, 0, data, NULL, answer ? request : 0);
     int rc = cw_engine_submit(cw_gw->engine, env);
     if (rc)
         cw_envelope_free(env);
@@ -141,6 +146,32 @@ static int login_failed(struct cw_http *req)
     return cw_http_respond_error(req, 401, "invalid-credentials", "Invalid email or password.");
 }
 
+/* The session's cookie, and where the client goes now. */
+static void login_ok(struct cw_http *req, const char *user_uuid, const char *session_uuid)
+{
+    char cookie[CW_COOKIE_VALUE_MAX];
+    cw_cookie_seal(cw_gw->cfg->secret_key, session_uuid, cookie);
+    set_cookie(req, cookie, false);
+    cw_count(cw_gw->metrics->logins_ok);
+    cw_info("login.ok", "user=%s session=%s remote=%s", user_uuid, session_uuid, req->remote);
+    if (req->cur.form) {
+        redirect(req, "/console");
+        return;
+    }
+    char body[200];
+    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}", user_uuid,
+             session_uuid);
+    respond_json(req, 200, body);
+}
+
+/*
+ * A login is answered as soon as its start-session command is queued and
+ * the session is in the gateway's table, not when it commits: a stalled or
+ * full disk must not hold logins. The session is usable at once (commands
+ * on it queue behind its start); should the command fail, the hub ends the
+ * session, and after a crash before the commit the cookie names no
+ * session: the user logs in again.
+ */
 static void done_login(struct cw_job *job, bool cancelled)
 {
     struct login_job *l = (struct login_job *)job;
@@ -153,13 +184,11 @@ static void done_login(struct cw_job *job, bool cancelled)
             cw_uuid_v7(session_uuid);
             json_t *data =
                 json_pack("{s:s,s:s}", "user_uuid", l->user_uuid, "session_uuid", session_uuid);
-            if (submit_session_command(req->id, "start-session", l->user_uuid, data)) {
+            if (submit_session_command(req->id, false, "start-session", l->user_uuid, data)) {
                 cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
             } else {
-                /* The answer waits for the commit: cw_http_session_committed(). */
-                req->cur.awaiting_session = true;
-                memcpy(req->cur.session_uuid, session_uuid, sizeof(req->cur.session_uuid));
-                memcpy(req->cur.user_uuid, l->user_uuid, sizeof(req->cur.user_uuid));
+                cw_hub_session_open(session_uuid, l->user_uuid);
+                login_ok(req, l->user_uuid, session_uuid);
             }
         }
     }
@@ -246,7 +275,7 @@ static int handle_logout(struct cw_http *req, struct cw_session *s)
     if (!s)
         return cw_http_respond_error(req, 401, "unauthorized", "no valid session");
     json_t *data = json_pack("{s:s}", "session_uuid", s->session_uuid);
-    if (submit_session_command(req->id, "end-session", s->user_uuid, data))
+    if (submit_session_command(req->id, true, "end-session", s->user_uuid, data))
         return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
     return 0; /* answered once committed: cw_http_session_committed() */
 }
@@ -256,29 +285,9 @@ void cw_http_session_committed(uint64_t id, bool ok)
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, id);
     if (!req)
         return;
-    if (!req->cur.awaiting_session) { /* a logout: ended, or already gone */
-        set_cookie(req, "", true);
-        redirect(req, "/login");
-        return;
-    }
-    if (!ok) {
-        cw_http_respond_error(req, 500, "internal-error", "the session could not be started");
-        return;
-    }
-    char cookie[CW_COOKIE_VALUE_MAX];
-    cw_cookie_seal(cw_gw->cfg->secret_key, req->cur.session_uuid, cookie);
-    set_cookie(req, cookie, false);
-    cw_count(cw_gw->metrics->logins_ok);
-    cw_info("login.ok", "user=%s session=%s remote=%s", req->cur.user_uuid, req->cur.session_uuid,
-            req->remote);
-    if (req->cur.form) {
-        redirect(req, "/console");
-        return;
-    }
-    char body[200];
-    snprintf(body, sizeof(body), "{\"user_uuid\":\"%s\",\"session_uuid\":\"%s\"}",
-             req->cur.user_uuid, req->cur.session_uuid);
-    respond_json(req, 200, body);
+    /* A logout: its session ended (or was already gone). */
+    set_cookie(req, "", true);
+    redirect(req, "/login");
 }
 
 /* --------------------------------------------------------------- queries */
@@ -385,13 +394,24 @@ static int handle_query(struct cw_http *req, struct cw_session *s)
 
 /* ---------------------------------------------------------------- routes */
 
+/*
+ * 200 while the node can serve, even when its store cannot write for now
+ * ("degraded"): reads, pings and open sessions still work, and taking the
+ * only writer out of rotation would not bring the disk back. 503 once it
+ * is stopping.
+ */
 static int handle_health(struct cw_http *req)
 {
-    char body[200];
+    char body[256];
     bool ok = !cw_gw->stopping;
+    /* The drain thread stops the processor: its condition is not asked for then. */
+    int condition = cw_gw->draining ? CW_CONDITION_OK : cw_engine_condition(cw_gw->engine);
+    const char *status = !ok ? "stopping" : condition != CW_CONDITION_OK ? "degraded" : "ok";
     snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"connections\":%llu,\"queue_depth\":%zu,\"position\":%lld}",
-             ok ? "ok" : "stopping", (unsigned long long)atomic_load(&cw_gw->metrics->connections),
+             "{\"status\":\"%s\",\"store\":\"%s\",\"connections\":%llu,\"queue_depth\":%zu,"
+             "\"position\":%lld}",
+             status, cw_condition_name(condition),
+             (unsigned long long)atomic_load(&cw_gw->metrics->connections),
              cw_engine_queue_depth(cw_gw->engine), (long long)cw_gw->last_position);
     return respond_json(req, ok ? 200 : 503, body);
 }
@@ -401,6 +421,14 @@ static int handle_metrics(struct cw_http *req)
     struct cw_buf b = CW_BUF_INIT;
     cw_metrics_render(cw_gw->metrics, cw_engine_queue_depth(cw_gw->engine),
                       cw_engine_queue_capacity(cw_gw->engine), &b);
+    struct cw_processor_stats st = {0};
+    int condition = CW_CONDITION_OK;
+    if (!cw_gw->draining) {
+        cw_engine_stats(cw_gw->engine, &st);
+        condition = cw_engine_condition(cw_gw->engine);
+    }
+    struct cw_store_health h = {.condition = cw_condition_name(condition), .retries = st.retries};
+    cw_metrics_render_store(&h, &b);
     cw_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
     cw_buf_release(&b);
     return 0;

@@ -15,6 +15,7 @@
 #include "engine/bus.h"
 #include "engine/engine.h"
 #include "gw.h"
+#include "listen.h"
 #include "query/workers.h"
 #include "store/store.h"
 
@@ -40,6 +41,11 @@ void cw_gateway_stop(void)
     atomic_store(&stop_requested, true);
     if (running_ctx)
         lws_cancel_service(running_ctx);
+}
+
+const char *cw_gateway_library_version(void)
+{
+    return lws_get_library_version();
 }
 
 static void wake(void *arg)
@@ -78,6 +84,28 @@ static void on_wake(void)
     cw_ws_intake();
     if (atomic_load(&stop_requested) && !cw_gw->stopping)
         begin_stop();
+}
+
+/*
+ * The WebSocket liveness sweep, on the loop thread. A quarter of the
+ * shorter time limit (at most a second) between passes: a ping or a close
+ * comes at most that late.
+ */
+static void on_sweep(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    cw_ws_sweep();
+    lws_sul_schedule(cw_gw->ctx, 0, &cw_gw->sweep, on_sweep, cw_gw->sweep_every);
+}
+
+static void start_sweep(struct cw_gw *gw)
+{
+    int shorter = gw->cfg->ws_ping_interval < gw->cfg->ws_pong_timeout ? gw->cfg->ws_ping_interval
+                                                                       : gw->cfg->ws_pong_timeout;
+    gw->sweep_every = (lws_usec_t)shorter * LWS_USEC_PER_SEC / 4;
+    if (gw->sweep_every > LWS_USEC_PER_SEC)
+        gw->sweep_every = LWS_USEC_PER_SEC;
+    lws_sul_schedule(gw->ctx, 0, &gw->sweep, on_sweep, gw->sweep_every);
 }
 
 /* The endpoint record kept in pss, and its kind (0 when none). */
@@ -169,10 +197,18 @@ static int parse_listen(const char *listen, char *host, size_t host_len, int *po
     return CW_OK;
 }
 
+int cw_gateway_listen(const struct cw_gateway_config *cfg, struct cw_error *err)
+{
+    char host[256];
+    int port = 0;
+    int rc = parse_listen(cfg->listen, host, sizeof(host), &port, err);
+    return rc ? rc : cw_listen_open(host, port, cfg->listen, err);
+}
+
 static int create_context(struct cw_gw *gw, struct cw_error *err)
 {
     const struct cw_gateway_config *cfg = gw->cfg;
-    static char host[256];
+    char host[256];
     int port = 0;
     int rc = parse_listen(cfg->listen, host, sizeof(host), &port, err);
     if (rc)
@@ -180,14 +216,10 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
-    info.port = port;
-    info.iface = host[0] ? host : NULL;
+    /* listen.c binds and accepts; lws gets each socket from it (see there why). */
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.vhost_name = "calderwood";
     info.protocols = protocols;
-    info.options = LWS_SERVER_OPTION_ADOPT_APPLY_LISTEN_ACCEPT_CONFIG;
-    info.listen_accept_role = "raw-skt";
-    info.listen_accept_protocol = protocols[0].name;
-    if (!strchr(host, ':'))
-        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.timeout_secs = 30;
     info.pt_serv_buf_size = 65536; /* bytes per read */
     if (cfg->tls_cert) {
@@ -200,32 +232,25 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
     /*
      * lws's own loop polls every socket on every turn, which at 10,000 open
      * connections costs more than the traffic; its libev plugin waits with
-     * epoll instead, on a loop we own and turn (service_once).
+     * epoll instead, on a loop we own and turn (service_once), and on which
+     * listen.c watches the listening socket.
      */
     gw->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
-    if (gw->loop) {
-        void *loops[1] = {gw->loop};
-        info.foreign_loops = loops;
-        info.options |= LWS_SERVER_OPTION_LIBEV;
-        gw->ctx = lws_create_context(&info);
-        if (!gw->ctx) {
-            cw_warn("gateway.poll", "message=\"no libev event loop (is libwebsockets-evlib-ev"
-                                    " installed?): waiting with poll(), slow with many"
-                                    " connections\"");
-            ev_loop_destroy(gw->loop);
-            gw->loop = NULL;
-        }
-    }
-    if (!gw->loop) {
-        info.foreign_loops = NULL;
-        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
-        gw->ctx = lws_create_context(&info);
-    }
-    if (!gw->ctx)
+    if (!gw->loop)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create the event loop (epoll)");
+    void *loops[1] = {gw->loop};
+    info.foreign_loops = loops;
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+    gw->ctx = lws_create_context(&info);
+    struct lws_vhost *vh = gw->ctx ? lws_get_vhost_by_name(gw->ctx, info.vhost_name) : NULL;
+    if (!vh)
         return cw_error_set(err, CW_ERR_SYSTEM, NULL,
-                            "cannot listen on %s (in use, or a bad"
-                            " address or TLS file?)",
-                            cfg->listen);
+                            "cannot start libwebsockets (a bad TLS file, or"
+                            " libwebsockets-evlib-ev not installed?)");
+    rc = cw_gateway_listen(cfg, err);
+    if (rc)
+        return rc;
+    cw_listen_start(gw->loop, vh, protocols[0].name, gw->tls);
     snprintf(gw->origin, sizeof(gw->origin), "%s://%s:%d", gw->tls ? "https" : "http",
              cfg->listen[0] == '[' ? cfg->listen : host, port);
     if (cfg->listen[0] == '[')
@@ -260,6 +285,7 @@ static int setup(struct cw_gw *gw, struct cw_error *err)
     rc = create_context(gw, err);
     if (rc)
         return rc;
+    start_sweep(gw);
     rc = cw_workers_start(cw_engine_store(gw->engine), cfg->workers, cfg->worker_queue, wake, NULL,
                           &gw->workers, err);
     if (rc)
@@ -272,8 +298,11 @@ static void teardown(struct cw_gw *gw)
 {
     if (gw->workers)
         cw_workers_stop(gw->workers);
-    if (gw->ctx)
+    cw_listen_close();
+    if (gw->ctx) {
+        lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);
+    }
     if (gw->loop)
         ev_loop_destroy(gw->loop);
     running_ctx = NULL;
@@ -288,8 +317,6 @@ static void teardown(struct cw_gw *gw)
 /* One turn of the loop: waits for something to happen, and handles it. */
 static int service_once(struct cw_gw *gw)
 {
-    if (!gw->loop)
-        return lws_service(gw->ctx, 0);
     ev_run(gw->loop, EVRUN_ONCE);
     return 0;
 }
@@ -342,6 +369,8 @@ int cw_gateway_run(const struct cw_gateway_config *cfg, struct cw_engine *e,
     else
         printf("Calderwood is running: open %s/login\n", gw.origin);
     fflush(stdout);
+    if (cfg->on_listening)
+        cfg->on_listening();
     if (atomic_load(&stop_requested))
         begin_stop();
     while (!(gw.draining && atomic_load(&gw.drained)))

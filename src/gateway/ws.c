@@ -16,8 +16,14 @@
  * straight from where they lie, so a busy connection costs one system call
  * per turn, not one per message. A connection whose unsent output passes
  * the bound while its socket takes nothing more is closed with 1008.
+ *
+ * Alive: any bytes from the peer count. One that says nothing for
+ * --ws-ping-interval gets a ping control frame, which every WebSocket client
+ * answers by itself; silent --ws-pong-timeout after that, it is closed
+ * with 1001 and cut without waiting for an answer it would not send.
  */
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/registry.h"
@@ -58,6 +64,14 @@ struct cw_pending_cmd {
 };
 
 /* ---------------------------------------------------------------- output */
+
+static void continue_resume(struct cw_conn *c);
+
+/* A catch-up chunk's frames, at most; the next chunk waits for the output to drain below it. */
+static size_t resume_chunk_bytes(void)
+{
+    return cw_gw->cfg->max_output / 4;
+}
 
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
 static void set_reading(struct cw_conn *c)
@@ -135,15 +149,7 @@ void cw_ws_send_text(struct cw_conn *c, const char *text, size_t len)
 
 void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
 {
-    if (live && c->resuming) {
-        if (c->n_deferred == c->cap_deferred) {
-            c->cap_deferred = c->cap_deferred ? 2 * c->cap_deferred : 16;
-            c->deferred = cw_xrealloc(c->deferred, c->cap_deferred * sizeof(*c->deferred));
-        }
-        c->deferred[c->n_deferred++] = cw_update_ref(u);
-        return;
-    }
-    if (c->close_code)
+    if (c->close_code || (live && c->resuming))
         return;
     if (live)
         c->last_sent = u->ev.position;
@@ -254,6 +260,8 @@ static int flush(struct cw_conn *c)
         lws_callback_on_writable(c->wsi);
     if (!c->reading)
         set_reading(c);
+    if (c->resume_waiting && c->out.bytes <= resume_chunk_bytes())
+        continue_resume(c);
     return 0;
 }
 
@@ -286,23 +294,39 @@ void cw_ws_defer_end(void)
  * long or the output waiting everywhere is large, no connection's commands
  * are read, so clients' TCP windows fill and hold them back. Hysteresis
  * keeps this from flapping.
+ *
+ * Not while the store is stuck (a stalled commit, a full disk): then a long
+ * queue says nothing about a client's pace, and a connection that is not
+ * read answers no ping either. The queue fills to its bound instead, and
+ * the commands past it are refused as overloaded. A paused intake is looked
+ * at again every INTAKE_CHECK_US, as a stuck store sends no wake-up.
  */
 #define INTAKE_PAUSE_BYTES  ((size_t)256 << 20)
 #define INTAKE_RESUME_BYTES ((size_t)64 << 20)
+#define INTAKE_CHECK_US     (50 * LWS_US_PER_MS)
+
+static void on_intake_check(lws_sorted_usec_list_t *sul)
+{
+    cw_ws_intake();
+}
 
 void cw_ws_intake(void)
 {
     size_t depth = cw_engine_queue_depth(cw_gw->engine);
     size_t cap = cw_engine_queue_capacity(cw_gw->engine);
-    bool over = cw_gw->out_total > INTAKE_PAUSE_BYTES || (depth && depth * 4 >= cap * 3);
-    bool under = cw_gw->out_total < INTAKE_RESUME_BYTES && depth * 2 <= cap;
-    if (cw_gw->intake_paused ? !under : !over)
-        return;
-    cw_gw->intake_paused = !cw_gw->intake_paused;
-    cw_info("gateway.intake", "paused=%d queue=%zu output_bytes=%zu", cw_gw->intake_paused, depth,
-            cw_gw->out_total);
-    for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next)
-        set_reading(c);
+    bool stuck = !cw_gw->draining && cw_engine_condition(cw_gw->engine) != CW_CONDITION_OK;
+    bool long_queue = !stuck && depth && depth * 4 >= cap * 3;
+    bool over = cw_gw->out_total > INTAKE_PAUSE_BYTES || long_queue;
+    bool under = cw_gw->out_total < INTAKE_RESUME_BYTES && (stuck || depth * 2 <= cap);
+    if (cw_gw->intake_paused ? under : over) {
+        cw_gw->intake_paused = !cw_gw->intake_paused;
+        cw_info("gateway.intake", "paused=%d queue=%zu output_bytes=%zu stuck=%d",
+                cw_gw->intake_paused, depth, cw_gw->out_total, stuck);
+        for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next)
+            set_reading(c);
+    }
+    if (cw_gw->intake_paused)
+        lws_sul_schedule(cw_gw->ctx, 0, &cw_gw->intake_check, on_intake_check, INTAKE_CHECK_US);
 }
 
 /* ------------------------------------------------------------- replies */
@@ -590,13 +614,25 @@ static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
 
 /* -------------------------------------------------------------- resume */
 
+/*
+ * A catch-up is read in chunks, each in one read snapshot on a worker, and
+ * the next chunk is read only once the connection's output has drained
+ * below resume_chunk_bytes(), so a long catch-up never trips the slow-reader
+ * bound. Live updates routed meanwhile are not held: the catch-up goes on
+ * until a chunk ends at or past the last position the gateway has routed,
+ * so everything routed while it ran is read from the log, and everything
+ * routed after it comes live with a higher position. Events that went out
+ * live before the resume started (live_from, last_sent] are skipped. Every
+ * position after the client's thus reaches it exactly once, in order.
+ */
 struct resume_job {
     struct cw_job job;
     uint64_t conn;
     char user_uuid[CW_UUID_LEN + 1];
     int64_t after, skip_from, skip_to; /* positions in (skip_from, skip_to] went out live */
-    int64_t reached;                   /* the log position this catch-up covers */
-    bool more;
+    int64_t reached;                   /* the log position this chunk covers */
+    size_t bytes;                      /* of the chunk's frames */
+    bool more;                         /* the snapshot has more after reached */
     struct cw_update **updates;
     size_t n, cap;
     int rc;
@@ -605,7 +641,7 @@ struct resume_job {
 static int collect(const struct cw_event *ev, void *arg)
 {
     struct resume_job *r = arg;
-    if (r->n == RESUME_CHUNK) {
+    if (r->n == RESUME_CHUNK || r->bytes >= resume_chunk_bytes()) {
         r->more = true;
         return CW_ERR_TOO_LARGE; /* stop here; another job goes on */
     }
@@ -619,7 +655,8 @@ static int collect(const struct cw_event *ev, void *arg)
         r->cap = r->cap ? r->cap * 2 : 64;
         r->updates = cw_xrealloc(r->updates, r->cap * sizeof(*r->updates));
     }
-    r->updates[r->n++] = cw_update_new(cw_gw->domain, ev, NULL, NULL);
+    r->updates[r->n] = cw_update_new(cw_gw->domain, ev, NULL, NULL);
+    r->bytes += r->updates[r->n++]->frame_len;
     return CW_OK;
 }
 
@@ -643,6 +680,32 @@ static void run_resume(struct cw_job *job, struct cw_db *db)
 
 static bool start_resume(struct cw_conn *c, int64_t after);
 
+/* The catch-up is complete: say where it ended; live updates go on from there. */
+static void finish_resume(struct cw_conn *c, int64_t reached)
+{
+    if (c->last_sent > reached)
+        reached = c->last_sent;
+    cw_buf_reset(&cw_gw->out);
+    cw_wire_resumed(&cw_gw->out, reached);
+    send_buf(c);
+    c->resuming = false;
+    c->last_sent = reached;
+}
+
+static void fail_resume(struct cw_conn *c, const char *why)
+{
+    c->resuming = c->resume_waiting = false;
+    send_code(c, NULL, false, 0, CW_ERR_OVERLOADED, "overloaded", why);
+}
+
+/* Reads the next chunk now, or once the output has drained. */
+static void continue_resume(struct cw_conn *c)
+{
+    c->resume_waiting = c->out.bytes > resume_chunk_bytes();
+    if (!c->resume_waiting && !start_resume(c, c->resume_next))
+        fail_resume(c, "the server is busy; resume again from the last position received");
+}
+
 static void done_resume(struct cw_job *job, bool cancelled)
 {
     struct resume_job *r = (struct resume_job *)job;
@@ -650,26 +713,14 @@ static void done_resume(struct cw_job *job, bool cancelled)
     if (c && c->kind == CW_EP_CONN && !cancelled && !r->rc) {
         for (size_t i = 0; i < r->n; i++)
             cw_ws_send_update(c, r->updates[i], false);
-        if (!r->more || !start_resume(c, r->reached)) {
-            /* Caught up: say where, then what arrived live meanwhile, without repeats. */
-            int64_t reached = r->reached > c->last_sent ? r->reached : c->last_sent;
-            cw_buf_reset(&cw_gw->out);
-            cw_wire_resumed(&cw_gw->out, reached);
-            send_buf(c);
-            c->resuming = false;
-            c->last_sent = reached;
-            for (size_t i = 0; i < c->n_deferred; i++) {
-                struct cw_update *u = c->deferred[i];
-                if (u->ev.position > c->last_sent)
-                    cw_ws_send_update(c, u, true);
-                cw_update_unref(u);
-            }
-            c->n_deferred = 0;
-        }
+        c->resume_next = r->reached;
+        if (r->more || r->reached < cw_gw->last_position)
+            continue_resume(c);
+        else
+            finish_resume(c, r->reached);
     } else if (c && c->kind == CW_EP_CONN) {
-        c->resuming = false;
-        send_code(c, NULL, false, 0, CW_ERR_OVERLOADED, "overloaded",
-                  "the catch-up could not be read; resume again");
+        fail_resume(c, "the catch-up could not be read; resume again from the last position "
+                       "received");
     }
     for (size_t i = 0; i < r->n; i++)
         cw_update_unref(r->updates[i]);
@@ -820,6 +871,7 @@ static int on_control(void *arg, unsigned char op, const unsigned char *p, size_
 
 int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
 {
+    c->last_rx_us = cw_mono_us();
     if (c->peer_closed || c->failed)
         return 0; /* after a close frame or a broken frame, nothing can be read */
     const struct cw_wsdec_sink sink = {on_data, on_control, c};
@@ -832,6 +884,60 @@ int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
     else if (rc == CW_WS_CLOSE_TOO_BIG)
         fail(c, rc, "message over the hard size limit");
     return 0;
+}
+
+/* ------------------------------------------------------------ liveness */
+
+/* A peer that did not answer our ping: its close frame would not come either. */
+static void close_dead(struct cw_conn *c)
+{
+    cw_warn("ws.no_pong", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
+    c->failed = true; /* ends the socket once our close frame is out (maybe_end) */
+    cw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to ping");
+    /* A peer whose socket takes nothing at all is cut without the frame. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, CLOSE_ACK_WAIT_S);
+}
+
+/*
+ * An idle connection has nothing queued: its ping is written at once, not
+ * through the output queue, whose ring it would otherwise keep (a quarter
+ * of an idle connection's memory) and whose writable round it would cost.
+ */
+static void send_ping(struct cw_conn *c)
+{
+    unsigned char frame[LWS_PRE + 2] = {[LWS_PRE] = CW_WS_FIN_PING, [LWS_PRE + 1] = 0};
+    if (c->out.len || lws_partial_buffered(c->wsi)) {
+        push_text(c, CW_WS_FIN_PING, "", 0); /* behind what waits, in order */
+        return;
+    }
+    /* lws keeps what the kernel does not take, and flush() waits for it. */
+    if (lws_write(c->wsi, frame + LWS_PRE, 2, LWS_WRITE_RAW) < 2) {
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    cw_count_n(cw_gw->metrics->bytes_out, 2);
+    cw_count(cw_gw->metrics->frames_out);
+}
+
+void cw_ws_sweep(void)
+{
+    int64_t now = cw_mono_us();
+    int64_t interval = (int64_t)cw_gw->cfg->ws_ping_interval * 1000000;
+    int64_t timeout = (int64_t)cw_gw->cfg->ws_pong_timeout * 1000000;
+    for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next) {
+        if (c->close_code)
+            continue;    /* closing has its own time limits */
+        if (!c->reading) /* we are not reading it: its silence is ours */
+            c->last_rx_us = now;
+        if (c->ping_sent_us && c->last_rx_us >= c->ping_sent_us)
+            c->ping_sent_us = 0; /* it spoke after the ping */
+        if (c->ping_sent_us && now - c->ping_sent_us >= timeout) {
+            close_dead(c);
+        } else if (!c->ping_sent_us && now - c->last_rx_us >= interval) {
+            send_ping(c);
+            c->ping_sent_us = now;
+        }
+    }
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -847,6 +953,7 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->pipe_tail = &c->pipe;
     c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
+    c->last_rx_us = cw_mono_us();
     c->dec.max_frame = cw_gw->cfg->hard_max_message;
     c->out.total = &cw_gw->out_total; /* the output waiting everywhere, for cw_ws_intake */
     cw_strmap_init(&c->seqs);
@@ -866,9 +973,6 @@ void cw_ws_on_closed(struct cw_conn *c)
     while (c->pipe)
         pop_pending(c);
     cw_outq_release(&c->out);
-    for (size_t i = 0; i < c->n_deferred; i++)
-        cw_update_unref(c->deferred[i]);
-    free(c->deferred);
     for (size_t i = 0; i < c->seqs.cap; i++)
         free((char *)c->seqs.keys[i]);
     cw_strmap_release(&c->seqs);

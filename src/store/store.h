@@ -7,7 +7,8 @@
  * thread) for snapshots. Backend errors are translated here, once, into
  * CW_ERR_AGAIN (transient: busy, locked, I/O, disk full; the processor
  * retries) or CW_ERR_STORE (permanent: constraint, SQL error); nothing
- * outside src/store/ sees a backend's own codes.
+ * outside src/store/ sees a backend's own codes. A full disk is transient
+ * and its error's code is CW_STORE_DISK_FULL, so the processor can say so.
  *
  * Thread rule: a cw_db is used by one thread at a time.
  */
@@ -18,6 +19,9 @@
 
 struct cw_domain;
 struct cw_store;
+
+/* The cw_error code of a CW_ERR_AGAIN that a full disk (or quota) caused. */
+#define CW_STORE_DISK_FULL "disk-full"
 
 struct cw_store_options {
     bool read_only;        /* open an existing database for reading only (exports) */
@@ -32,6 +36,9 @@ int cw_store_open(const char *path, const struct cw_store_options *opt, struct c
 /* Closes every connection the store opened, including readers not yet closed. */
 void cw_store_close(struct cw_store *s);
 
+/* The version of the SQLite library loaded at run time ("3.40.1"). Static. */
+const char *cw_store_sqlite_version(void);
+
 /*
  * Applies the core schema, then each migration of d in registration order,
  * skipping those recorded in schema_migrations. Each migration runs in its
@@ -41,6 +48,18 @@ void cw_store_close(struct cw_store *s);
  */
 int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
                      struct cw_error *err);
+
+/*
+ * Compares the database with the migrations this binary knows (the core's
+ * and d's), changing nothing. A database holding a migration this binary
+ * does not know, in a namespace it does know, was migrated by a newer
+ * version: CW_ERR_STORE, with a message naming the newest migration of that
+ * namespace this binary knows. Otherwise *n_pending receives how many are
+ * not applied yet and first_pending (len bytes; may be NULL) the first of
+ * them. cw_store_migrate makes the same check before applying anything.
+ */
+int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                              char *first_pending, size_t len, struct cw_error *err);
 
 /*
  * Writer thread only, between transactions: copies into the database the

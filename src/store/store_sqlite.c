@@ -203,12 +203,25 @@ static bool transient(int code)
     }
 }
 
+/*
+ * A full disk (or quota) shows as SQLITE_FULL, or as an I/O error whose
+ * system errno says so (a failed write of the WAL at commit, an extension
+ * of the shared-memory index).
+ */
+static bool disk_full(sqlite3 *conn, int code)
+{
+    if ((code & 0xff) == SQLITE_FULL)
+        return true;
+    int e = conn && (code & 0xff) == SQLITE_IOERR ? sqlite3_system_errno(conn) : 0;
+    return e == ENOSPC || e == EDQUOT;
+}
+
 /* Translates a SQLite failure on conn into CW_ERR_AGAIN or CW_ERR_STORE. */
 static int fail(sqlite3 *conn, int code, struct cw_error *err, const char *what)
 {
     int rc = transient(code) ? CW_ERR_AGAIN : CW_ERR_STORE;
-    return cw_error_set(err, rc, "internal-error", "%s: %s", what,
-                        conn ? sqlite3_errmsg(conn) : sqlite3_errstr(code));
+    return cw_error_set(err, rc, disk_full(conn, code) ? CW_STORE_DISK_FULL : "internal-error",
+                        "%s: %s", what, conn ? sqlite3_errmsg(conn) : sqlite3_errstr(code));
 }
 
 /* ---------------------------------------------------------- connections */
@@ -391,6 +404,11 @@ static void configure_once(void)
     /* Memory statistics take a global mutex on every allocation; nothing reads them. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     sqlite3_initialize();
+}
+
+const char *cw_store_sqlite_version(void)
+{
+    return sqlite3_libversion();
 }
 
 int cw_store_open(const char *path, const struct cw_store_options *opt, struct cw_store **out,
@@ -796,6 +814,89 @@ out:
     return rc;
 }
 
+#define N_CORE_MIGRATIONS (sizeof(core_migrations) / sizeof(core_migrations[0]))
+
+/* The i-th migration this binary knows: the core's, then d's, in the order they apply. */
+static const char *known_id(const struct cw_domain *d, size_t i)
+{
+    return i < N_CORE_MIGRATIONS ? core_migrations[i].id : d->migrations[i - N_CORE_MIGRATIONS].id;
+}
+
+static size_t n_known(const struct cw_domain *d)
+{
+    return N_CORE_MIGRATIONS + (d ? d->n_migrations : 0);
+}
+
+static size_t namespace_len(const char *id)
+{
+    const char *colon = strchr(id, ':');
+    return colon ? (size_t)(colon - id) : strlen(id);
+}
+
+/* Whether id is known; else the newest known migration of its namespace, or NULL. */
+static bool known(const struct cw_domain *d, const char *id, const char **newest)
+{
+    size_t ns = namespace_len(id);
+    *newest = NULL;
+    for (size_t i = 0; i < n_known(d); i++) {
+        const char *k = known_id(d, i);
+        if (!strcmp(k, id))
+            return true;
+        if (namespace_len(k) == ns && !strncmp(k, id, ns))
+            *newest = k;
+    }
+    return false;
+}
+
+/*
+ * A recorded migration this binary does not know, in a namespace it knows
+ * (the core's, or a loaded domain's), came from a newer binary; code that
+ * does not know the schema must not write to it. Migrations of a module not
+ * loaded now are not this run's business.
+ */
+static int refuse_newer(struct cw_store *s, const struct cw_domain *d, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(s->writer, "SELECT id FROM schema_migrations", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc;
+    while ((rc = cw_stmt_step(st, err)) == CW_ROW) {
+        const char *id = cw_stmt_text(st, 0), *newest;
+        if (!known(d, id, &newest) && newest) {
+            cw_error_set(err, CW_ERR_STORE, NULL,
+                         "%s was migrated by a newer calderwood: it has migration %s, and the "
+                         "newest this binary knows is %s; run the newer version",
+                         s->path, id, newest);
+            cw_stmt_reset(st);
+            return CW_ERR_STORE;
+        }
+    }
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
+                              char *first_pending, size_t len, struct cw_error *err)
+{
+    int64_t has_table = 0;
+    *n_pending = 0;
+    if (first_pending && len)
+        first_pending[0] = '\0';
+    int rc = cw_db_query_int(s->writer, &has_table, err,
+                             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                             " AND name = 'schema_migrations'",
+                             "");
+    if (!rc && has_table)
+        rc = refuse_newer(s, d, err);
+    for (size_t i = 0; !rc && i < n_known(d); i++) {
+        bool done = false;
+        if (has_table)
+            rc = applied(s->writer, known_id(d, i), &done, err);
+        if (!rc && !done && (*n_pending)++ == 0 && first_pending)
+            snprintf(first_pending, len, "%s", known_id(d, i));
+    }
+    return rc;
+}
+
 int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_applied,
                      struct cw_error *err)
 {
@@ -804,15 +905,21 @@ int cw_store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_appli
         *n_applied = 0;
     if (s->opt.read_only)
         return cw_error_set(err, CW_ERR_STORE, NULL, "database %s is open read-only", s->path);
+    int pending;
+    int rc = cw_store_check_migrations(s, d, &pending, NULL, 0, err);
+    if (rc || !pending)
+        return rc;
     /* The table that records migrations must exist before the first lookup. */
-    int rc = exec_sql(db,
-                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                      " id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
-                      err);
-    for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
-        rc = migrate_one(db, core_migrations[i].id, core_migrations[i].sql, n_applied, err);
-    for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
-        rc = migrate_one(db, d->migrations[i].id, d->migrations[i].sql, n_applied, err);
+    rc = exec_sql(db,
+                  "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  " id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
+                  err);
+    for (size_t i = 0; !rc && i < n_known(d); i++) {
+        const char *id = known_id(d, i);
+        const char *sql = i < N_CORE_MIGRATIONS ? core_migrations[i].sql
+                                                : d->migrations[i - N_CORE_MIGRATIONS].sql;
+        rc = migrate_one(db, id, sql, n_applied, err);
+    }
     return rc;
 }
 

@@ -9,6 +9,8 @@
 
 #include <setjmp.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/wait.h>
@@ -126,6 +128,31 @@ static int64_t last_position(const char *path)
     return pos;
 }
 
+/*
+ * Waits until the child has committed past `target`, read through a
+ * read-only connection beside it, so the kill lands after real progress
+ * however slow the machine; fails after a minute without any.
+ */
+static void wait_for_log(const char *path, int64_t target)
+{
+    for (int tries = 0; tries < 60 * 200; tries++) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        int64_t pos = 0;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, "SELECT MAX(position) FROM events", -1, &st, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            pos = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        if (pos >= target)
+            return;
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    fail_msg("the log never reached position %lld", (long long)target);
+}
+
 static void test_kill_mid_batch(void **state)
 {
     (void)state;
@@ -139,8 +166,8 @@ static void test_kill_mid_batch(void **state)
         assert_true(pid >= 0);
         if (pid == 0)
             write_forever(&h, round);
-        /* Long enough for many batches, short enough to land inside one. */
-        usleep(150000 + (useconds_t)(round * 70000));
+        /* Many batches in, then the kill lands wherever the writer is. */
+        wait_for_log(h.db_path, before + 500 + round * 300);
         kill(pid, SIGKILL);
         int status;
         waitpid(pid, &status, 0);

@@ -3,7 +3,8 @@
  * heads ended by CRLF or bare LF, MORE at every cut, the max_head and
  * field-count limits at their exact boundaries, malformed request lines and
  * fields (blank before the colon, obsolete folding, NUL and control bytes),
- * value trimming, case-insensitive lookup and comma-separated token lists.
+ * value trimming, case-insensitive lookup and comma-separated token lists,
+ * and Content-Length: one plain number, never repeated (request smuggling).
  * Each head is parsed from a heap copy of exactly its length, so that a read
  * past the end is caught under ASan.
  */
@@ -542,6 +543,42 @@ static void test_has_token(void **state)
     release(&p);
 }
 
+/* ------------------------------------------------------- the body's length */
+
+static void test_content_length(void **state)
+{
+    /* One plain number frames the body. */
+    expect_ok("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n");
+    expect_ok("POST / HTTP/1.1\r\ncontent-length:0\r\n\r\n");
+    expect_ok("POST / HTTP/1.1\r\nContent-Length:  12 \t\r\n\r\n"); /* blanks around it */
+    /* Anything else is refused (RFC 9112 6.3): a second field, even an equal one... */
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 5\r\nX: 1\r\ncontent-LENGTH: 5\r\n\r\n");
+    /* ...a list, even of equal values (RFC 9110 8.6 allows taking it; we do not)... */
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 5,6\r\n\r\n");
+    /* ...or not a number at all. */
+    expect_bad("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n");
+    expect_bad("POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n");
+}
+
+static void test_field_count(void **state)
+{
+    const char *head = "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: b\r\nHOST: c\r\n\r\n";
+    struct parsed p;
+    parse_n(&p, head, strlen(head), BIG);
+    assert_int_equal(p.rc, strlen(head));
+    assert_int_equal(cw_httpreq_count(&p.r, "host"), 3);
+    assert_int_equal(cw_httpreq_count(&p.r, "x"), 1);
+    assert_int_equal(cw_httpreq_count(&p.r, "hos"), 0);
+    assert_int_equal(cw_httpreq_count(&p.r, "sec-websocket-key"), 0);
+    release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,7 +589,8 @@ int main(void)
         cmocka_unit_test(test_blank_lines_only),  cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_nul_bytes),         cmocka_unit_test(test_value_trimming),
         cmocka_unit_test(test_field_lookup),      cmocka_unit_test(test_has_token),
-        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_unescape),          cmocka_unit_test(test_content_length),
+        cmocka_unit_test(test_field_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

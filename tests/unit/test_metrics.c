@@ -516,13 +516,40 @@ static void test_render_large_histogram(void **state)
     release(&e);
 }
 
+/* The store's condition: one sample per condition, 1 for the current one; retries a counter. */
+static void test_render_store(void **state)
+{
+    static const char *const conditions[] = {"ok", "stalled", "disk-full", "failing"};
+    for (size_t c = 0; c < 4; c++) {
+        struct cw_store_health h = {.condition = conditions[c], .retries = 41 + c};
+        struct cw_buf b = CW_BUF_INIT;
+        cw_metrics_render_store(&h, &b);
+        struct exposition e;
+        parse(cw_buf_cstr(&b), &e);
+        cw_buf_release(&b);
+        for (size_t i = 0; i < 4; i++) {
+            char labels[64];
+            snprintf(labels, sizeof(labels), "condition=\"%s\"", conditions[i]);
+            assert_true(value_of(&e, "calderwood_store_condition", labels) == (i == c));
+        }
+        assert_true(value_of(&e, "calderwood_store_retries_total", "") == 41 + c);
+        struct family *fam = family_of(&e, "calderwood_store_retries_total");
+        assert_non_null(fam);
+        assert_string_equal(fam->type, "counter");
+        fam = family_of(&e, "calderwood_store_condition");
+        assert_non_null(fam);
+        assert_string_equal(fam->type, "gauge");
+        release(&e);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_empty),           cmocka_unit_test(test_render_appends),
         cmocka_unit_test(test_every_counter_rendered), cmocka_unit_test(test_labelled_families),
         cmocka_unit_test(test_observe_commit_buckets), cmocka_unit_test(test_observe_commit_totals),
-        cmocka_unit_test(test_render_large_histogram),
+        cmocka_unit_test(test_render_large_histogram), cmocka_unit_test(test_render_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -623,6 +623,9 @@ static void test_transient_error_retried(void **state)
     usleep(300000);
     /* Nothing can have committed while the lock was held. */
     assert_null(cw_bus_take(cw_engine_bus(h->e), 0));
+    /* A locked database is not a full disk: any thread sees which it is. */
+    assert_int_equal(cw_engine_condition(h->e), CW_CONDITION_FAILING);
+    assert_string_equal(cw_condition_name(cw_engine_condition(h->e)), "failing");
     assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(other);
 
@@ -636,6 +639,8 @@ static void test_transient_error_retried(void **state)
         assert_int_equal(pos_of(&o[i], 0), i + 1);
     }
     release_all(o, N);
+    /* Recovered before the outcomes were published. */
+    assert_int_equal(cw_engine_condition(h->e), CW_CONDITION_OK);
     struct cw_processor_stats st;
     cw_engine_stats(h->e, &st);
     assert_true(st.retries >= 1);

@@ -91,6 +91,16 @@ int wsb_read(struct wsblock *w, struct ws_frame *f, int64_t deadline_ns)
             int r = ws_parse(w->in.p + w->in.off, bbuf_pending(&w->in), f);
             if (r < 0)
                 return -1;
+            if (r > 0 && f->opcode == WS_PING) { /* answered here: the server closes the silent */
+                struct bbuf out = {0};
+                ws_frame(&out, WS_PONG, f->payload, f->len, w->mask);
+                int rc = write_all(w->fd, &out, now_ns() + 10 * NS_PER_S);
+                bbuf_free(&out);
+                bbuf_consume(&w->in, f->consumed);
+                if (rc)
+                    return -1;
+                continue;
+            }
             if (r > 0) {
                 w->pending = f->consumed;
                 return 0;
