@@ -5,9 +5,9 @@
 //
 //   node tests/chaos/chaos.mjs [--kills N] [--minutes M] [--users U] [--conns C] ...
 //
-// It runs until --kills lives have ended by a signal, or --minutes have passed,
-// whichever comes first (a run that ends on time with fewer than --min-kills
-// fails). Each life ends one of four ways, drawn at random:
+// It runs until --kills lives have ended by a signal (and at least --min-seconds
+// have passed), or --minutes have passed, whichever comes first (a run that
+// ends on time with fewer than --min-kills fails). Each life ends one of four ways, drawn at random:
 //   startup  SIGKILL a random few ms after spawn, before /health answers
 //            (the first life, on an empty directory, dies inside the migrations)
 //   burst    every client sends a burst of commands, SIGKILL 0..20 ms later
@@ -35,6 +35,7 @@ const opt = parseArgs(process.argv.slice(2), {
     kills: 8, // stop after this many signalled lives ...
     minutes: 0.75, // ... or after this long
     'min-kills': 5, // fewer than this (on time) fails the run
+    'min-seconds': 15, // ... but not before this, so that a run of quick start-up kills still sees load
     users: 3,
     conns: 2, // logical clients per user
     'tick-ms': 40, // each client may send one command per tick
@@ -325,62 +326,54 @@ function rssVerdict() {
     return { ok, text: `rss-early=${mb(early)} rss-late=${mb(late)} rss-max=${mb(Math.max(...peaks))} ${within}${ok ? '' : ' RSS-CLIMBS'}` };
 }
 
-async function main() {
-    port = await freePort();
-    const users = Array.from({ length: opt.users }, (_, n) => ({ n, email: `chaos${n}@example.org`, password: `chaos-password-${n}` }));
-    emails.push(...users.map((u) => u.email));
-
+/** Life 0 and life 1: the users, the clients, the first two kills. Returns the load's timers. */
+async function begin(users) {
     // Life 0 on an empty directory dies during start-up: inside the migrations
     // or just after. `user add` then opens the same database and must cope.
     await runLife('startup');
     for (const u of users) u.user_uuid = addUser(dataDir, { ...u, first: 'Chaos', last: `User${u.n}` });
-
-    let life = new Life(lifeNo++);
+    const life = new Life(lifeNo++);
     stats.lives.push(life);
     await life.ready();
     await startClients(users);
     generating = true;
-    const ticker = setInterval(tick, opt['tick-ms']);
-    const shower = setInterval(() => progress(), opt.soak ? 5000 : 1e9);
+    const timers = [setInterval(tick, opt['tick-ms']), setInterval(() => progress(), opt.soak ? 5000 : 1e9)];
     await sleep(300);
     await life.signal('SIGKILL');
     stats.kills++;
     stats.live++;
+    return timers;
+}
 
-    while (stats.kills + stats.terms < opt.kills && elapsed() < opt.minutes * 60) await runLife(pickEnd());
-
-    // The last life: stop sending, let every pending command end, then a fence.
+/**
+ * The last life: no new commands; every pending one must end. Then a fence:
+ * each client visits a page (audience: everyone); once every client has
+ * received every fence, each has received everything before it too, or never
+ * will. Then a graceful stop. Returns why it did not settle, or null.
+ */
+async function settle() {
     generating = false;
-    clearInterval(ticker);
-    life = new Life(lifeNo++);
+    const life = new Life(lifeNo++);
     stats.lives.push(life);
     await life.ready();
-    let settleError = null;
+    let error = null;
     try {
         await Promise.all(clients.map((c) => c.until(() => c.live && c.pending.size === 0, 60_000, 'every pending command ended')));
-        // Fence: each client visits a page (audience: everyone); once every client has
-        // received every fence, each has received everything before it too, or never will.
         const fences = clients.map((c) => c.send('visit-page', { url: `https://example.org/fence/${c.clientId}` }));
         await Promise.all(clients.map((c) => c.until(() => c.pending.size === 0, 30_000, 'its fence')));
         const last = Math.max(...fences.map((f) => f.positions[0] || 0));
         await Promise.all(clients.map((c) => c.until(() => c.maxSeen >= last, 30_000, `position ${last}`)));
     } catch (e) {
-        settleError = e.message;
+        error = e.message;
     }
     await life.signal('SIGTERM');
     stats.terms++;
-    clearInterval(shower);
     for (const c of clients) c.stop();
-    if (opt.soak) progress(true);
+    return error;
+}
 
-    const { counts, problems } = checkRun({ bin: BIN, dataDir, clients });
-    if (settleError) problems.unshift({ kind: 'settle', text: settleError });
-    for (const c of stats.crashes) problems.unshift({ kind: 'crash', text: c });
-    if (stats.termBad) problems.push({ kind: 'term', text: `${stats.termBad} connections closed by a graceful stop with acked commands not ended` });
-    if (stats.kills < opt['min-kills']) problems.push({ kind: 'kills', text: `only ${stats.kills} kills (want >= ${opt['min-kills']})` });
-    const rss = rssVerdict();
-    if (opt.soak && !rss.ok) problems.push({ kind: 'rss', text: rss.text });
-
+/** Prints the problems and the one-line verdict; returns true when the run passed. */
+function verdict(counts, problems) {
     for (const p of problems) if (p.text) console.log(`chaos: FAIL ${p.kind}: ${p.text}`);
     const m = counts.missingWhere;
     if (counts.missing) console.log(`chaos: missing positions were due: before that connection's resumed=${m.early} in its catch-up=${m.catchup} live after resumed=${m.live} on no connection=${m.none}`);
@@ -392,17 +385,45 @@ async function main() {
         `chaos: ${ok ? 'PASS' : 'FAIL'} commands=${c.sent} (processed=${c.processed} rejected=${c.rejected}) kills=${stats.kills} ` +
             `(startup=${stats.startup} burst=${stats.burst} live=${stats.live}) terms=${stats.terms} term-unsettled=${stats.termBad} ` +
             `resends=${c.resends} lost=${c.lost} doubled=${c.doubled} gaps=${c.gaps} dups=${c.dups} positions=1..${c.positions} ` +
-            `projections==replay=${c.replay.equal}/${c.replay.total} integrity=${c.integrity} ${rss.text} seed=${opt.seed} time=${elapsed().toFixed(0)}s`,
+            `projections==replay=${c.replay.equal}/${c.replay.total} integrity=${c.integrity} ${c.rss} seed=${opt.seed} time=${elapsed().toFixed(0)}s`,
     );
+    return ok;
+}
+
+/** A failed run keeps its data, with each client's connections and each life's RSS samples. */
+function keepEvidence() {
+    const traces = clients.map((cl) => ({ client: cl.clientId, user: cl.userUuid, firstResume: cl.firstResume, connections: cl.trace, anomalies: cl.anomalies }));
+    writeFileSync(join(dataDir, 'clients.json'), JSON.stringify(traces, null, 1));
+    const lives = stats.lives.map((l) => ({ n: l.n, exit: l.exit, signalled: l.signalled, readyMs: l.readyMs, climbKb: l.climb, rssKb: l.rss }));
+    writeFileSync(join(dataDir, 'lives.json'), JSON.stringify(lives));
+    console.log(`chaos: data kept in ${dataDir} (clients.json: each client's connections; lives.json: RSS samples), server log ${logPath}`);
+}
+
+async function main() {
+    port = await freePort();
+    const users = Array.from({ length: opt.users }, (_, n) => ({ n, email: `chaos${n}@example.org`, password: `chaos-password-${n}` }));
+    emails.push(...users.map((u) => u.email));
+    const timers = await begin(users);
+    const more = () => stats.kills + stats.terms < opt.kills || elapsed() < opt['min-seconds'];
+    while (more() && elapsed() < opt.minutes * 60) await runLife(pickEnd());
+    const settleError = await settle();
+    for (const t of timers) clearInterval(t);
+    if (opt.soak) progress(true);
+
+    const { counts, problems } = checkRun({ bin: BIN, dataDir, clients });
+    if (settleError) problems.unshift({ kind: 'settle', text: settleError });
+    for (const c of stats.crashes) problems.unshift({ kind: 'crash', text: c });
+    if (stats.termBad) problems.push({ kind: 'term', text: `${stats.termBad} connections closed by a graceful stop with acked commands not ended` });
+    if (stats.kills < opt['min-kills']) problems.push({ kind: 'kills', text: `only ${stats.kills} kills (want >= ${opt['min-kills']})` });
+    const rss = rssVerdict();
+    if (opt.soak && !rss.ok) problems.push({ kind: 'rss', text: rss.text });
+    counts.rss = rss.text;
+    const ok = verdict(counts, problems);
     if (ok && !opt.keep) {
         rmSync(dataDir, { recursive: true, force: true });
         rmSync(logPath, { force: true });
     } else {
-        const traces = clients.map((cl) => ({ client: cl.clientId, user: cl.userUuid, firstResume: cl.firstResume, connections: cl.trace, anomalies: cl.anomalies }));
-        writeFileSync(join(dataDir, 'clients.json'), JSON.stringify(traces, null, 1));
-        const lives = stats.lives.map((l) => ({ n: l.n, exit: l.exit, signalled: l.signalled, readyMs: l.readyMs, climbKb: l.climb, rssKb: l.rss }));
-        writeFileSync(join(dataDir, 'lives.json'), JSON.stringify(lives));
-        console.log(`chaos: data kept in ${dataDir} (clients.json: each client's connections; lives.json: RSS samples), server log ${logPath}`);
+        keepEvidence();
     }
     process.exit(ok ? 0 : 1);
 }

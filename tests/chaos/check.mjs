@@ -57,156 +57,169 @@ function checkReplay(bin, dataDir, db) {
     return { equal: live.size - differing.filter((t) => live.has(t)).length, total: live.size, differing };
 }
 
-/**
- * Checks the run. clients: the ChaosClient list; returns counts and a list
- * of problems (each a short line); an empty list means the run passed.
- */
-export function checkRun({ bin, dataDir, clients }) {
-    const db = join(dataDir, 'calderwood.db');
+/** Problems, at most five printed per kind (the rest only counted). */
+function problemList() {
     const problems = [];
-    const note = (kind, text) => {
-        if (problems.filter((p) => p.kind === kind).length < 5) problems.push({ kind, text });
-        else problems.push({ kind, text: null });
+    problems.note = (kind, text) => {
+        const shown = problems.filter((p) => p.kind === kind && p.text).length;
+        problems.push({ kind, text: shown < 5 ? text : null });
     };
-    const events = sql(db, 'SELECT position, name, user_uuid, client_id, client_seq FROM events ORDER BY position');
-    const commands = sql(db, 'SELECT user_uuid, client_id, client_seq, name, outcome, first_position, last_position, reject_code FROM commands');
+    return problems;
+}
 
-    // Positions 1..N without a gap.
+/** Positions 1..N without a gap; returns how many are out of place. */
+function checkPositions(r) {
     let gaps = 0;
-    events.forEach((e, i) => {
+    r.events.forEach((e, i) => {
         if (e.position !== i + 1) {
             gaps++;
-            note('log-gap', `event #${i + 1} has position ${e.position}`);
+            r.problems.note('log-gap', `event #${i + 1} has position ${e.position}`);
         }
     });
+    return gaps;
+}
 
-    // Events per idempotency key, and the command log by key.
-    const eventsByKey = new Map();
-    for (const e of events) {
-        if (e.client_id === null) continue;
-        const k = keyOf(e.user_uuid, e.client_id, e.client_seq);
-        if (!eventsByKey.has(k)) eventsByKey.set(k, []);
-        eventsByKey.get(k).push(e.position);
+/** One command a client made: ended once at the client, one log row, as many events as that says. */
+function checkCommand(r, cl, cmd) {
+    const { counts: n, problems } = r;
+    const k = keyOf(cl.userUuid, cl.clientId, cmd.seq);
+    r.mine.add(k);
+    const rows = r.logByKey.get(k) || [];
+    const evs = r.eventsByKey.get(k) || [];
+    const what = `${cl.clientId} seq ${cmd.seq} ${cmd.name}`;
+    n.sent++;
+    if (cmd.outcome === null || rows.length === 0) {
+        n.lost++;
+        problems.note('lost', `${what}: client outcome ${cmd.outcome}, ${rows.length} log rows (acked ${cmd.acked}, sent ${cmd.sends}x)`);
+        return;
     }
-    const logByKey = new Map();
-    for (const c of commands) {
-        const k = keyOf(c.user_uuid, c.client_id, c.client_seq);
-        logByKey.set(k, (logByKey.get(k) || []).concat([c]));
+    if (rows.length > 1) {
+        n.doubled++;
+        problems.note('doubled', `${what}: ${rows.length} command-log rows`);
+        return;
     }
-
-    let sent = 0;
-    let lost = 0;
-    let doubled = 0;
-    let processed = 0;
-    let rejected = 0;
-    let resends = 0;
-    const mine = new Set();
-    for (const cl of clients) {
-        resends += cl.resends;
-        for (const cmd of cl.commands.values()) {
-            sent++;
-            const k = keyOf(cl.userUuid, cl.clientId, cmd.seq);
-            mine.add(k);
-            const rows = logByKey.get(k) || [];
-            const evs = eventsByKey.get(k) || [];
-            const what = `${cl.clientId} seq ${cmd.seq} ${cmd.name}`;
-            if (cmd.outcome === null || rows.length === 0) {
-                lost++;
-                note('lost', `${what}: client outcome ${cmd.outcome}, ${rows.length} log rows (acked ${cmd.acked}, sent ${cmd.sends}x)`);
-                continue;
-            }
-            if (rows.length > 1) {
-                doubled++;
-                note('doubled', `${what}: ${rows.length} command-log rows`);
-                continue;
-            }
-            const row = rows[0];
-            if (cmd.outcome === 'processed') {
-                processed++;
-                const span = row.first_position === null ? 0 : row.last_position - row.first_position + 1;
-                if (row.outcome !== 'ok') note('mismatch', `${what}: client processed, log ${row.outcome}`);
-                if (evs.length !== 1 || span !== 1) {
-                    doubled++;
-                    note('doubled', `${what}: ${evs.length} events [${evs}], log span ${span}`);
-                } else if (cmd.positions.length !== 1 || cmd.positions[0] !== evs[0]) {
-                    note('mismatch', `${what}: client saw positions [${cmd.positions}], log [${evs}]`);
-                }
-            } else if (cmd.outcome === 'rejected') {
-                rejected++;
-                if (row.outcome !== 'rejected' || row.reject_code !== cmd.code) {
-                    note('mismatch', `${what}: client rejected ${cmd.code}, log ${row.outcome} ${row.reject_code}`);
-                }
-                if (EXPECTED_REJECTS[cmd.name] !== cmd.code) note('mismatch', `${what}: unexpected rejection ${cmd.code}`);
-                if (evs.length) {
-                    doubled++;
-                    note('doubled', `${what}: rejected yet ${evs.length} events`);
-                }
-            } else {
-                note('error', `${what}: ended with error ${cmd.code}`);
-            }
+    const row = rows[0];
+    if (cmd.outcome === 'processed') {
+        n.processed++;
+        const span = row.first_position === null ? 0 : row.last_position - row.first_position + 1;
+        if (row.outcome !== 'ok') problems.note('mismatch', `${what}: client processed, log ${row.outcome}`);
+        if (evs.length !== 1 || span !== 1) {
+            n.doubled++;
+            problems.note('doubled', `${what}: ${evs.length} events [${evs}], log span ${span}`);
+        } else if (cmd.positions.length !== 1 || cmd.positions[0] !== evs[0]) {
+            problems.note('mismatch', `${what}: client saw positions [${cmd.positions}], log [${evs}]`);
         }
+    } else if (cmd.outcome === 'rejected') {
+        n.rejected++;
+        if (row.outcome !== 'rejected' || row.reject_code !== cmd.code) {
+            problems.note('mismatch', `${what}: client rejected ${cmd.code}, log ${row.outcome} ${row.reject_code}`);
+        }
+        if (EXPECTED_REJECTS[cmd.name] !== cmd.code) problems.note('mismatch', `${what}: unexpected rejection ${cmd.code}`);
+        if (evs.length) {
+            n.doubled++;
+            problems.note('doubled', `${what}: rejected yet ${evs.length} events`);
+        }
+    } else {
+        problems.note('error', `${what}: ended with error ${cmd.code}`);
     }
-    // Every other command in the log (logins): no more events than its row says. Events
-    // written by the CLI (`user add`) have no command row.
-    for (const [k, evs] of eventsByKey) {
-        const row = (logByKey.get(k) || [])[0];
-        if (!row || mine.has(k)) continue;
+}
+
+/**
+ * The rest of the log: every other command (logins) has as many events as its
+ * row says (events written by `calderwood user add` have no row), and no
+ * command of a harness client id is in the log that its client never made.
+ */
+function checkOtherCommands(r, clients) {
+    for (const [k, evs] of r.eventsByKey) {
+        const row = (r.logByKey.get(k) || [])[0];
+        if (!row || r.mine.has(k)) continue;
         const span = row.first_position === null ? 0 : row.last_position - row.first_position + 1;
         if (evs.length !== span) {
-            doubled++;
-            note('doubled', `${k.replaceAll('\u0000', ' ')}: ${evs.length} events, command-log span ${span}`);
+            r.counts.doubled++;
+            r.problems.note('doubled', `${k.replaceAll('\u0000', ' ')}: ${evs.length} events, command-log span ${span}`);
         }
     }
     const ids = new Set(clients.map((c) => c.clientId));
-    for (const [k, rows] of logByKey) {
-        if (ids.has(rows[0].client_id) && !mine.has(k)) note('phantom', `command ${k.replaceAll('\u0000', ' ')} in the log, never sent`);
+    for (const [k, rows] of r.logByKey) {
+        if (ids.has(rows[0].client_id) && !r.mine.has(k)) r.problems.note('phantom', `command ${k.replaceAll('\u0000', ' ')} in the log, never sent`);
     }
+}
 
-    // Each logical client's stream: its audience after its first resume, once each, in order.
-    let missing = 0;
-    let dups = 0;
-    let disorder = 0;
-    let extra = 0;
-    // Where each missing position was due: on a connection that died before its
-    // `resumed` (an update past it came first), in a catch-up that reached past it,
-    // or live after `resumed`.
-    const missingWhere = { early: 0, catchup: 0, live: 0, none: 0 };
-    for (const cl of clients) {
-        const expected = events
-            .filter((e) => e.position > cl.firstResume && (e.name === 'page-view' || e.user_uuid === cl.userUuid))
-            .map((e) => e.position);
-        const want = new Set(expected);
-        const miss = expected.filter((p) => !cl.seen.has(p));
-        missing += miss.length;
-        for (const p of miss) {
-            const c = cl.carriers(p)[0];
-            if (!c) missingWhere.none++;
-            else if (c.resumed === null) missingWhere.early++;
-            else if (p <= c.resumed) missingWhere.catchup++;
-            else missingWhere.live++;
-        }
-        if (miss.length) {
-            const on = cl.carriers(miss[0]).map(ChaosClient.describe).join('; ') || 'no connection covered it';
-            note('missing', `${cl.clientId}: never received ${miss.length} positions: ${miss.slice(0, 10).join(',')}${miss.length > 10 ? ',...' : ''}; ${miss[0]} was due on ${on}`);
-        }
-        const more = [...cl.seen].filter((p) => !want.has(p));
-        extra += more.length;
-        if (more.length) note('extra', `${cl.clientId}: received positions outside its audience: ${more.slice(0, 10).join(',')}`);
-        for (const a of cl.anomalies) {
-            if (a.kind === 'duplicate') dups++;
-            else if (a.kind === 'out-of-order') disorder++;
-            note(a.kind, `${cl.clientId}: ${a.detail}`);
-        }
-        for (const c of cl.closes) if (c === 'http-401' || c === 'http-403') note('refused', `${cl.clientId}: upgrade refused ${c}`);
+/**
+ * One logical client's stream: every position of its audience after its first
+ * resume, once, in order. A missing position is put down to where it was
+ * due: a connection that died before its `resumed` (an update past it came
+ * first), a catch-up that reached past it, or the live stream after `resumed`.
+ */
+function checkStream(r, cl) {
+    const { counts: n, problems } = r;
+    const expected = r.events
+        .filter((e) => e.position > cl.firstResume && (e.name === 'page-view' || e.user_uuid === cl.userUuid))
+        .map((e) => e.position);
+    const want = new Set(expected);
+    const miss = expected.filter((p) => !cl.seen.has(p));
+    n.missing += miss.length;
+    for (const p of miss) {
+        const c = cl.carriers(p)[0];
+        if (!c) n.missingWhere.none++;
+        else if (c.resumed === null) n.missingWhere.early++;
+        else if (p <= c.resumed) n.missingWhere.catchup++;
+        else n.missingWhere.live++;
     }
+    if (miss.length) {
+        const on = cl.carriers(miss[0]).map(ChaosClient.describe).join('; ') || 'no connection covered it';
+        const list = `${miss.slice(0, 10).join(',')}${miss.length > 10 ? ',...' : ''}`;
+        problems.note('missing', `${cl.clientId}: never received ${miss.length} positions: ${list}; ${miss[0]} was due on ${on}`);
+    }
+    const more = [...cl.seen].filter((p) => !want.has(p));
+    n.extra += more.length;
+    if (more.length) problems.note('extra', `${cl.clientId}: received positions outside its audience: ${more.slice(0, 10).join(',')}`);
+    for (const a of cl.anomalies) {
+        if (a.kind === 'duplicate') n.dups++;
+        else if (a.kind === 'out-of-order') n.disorder++;
+        problems.note(a.kind, `${cl.clientId}: ${a.detail}`);
+    }
+    for (const c of cl.closes) if (c === 'http-401' || c === 'http-403') problems.note('refused', `${cl.clientId}: upgrade refused ${c}`);
+}
 
-    const replay = checkReplay(bin, dataDir, db);
-    for (const d of replay.differing) note('projection', `projection ${d} differs from a replay of the log`);
-    const integrity = sql(db, 'PRAGMA integrity_check').map((r) => r.integrity_check).join(' ');
-    if (integrity !== 'ok') note('integrity', `integrity_check: ${integrity.slice(0, 300)}`);
-
-    return {
-        counts: { sent, processed, rejected, resends, lost, doubled, gaps: gaps + missing + disorder, dups, extra, missing, missingWhere, disorder, positions: events.length, replay, integrity },
-        problems,
+/**
+ * Checks the run. clients: the ChaosClient list; returns counts and a list
+ * of problems ({kind, text}, text null past the fifth of a kind); an empty
+ * list means the run passed.
+ */
+export function checkRun({ bin, dataDir, clients }) {
+    const db = join(dataDir, 'calderwood.db');
+    const r = {
+        problems: problemList(),
+        events: sql(db, 'SELECT position, name, user_uuid, client_id, client_seq FROM events ORDER BY position'),
+        eventsByKey: new Map(), // idempotency key -> positions
+        logByKey: new Map(), // idempotency key -> command-log rows
+        mine: new Set(), // the keys the clients made
+        counts: { sent: 0, processed: 0, rejected: 0, lost: 0, doubled: 0, dups: 0, extra: 0, missing: 0, disorder: 0 },
     };
+    r.counts.missingWhere = { early: 0, catchup: 0, live: 0, none: 0 };
+    for (const e of r.events) {
+        if (e.client_id === null) continue;
+        const k = keyOf(e.user_uuid, e.client_id, e.client_seq);
+        r.eventsByKey.set(k, (r.eventsByKey.get(k) || []).concat([e.position]));
+    }
+    const commands = sql(db, 'SELECT user_uuid, client_id, client_seq, name, outcome, first_position, last_position, reject_code FROM commands');
+    for (const c of commands) {
+        const k = keyOf(c.user_uuid, c.client_id, c.client_seq);
+        r.logByKey.set(k, (r.logByKey.get(k) || []).concat([c]));
+    }
+
+    const logGaps = checkPositions(r);
+    for (const cl of clients) for (const cmd of cl.commands.values()) checkCommand(r, cl, cmd);
+    checkOtherCommands(r, clients);
+    for (const cl of clients) checkStream(r, cl);
+    const replay = checkReplay(bin, dataDir, db);
+    for (const d of replay.differing) r.problems.note('projection', `projection ${d} differs from a replay of the log`);
+    const integrity = sql(db, 'PRAGMA integrity_check').map((x) => x.integrity_check).join(' ');
+    if (integrity !== 'ok') r.problems.note('integrity', `integrity_check: ${integrity.slice(0, 300)}`);
+
+    const n = r.counts;
+    n.resends = clients.reduce((sum, c) => sum + c.resends, 0);
+    Object.assign(n, { gaps: logGaps + n.missing + n.disorder, positions: r.events.length, replay, integrity });
+    return { counts: n, problems: r.problems };
 }
