@@ -5,6 +5,8 @@
 #   make bench-engine  in-process engine benchmark (no network); STORE=postgres://... for PostgreSQL
 #   make fmt         clang-format every C file
 #   make install     binary, header, calderwood.pc, web files, man page, unit (PREFIX, DESTDIR)
+#   make chaos       the crash harness, short form (SIGKILL/restart under load, < 60 s)
+#   make soak        the crash harness, long form (SOAK_KILLS kills or SOAK_MINUTES)
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
@@ -48,7 +50,8 @@ MAN      := $(BUILD)/calderwood.1
 # they sit in front of the sanitizer's runtime.
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
-.PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt
+.PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
+        chaos soak
 
 all: $(BIN) $(MAN)
 
@@ -112,6 +115,24 @@ test-all: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(FAULTS) $(TOOLS)
 	$(Q)BUILD=$(BUILD) tests/run-unit.sh $(UNIT_BIN) $(INT_BIN)
 	$(Q)BUILD=$(BUILD) tests/run-cli.sh
 	$(Q)BUILD=$(BUILD) tests/e2e/run.sh
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(CHAOS_ARGS)
+
+# The crash harness (tests/chaos/, docs/RELIABILITY.md): clients keep sending
+# while the server is SIGKILLed and restarted on its data directory; then
+# every command, event, stream and projection is checked. `chaos` is the short
+# form (at least 5 kills, under a minute); `soak` runs until SOAK_KILLS kills
+# or SOAK_MINUTES, whichever comes first, with a progress line and the
+# server's RSS judged across lives. CHAOS_ARGS/SOAK_ARGS pass more options
+# (--users, --conns, --seed, ...: see tests/chaos/chaos.mjs).
+SOAK_KILLS   ?= 200
+SOAK_MINUTES ?= 30
+
+chaos: $(BIN)
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(CHAOS_ARGS)
+
+soak: $(BIN)
+	$(Q)BUILD=$(BUILD) tests/chaos/run.sh --soak --kills $(SOAK_KILLS) --minutes $(SOAK_MINUTES) \
+	    --users 4 --conns 3 --live-ms 8000 $(SOAK_ARGS)
 
 test-bins: $(BIN) $(UNIT_BIN) $(INT_BIN) $(MODULES)
 
