@@ -97,7 +97,7 @@ test('fsync stalls of 1 s and 5 s hold commits only', { skip: ON_PG }, async (t)
             let fresh = null;
             let loginMs = 0;
             if (ms >= 5000) {
-                const l = await timed(() => loginAs(srv, ALICE.email));
+                const l = await timed(() => loginAs(srv, ALICE.email, { committed: false }));
                 loginMs = l.ms;
                 const ws = await timed(async () => {
                     const c = await WsClient.connect(srv, { cookie: l.value.cookie, label: 'fresh' });
@@ -201,7 +201,7 @@ test('a login is answered before its session commits; a logout after', { skip: O
         const before = await loginAs(srv, ALICE.email);
         writeFileSync(`${ctl}.tmp`, '5000');
         renameSync(`${ctl}.tmp`, ctl);
-        const l = await timed(() => login(srv, ALICE.email, ALICE.password));
+        const l = await timed(() => login(srv, ALICE.email, ALICE.password, { committed: false }));
         await until(() => existsSync(`${ctl}.on`), 30_000, 'the stall to begin', 2);
         // The session works at once: its commands queue behind its start.
         const ws = await WsClient.connect(srv, { cookie: l.value.cookie });

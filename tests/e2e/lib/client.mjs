@@ -93,8 +93,10 @@ export function sessionCookieOf(res) {
 /**
  * JSON login. Resolves { status, cookie ("cw_session=..."), user_uuid,
  * session_uuid, res }; throws unless `expectOk: false` and the login failed.
+ * Unless `committed: false`, it also waits for the session-started event to
+ * commit (see sessionCommitted).
  */
-export async function login(server, email, password, { expectOk = true, headers = {}, localAddress } = {}) {
+export async function login(server, email, password, { expectOk = true, headers = {}, localAddress, committed = true } = {}) {
     const res = await request(server, 'POST', '/login', { body: { email, password }, headers, localAddress });
     const c = sessionCookieOf(res);
     if (expectOk && (res.status !== 200 || !c)) {
@@ -103,7 +105,7 @@ export async function login(server, email, password, { expectOk = true, headers 
     const out = { status: res.status, res, cookie: c ? `cw_session=${c.value}` : null, cookieValue: c?.value };
     if (res.status === 200) {
         Object.assign(out, res.json());
-        await sessionCommitted(server, out.cookie, out.session_uuid);
+        if (committed) await sessionCommitted(server, out.cookie, out.session_uuid);
     }
     return out;
 }
@@ -125,8 +127,8 @@ async function sessionCommitted(server, cookie, sessionUuid, timeoutMs = DEFAULT
 }
 
 /** Logs in the server's known user `email` (password from server.users). */
-export function loginAs(server, email) {
-    return login(server, email, server.user(email).password);
+export function loginAs(server, email, opts) {
+    return login(server, email, server.user(email).password, opts);
 }
 
 /** POST /query; resolves { status, body (parsed JSON or null), res }. */
