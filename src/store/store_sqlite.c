@@ -371,12 +371,24 @@ static void *run_checkpoints(void *arg)
     return NULL;
 }
 
+/*
+ * {lock} The WAL is far ahead of what the checkpointer has copied back (it
+ * is starved of CPU, or a long pass lags a busy writer): the writer copies
+ * itself, so the WAL grows no faster than pages are copied, instead of
+ * until the disk is full of it.
+ */
+static bool writer_must_copy(const struct cw_store *s)
+{
+    return s->wal_frames - s->backfilled > 4 * s->opt.checkpoint_frames + tail_limit(s);
+}
+
 static void finish_checkpoint(struct cw_store *s)
 {
     if (!s->checkpointer_running)
         return;
     pthread_mutex_lock(&s->lock);
-    if (s->tail_wanted && s->wal_frames - s->backfilled <= 2 * tail_limit(s)) {
+    if ((s->tail_wanted && s->wal_frames - s->backfilled <= 2 * tail_limit(s)) ||
+        writer_must_copy(s)) {
         s->tail_wanted = false;
         checkpoint_passive(s, s->writer);
     }
