@@ -12,29 +12,12 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 SAN=
 case "$BUILD" in */san) SAN=address,undefined ;; esac
-DIR=$(mktemp -d /tmp/cw-install-XXXXXX)
-SERVER=
-cleanup() {
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
-    [ -n "${CW_TEST_KEEP:-}" ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$ROOT/tests/lib.sh"
+scratch install
 check() { # check DESCRIPTION command...: passes when the command succeeds
     local what=$1
     shift
     if "$@" >"$DIR/out" 2>&1; then ok; else bad "$what"; cat "$DIR/out"; fi
-}
-# wait_for FILE PATTERN SECONDS: until a line of FILE matches, or fail.
-wait_for() {
-    local deadline=$((SECONDS + $3))
-    until grep -q -- "$2" "$1" 2>/dev/null; do
-        [ $SECONDS -ge $deadline ] && return 1
-        sleep 0.1
-    done
 }
 MAKE_ARGS=(--no-print-directory BUILD="$BUILD" SANITIZE="$SAN")
 
@@ -43,7 +26,7 @@ P=$DEST/usr/local
 make "${MAKE_ARGS[@]}" install DESTDIR="$DEST" >"$DIR/install.log" 2>&1 || {
     cat "$DIR/install.log"
     bad "make install"
-    echo "install: $passed passed, $failed failed"
+    summary install
     exit 1
 }
 ok
@@ -170,5 +153,4 @@ grep -q "kept .*calderwood.conf" "$DIR/out" && ok || bad "uninstall names the ke
 [ "$(find "$DEST" ! -type d)" = "$P/etc/calderwood.conf" ] && ok ||
     bad "only the edited conf stays: $(find "$DEST" ! -type d)"
 
-echo "install: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary install

@@ -12,17 +12,8 @@ cd "$ROOT"
 BUILD=${BUILD:-build}
 CW=$ROOT/$BUILD/calderwood
 FIXTURE=$ROOT/tests/upgrade/before-core-002.sql
-DIR=$(mktemp -d /tmp/cw-upgrade-XXXXXX)
-SERVER=
-cleanup() {
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null
-    [ -n "${CW_TEST_KEEP:-}" ] || rm -rf "$DIR"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+. "$ROOT/tests/lib.sh"
+scratch upgrade
 expect() { # expect STATUS DESCRIPTION -- command... (killed after 120 s: a serve that should refuse)
     local want=$1 what=$2
     shift 3
@@ -109,5 +100,4 @@ q "$B" "DELETE FROM schema_migrations WHERE id = 'demo:003-future';
         INSERT INTO schema_migrations VALUES ('othermod:001-x', 0)"
 expect 0 "another module's migration" -- "$CW" migrate --data "$B"
 
-echo "upgrade: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary upgrade
