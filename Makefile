@@ -50,7 +50,7 @@ MAN      := $(BUILD)/calderwood.1
 # they sit in front of the sanitizer's runtime.
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
-.PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
+.PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
         chaos soak
 
 all: $(BIN) $(MAN)
@@ -96,17 +96,31 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(BIN) serve --data ./data
 
-# Unit, CLI and end-to-end tests plain and under ASan+UBSan; then the browser
-# tests (plain build) and a short fuzzing run.
-test: deps
-	$(Q)$(MAKE) --no-print-directory check-fmt
-	$(Q)$(MAKE) --no-print-directory test-all
-	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
-	$(Q)$(MAKE) --no-print-directory test-pg
-	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types
-	$(Q)BUILD=build tests/browser/run.sh
-	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
+# Every test, in two groups side by side (tests/run-groups.sh): the plain
+# build (unit, CLI, e2e, chaos, install, upgrade, client types, browser) and
+# the ASan+UBSan build (the same core suite, the PostgreSQL matrix, fuzzing).
+# Everything is built and every package installed first, so the groups share
+# nothing but the machine.
+SAN_TEST := SANITIZE=address,undefined
+SUBMAKE  := $(MAKE) --no-print-directory
+test: test-deps
+	$(Q)$(SUBMAKE) check-fmt
+	$(Q)$(SUBMAKE) -j2 test-build
+	$(Q)$(SUBMAKE) -j2 test-build $(SAN_TEST)
+	$(Q)$(SUBMAKE) -j2 fuzz-build
+	$(Q)for d in tests/e2e tests/browser tests/client-types; do [ -d $$d/node_modules ] || \
+	    (cd $$d && npm ci --no-audit --no-fund --prefer-offline >/dev/null) || exit 1; done
+	$(Q)tests/run-groups.sh \
+	    plain "$(SUBMAKE) test-all && $(SUBMAKE) test-install test-upgrade test-client-types && BUILD=build tests/browser/run.sh" \
+	    sanitized "$(SUBMAKE) test-all $(SAN_TEST) && $(SUBMAKE) test-pg && $(SUBMAKE) fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)"
 	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, browser, fuzz"
+
+# The packages only the tests need (Chromium for the browser suite), on top
+# of the build's; and what every test group runs, built up front.
+test-deps:
+	$(Q)CW_TEST_DEPS=1 tools/install-deps.sh
+
+test-build: $(BIN) $(MAN) $(UNIT_BIN) $(INT_BIN) $(MODULES) $(FAULTS) $(TOOLS) $(BUILD)/tests/notify_listen
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined

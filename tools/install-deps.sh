@@ -14,6 +14,8 @@ done
 [ -n "${CW_BENCH_DEPS:-}" ] && for p in gnuplot-nox python3 curl; do
     command -v "${p%-nox}" >/dev/null 2>&1 || missing="$missing $p"
 done
+# The browser tests drive Debian's Chromium.
+[ -n "${CW_TEST_DEPS:-}" ] && [ ! -x /usr/bin/chromium ] && missing="$missing chromium"
 # The end-to-end and browser tests run on Node.js; any node >= 18 will do.
 command -v node >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
