@@ -229,6 +229,7 @@ test(
                 const evs = await queryOk(srv2, cookie, 'events', { name: 'item-added', limit: 1 });
                 assert.equal(evs[0].version, 2, 'the events query upcasts too');
                 assert.deepEqual(evs[0].data, { ...v1, due: null });
+                assert.equal((await srv2.stop()).code, 0, 'clean stop (and no leak under ASan)');
             } finally {
                 await srv2.stop();
             }
