@@ -23,7 +23,8 @@ import { loginAs, queryOk, WsClient, newClientId } from '../e2e/lib/client.mjs';
 
 // Node 18 has neither WebSocket nor CustomEvent as globals (20 has WebSocket
 // behind --experimental-websocket, which run.sh passes when node knows it).
-if (typeof WebSocket === 'undefined') {
+const nativeWebSocket = typeof WebSocket !== 'undefined';
+if (!nativeWebSocket) {
     globalThis.WebSocket = createRequire(join(ROOT, 'tests/e2e/package.json'))('ws').WebSocket;
 }
 if (typeof CustomEvent === 'undefined') {
@@ -184,6 +185,25 @@ test(
         assert.ok(!evs.some((e) => e.data.list_id === ids.private), 'and not the private one');
         const mine = await cw.query('events', { limit: 1000 });
         assert.ok(mine.result.some((e) => e.data.item_id === ids.scarf), "Alice's private events are hers");
+    }),
+);
+
+test(
+    'examples/todo/client.mjs runs as the guide shows',
+    { skip: !nativeWebSocket && 'this node has no WebSocket of its own' },
+    guard(() => srv, async () => {
+        const r = spawnSync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--test')), join(ROOT, 'examples/todo/client.mjs'), srv.url, ALICE.email], {
+            encoding: 'utf8',
+            env: { ...process.env, CW_PASSWORD: ALICE.password },
+            timeout: 60_000,
+        });
+        assert.equal(r.status, 0, `client.mjs: exit ${r.status}: ${r.stderr}`);
+        assert.match(r.stdout, /^update \d+ list-created$/m);
+        assert.match(r.stdout, /^update \d+ item-completed$/m);
+        assert.match(r.stdout, /^rejected: already-done that item is already done$/m);
+        const lists = JSON.parse(r.stdout.slice(r.stdout.indexOf('\n[') + 1));
+        const chores = lists.find((l) => l.name === 'Team chores' && l.list_id !== ids.shared);
+        assert.deepEqual(chores.items.map((i) => [i.text, i.done]), [['Buy milk', true], ['Water the plants', false]]);
     }),
 );
 
