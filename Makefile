@@ -103,10 +103,10 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
 	$(Q)$(MAKE) --no-print-directory test-pg
-	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types
+	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types test-examples
 	$(Q)BUILD=build tests/browser/run.sh
 	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, browser, fuzz"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, examples, browser, fuzz"
 
 test-asan: deps
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
@@ -148,7 +148,7 @@ bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
 	$(BUILD)/bench-engine --sweep $(if $(STORE),--store '$(STORE)') $(BENCH_ARGS)
 
-C_FILES = $(shell find src include tests tools -name '*.[ch]' -not -path '*/node_modules/*')
+C_FILES = $(shell find src include tests tools examples -name '*.[ch]' -not -path '*/node_modules/*')
 
 fmt:
 	clang-format -i $(C_FILES)
@@ -249,6 +249,7 @@ bench:
 #   make test-install        install into a scratch DESTDIR, use it, uninstall
 #   make test-upgrade        a database made by an older calderwood, and one by a newer
 #   make test-client-types   tsc --noEmit over web/static/calderwood.d.ts
+#   make test-examples       examples/todo (docs/DOMAIN.md) built with pkg-config against an install, and run
 #
 # The version is VERSION here; the git commit is stamped into the binary
 # (calderwood --version), "unknown" outside a checkout. The manual page is
@@ -271,7 +272,7 @@ DIST_SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
               -e 's|@WEBDIR@|$(PKGDATADIR)/web|g' -e 's|@VERSION@|$(VERSION)|g'
 STAMP      := $(VERSION) $(GIT_COMMIT) $(PREFIX) $(BINDIR) $(INCLUDEDIR) $(SYSCONFDIR) $(DATADIR)
 
-.PHONY: install uninstall test-install test-upgrade test-client-types FORCE
+.PHONY: install uninstall test-install test-upgrade test-client-types test-examples FORCE
 
 # Rewritten only when the version, commit or paths change, so the objects that use them rebuild then.
 $(BUILD)/stamp: FORCE
@@ -329,3 +330,6 @@ test-upgrade: $(BIN)
 
 test-client-types:
 	$(Q)tests/client-types/run.sh
+
+test-examples: $(BIN) $(MAN)
+	$(Q)BUILD=$(BUILD) tests/examples/run.sh
