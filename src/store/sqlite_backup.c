@@ -185,7 +185,7 @@ int cw_store_backup(const char *url, const char *path, bool replace, cw_store_ba
         return cw_error_set(err, CW_ERR_INVALID, NULL,
                             "backup copies SQLite stores only: back up PostgreSQL with its own "
                             "tools, pg_dump (a logical copy) or pg_basebackup (a physical one); "
-                            "see docs/POSTGRES.md, Backup");
+                            "see docs/POSTGRES.md, Backups");
     struct copy c = {.src_path = target, .path = path, .cb = cb, .arg = arg, .err = err};
     if ((size_t)snprintf(c.tmp, sizeof(c.tmp), "%s.tmp", path) >= sizeof(c.tmp))
         return cw_error_set(err, CW_ERR_INVALID, NULL, "path too long: %s", path);
