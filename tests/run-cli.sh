@@ -126,6 +126,9 @@ cp "$DIR/b.db" "$DIR/new.db"
 sqlite3 "$DIR/new.db" "INSERT INTO schema_migrations VALUES ('core:999-from-the-future', 0)"
 expect 1 "check an unknown migration" -- "$CW" check --store "sqlite:$DIR/new.db"
 contains "$DIR/out" "^migrations *FAILED: .*has migration core:999-from-the-future, and the newest this binary knows is core:" "check names the unknown migration"
+sqlite3 "$DIR/new.db" "DELETE FROM schema_migrations WHERE id LIKE 'core:999%'; INSERT INTO schema_migrations VALUES ('elsewhere:001-tables', 0)"
+expect 1 "check a module's database without the module" -- "$CW" check --store "sqlite:$DIR/new.db"
+contains "$DIR/out" "^migrations *FAILED: migration elsewhere:001-tables is of no domain this binary has loaded: give its --module" "check names the missing module"
 
 # A module whose second migration fails: start-up stops, nothing of it remains.
 cp "$D/calderwood.db" "$DIR/before.db"

@@ -22,15 +22,18 @@ const USER = { email: 'loader@example.org', password: 'loader-password-1', first
 const CLIENTS = 6;
 const BEFORE_BACKUP = 300; // positions committed before the backup starts
 const LONG = 'x'.repeat(1800); // page-view URLs of about 2 KB
+// `backup` copies SQLite only (a PostgreSQL store has pg_dump; tests/pg/check.sh).
+const onPg = (process.env.CW_TEST_STORE || '').startsWith('postgres');
 
 let srv;
 let restored;
 const work = mkdtempSync(join(tmpdir(), 'cw-backup-'));
 let last = 0; // the newest position any outcome reported
 let running = true;
-let loops = [];
+const loops = [];
 
 before(async () => {
+    if (onPg) return;
     srv = await startServer({ users: [USER] });
     const { cookie } = await loginAs(srv, USER.email);
     for (let c = 0; c < CLIENTS; c++) {
@@ -75,6 +78,7 @@ function run(args) {
 
 test(
     'a backup under load passes check and serves',
+    { skip: onPg && 'backup copies SQLite stores only' },
     guard(
         () => [srv, restored].filter(Boolean),
         async () => {
