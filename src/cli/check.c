@@ -548,14 +548,15 @@ static int check(struct cw_cli_common *c, struct cw_error *err)
     struct cw_domain *d = NULL;
     struct cw_store_options ro = {.read_only = true};
     int rc = cw_cli_prepare(c, false, err);
-    /* At rest: beside a running server, projections would move under the comparison. */
-    if (!rc && !c->store)
-        rc = cw_cli_lock(c, "check", err);
     if (!rc)
         rc = cw_cli_domain(c, &d, err);
     if (!rc)
         rc = cw_store_open(c->store_url, &ro, &k.s, err);
+    /* At rest: beside a running server, projections would move under the comparison. */
+    if (!rc && !c->store)
+        rc = cw_cli_lock(c, "check", err);
     if (rc) {
+        cw_store_close(k.s);
         cw_domain_free(d);
         return rc;
     }
