@@ -14,6 +14,8 @@ static const struct cw_cli_subcommand subcommands[] = {
     {"events", cw_cli_events, "export the event log as JSON Lines or CSV"},
     {"replay", cw_cli_replay, "rebuild every projection from the log into a new database"},
     {"migrate", cw_cli_migrate, "apply pending schema migrations and exit"},
+    {"backup", cw_cli_backup, "copy the database while the server runs (SQLite)"},
+    {"check", cw_cli_check, "verify a database: integrity, log, projections, migrations"},
 };
 
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))

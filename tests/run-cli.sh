@@ -28,7 +28,7 @@ lacks() { if grep -q -- "$2" "$1"; then bad "$3: '$2' found in $1"; else ok; fi;
 free_port() { node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
 
 D="$DIR/data"
-for sub in serve user events replay migrate; do
+for sub in serve user events replay migrate backup check; do
     expect 0 "$sub --help" -- "$CW" $sub --help
     contains "$DIR/out" "usage: calderwood" "$sub --help"
 done
@@ -82,6 +82,56 @@ expect 2 "events bad format" -- "$CW" events --data "$D" --format xml
 expect 1 "events missing db" -- "$CW" events --data "$DIR/none"
 contains "$DIR/err" "no database" "missing database message"
 
+# backup and check (the copy under load is tests/e2e/backup.test.mjs).
+echo "other-pass-1" | "$CW" user add --data "$D" --email ada@example.org --first Ada --last Lovelace >/dev/null
+expect 0 "backup" -- "$CW" backup --data "$D" --into "$DIR/b.db"
+contains "$DIR/err" "backup: wrote $DIR/b.db: [0-9]* bytes, events up to position 2" "backup's final line"
+contains "$DIR/err" "pages (100%)" "backup's progress line"
+[ -e "$DIR/b.db.tmp" ] && bad "backup left its .tmp" || ok
+expect 1 "backup over a file" -- "$CW" backup --data "$D" --into "$DIR/b.db"
+contains "$DIR/err" "b.db exists; give --force to replace it" "backup refuses to overwrite"
+expect 0 "backup --force" -- "$CW" backup --data "$D" --into "$DIR/b.db" --force
+expect 1 "backup into a missing directory" -- "$CW" backup --data "$D" --into "$DIR/nowhere/b.db"
+contains "$DIR/err" "cannot create $DIR/nowhere/b.db.tmp" "missing directory message"
+expect 1 "backup onto the database" -- "$CW" backup --data "$D" --into "$D/calderwood.db" --force
+contains "$DIR/err" "is the database itself" "backup onto itself message"
+expect 1 "backup into a directory" -- "$CW" backup --data "$D" --into "$DIR" --force
+contains "$DIR/err" "is a directory" "backup into a directory message"
+expect 1 "backup of no database" -- "$CW" backup --data "$DIR/none" --into "$DIR/x.db"
+contains "$DIR/err" "no database at" "backup of no database message"
+expect 2 "backup without --into" -- "$CW" backup --data "$D"
+expect 1 "backup of PostgreSQL" -- "$CW" backup --store "postgres://cw@127.0.0.1:1/none" --into "$DIR/pg.db"
+contains "$DIR/err" "pg_dump.*pg_basebackup.*docs/POSTGRES.md" "PostgreSQL backup points to its tools"
+[ -e "$DIR/pg.db" ] && bad "PostgreSQL backup wrote a file" || ok
+expect 1 "check of no database" -- "$CW" check --data "$DIR/none"
+contains "$DIR/err" "no database at $DIR/none/calderwood.db" "check of no database message"
+expect 0 "check a backup" -- "$CW" check --store "sqlite:$DIR/b.db"
+for c in migrations integrity positions commands projections; do contains "$DIR/out" "^$c *ok" "check $c ok"; done
+contains "$DIR/out" "all 5 checks passed" "check summary"
+# Each check fails on the damage it is for, naming the first difference.
+cp "$DIR/b.db" "$DIR/alt.db"
+sqlite3 "$DIR/alt.db" "UPDATE users SET first_name = 'Mallory' WHERE email = 'ada@example.org'"
+expect 1 "check an altered projection" -- "$CW" check --store "sqlite:$DIR/alt.db"
+contains "$DIR/out" '^projections *FAILED: table users, key (user_uuid="[0-9a-f-]*"), column first_name: "Mallory" in the database, "Ada" in the replay' "check names the first difference"
+contains "$DIR/out" "^positions *ok" "an altered projection leaves positions ok"
+contains "$DIR/err" "FAILED 1 of 5 checks" "check's error line"
+cp "$DIR/b.db" "$DIR/gap.db"
+sqlite3 "$DIR/gap.db" "INSERT INTO events SELECT 4, uuid || 'x', command_uuid, name, version, data, meta, user_uuid, client_id, client_seq, recorded_at FROM events WHERE position = 2"
+expect 1 "check a gap" -- "$CW" check --store "sqlite:$DIR/gap.db"
+contains "$DIR/out" "^positions *FAILED: gap after position 2: the next is 4" "check names the gap"
+contains "$DIR/out" "^commands *FAILED: event 4 belongs to no command" "check names the orphan event"
+cp "$DIR/b.db" "$DIR/cmd.db"
+sqlite3 "$DIR/cmd.db" "UPDATE commands SET last_position = 3 WHERE first_position = 2"
+expect 1 "check a command claiming another's event" -- "$CW" check --store "sqlite:$DIR/cmd.db"
+contains "$DIR/out" "^commands *FAILED: command [0-9a-f-]* (register-user, outcome ok) names positions 2 to 3, of which 1 are its events" "check names the command"
+cp "$DIR/b.db" "$DIR/new.db"
+sqlite3 "$DIR/new.db" "INSERT INTO schema_migrations VALUES ('core:999-from-the-future', 0)"
+expect 1 "check an unknown migration" -- "$CW" check --store "sqlite:$DIR/new.db"
+contains "$DIR/out" "^migrations *FAILED: .*has migration core:999-from-the-future, and the newest this binary knows is core:" "check names the unknown migration"
+sqlite3 "$DIR/new.db" "DELETE FROM schema_migrations WHERE id LIKE 'core:999%'; INSERT INTO schema_migrations VALUES ('elsewhere:001-tables', 0)"
+expect 1 "check a module's database without the module" -- "$CW" check --store "sqlite:$DIR/new.db"
+contains "$DIR/out" "^migrations *FAILED: migration elsewhere:001-tables is of no domain this binary has loaded: give its --module" "check names the missing module"
+
 # A module whose second migration fails: start-up stops, nothing of it remains.
 cp "$D/calderwood.db" "$DIR/before.db"
 expect 1 "serve with failing migration" -- "$CW" serve --data "$D" --listen "127.0.0.1:$(free_port)" --module "$BUILD/tests/bad_migration.so"
@@ -125,6 +175,9 @@ one_line "migrate beside serve"
 expect 1 "user add beside serve" -- timeout 60 "$CW" user add --data "$DIR/one" --email late@example.org --first L --last Ate --password-file "$DIR/pw"
 contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running user add" "user add names the server"
 one_line "user add beside serve"
+expect 1 "check beside serve" -- timeout 60 "$CW" check --data "$DIR/one"
+contains "$DIR/err" "in use by calderwood serve (pid $pid): stop it before running check" "check names the server"
+expect 0 "backup beside serve" -- timeout 60 "$CW" backup --data "$DIR/one" --into "$DIR/one.db"
 expect 0 "events beside serve" -- "$CW" events --data "$DIR/one"
 lacks "$DIR/out" "late@example.org" "the refused user add wrote nothing"
 expect 1 "serve on a taken port" -- timeout 60 "$CW" serve --data "$DIR/two" --listen "127.0.0.1:$port"

@@ -124,10 +124,21 @@ void cw_cli_notify(const char *state);
 /* Prints "calderwood: MESSAGE" and returns 1. */
 int cw_cli_fail(const struct cw_error *err);
 
+/*
+ * What `calderwood replay` does (see replay.c): rebuilds the store at from,
+ * up to position until (0: all, command log included), into the new store
+ * into, with c's domain; progress on stderr. `check` replays into a scratch
+ * file with it.
+ */
+int cw_cli_replay_into(const struct cw_cli_common *c, const char *from, const char *into,
+                       int64_t until, struct cw_error *err);
+
 int cw_cli_serve(int argc, char **argv);
 int cw_cli_user(int argc, char **argv);
 int cw_cli_events(int argc, char **argv);
 int cw_cli_replay(int argc, char **argv);
 int cw_cli_migrate(int argc, char **argv);
+int cw_cli_backup(int argc, char **argv);
+int cw_cli_check(int argc, char **argv);
 
 #endif
