@@ -65,9 +65,9 @@ int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err);
  * Takes the data directory's lock, an exclusive flock on DIR/calderwood.lock
  * held until the process exits, so that one process at a time writes the
  * database: `serve`, `migrate` and, when no server runs, the administration
- * commands (cw_cli_admin) take it; reading subcommands do not. The file records the holder's pid and subcommand (what) for the
- * error a second one gets: CW_ERR_EXISTS, "DIR is in use by calderwood serve
- * (pid N): stop it before running migrate".
+ * commands (cw_cli_admin) take it; reading subcommands do not. The file records the holder's pid
+ * and subcommand (what) for the error a second one gets: CW_ERR_EXISTS, "DIR is in use by
+ * calderwood serve (pid N): stop it before running migrate".
  */
 int cw_cli_lock(const struct cw_cli_common *c, const char *what, struct cw_error *err);
 
