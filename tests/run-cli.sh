@@ -100,7 +100,7 @@ expect 1 "user passwd empty" -- sh -c "echo | $CW user passwd --data $A --email 
 contains "$DIR/err" "password must be at least 8 bytes" "empty password refused"
 expect 1 "user passwd no stdin" -- "$CW" user passwd --data "$A" --email grace@example.org </dev/null
 contains "$DIR/err" "no password given" "no password message"
-expect 1 "user passwd unknown user" -- sh -c "echo new-password-1 | $CW user passwd --data $A --email nobody@example.org"
+expect 1 "user disable unknown user" -- "$CW" user disable --data "$A" --email nobody@example.org
 [ "$(cat "$DIR/err")" = "calderwood: no user with that email (unknown-user)" ] && ok || bad "unknown user: one line"
 expect 0 "user disable" -- "$CW" user disable --data "$A" --email grace@example.org
 contains "$DIR/out" "disabled grace@example.org; ended 0 sessions" "disable output"
@@ -112,8 +112,6 @@ expect 0 "user enable" -- "$CW" user enable --data "$A" --email grace@example.or
 contains "$DIR/out" "enabled grace@example.org" "enable output"
 expect 1 "user enable twice" -- "$CW" user enable --data "$A" --email grace@example.org
 contains "$DIR/err" "not-disabled" "enable twice refused"
-expect 1 "user disable bad email" -- "$CW" user disable --data "$A" --email nobody
-contains "$DIR/err" "email must contain exactly one @" "bad email names the field"
 expect 2 "user disable without email" -- "$CW" user disable --data "$A"
 expect 2 "user frobnicate" -- "$CW" user frobnicate --data "$A" --email grace@example.org
 contains "$DIR/err" "unknown user subcommand 'frobnicate'" "unknown user subcommand"

@@ -85,6 +85,8 @@ int cw_admin_call(const char *data_dir, const char *name, const json_t *data, js
     json_error_t jerr;
     *answer = len >= 0 ? json_loadb(buf, (size_t)len, 0, &jerr) : NULL;
     free(buf);
+    if (!sent)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot send the command to the server");
     if (!*answer)
         return cw_error_set(err, CW_ERR_SYSTEM, NULL,
                             "the server did not answer the command, which may or may not have been "

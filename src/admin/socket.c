@@ -84,8 +84,9 @@ static json_t *answer_line(struct client *c, const char *line, size_t len)
                                  "pid", (json_int_t)c->peer.pid, "via", "socket");
         a = cw_admin_run_take(c->s->e, c->s->d, name, json_incref(data), meta, &c->s->stopping);
     }
+    char safe[80];
     cw_info("admin.command", "command=%s uid=%d pid=%d outcome=%s",
-            name && strlen(name) < 64 ? name : "?", (int)c->peer.uid, (int)c->peer.pid,
+            cw_log_safe(safe, sizeof(safe), name ? name : "?"), (int)c->peer.uid, (int)c->peer.pid,
             json_is_true(json_object_get(a, "ok")) ? "ok"
                                                    : json_string_value(json_object_get(a, "code")));
     json_decref(req);
