@@ -97,8 +97,9 @@ run: deps
 	$(BIN) serve --data ./data
 
 # Every test, in two groups side by side (tests/run-groups.sh): the plain
-# build (unit, CLI, e2e, chaos, install, upgrade, client types, browser) and
-# the ASan+UBSan build (the same core suite, the PostgreSQL matrix, fuzzing).
+# build (unit, CLI, e2e, chaos, install, upgrade, client types, the domain
+# guide's example, browser, the PostgreSQL matrix) and the ASan+UBSan build
+# (the same core suite, the PostgreSQL matrix, fuzzing).
 # Everything is built and every package installed first, so the groups share
 # nothing but the machine.
 SAN_TEST := SANITIZE=address,undefined
@@ -111,9 +112,11 @@ test: test-deps
 	$(Q)for d in tests/e2e tests/browser tests/client-types; do [ -d $$d/node_modules ] || \
 	    (cd $$d && npm ci --no-audit --no-fund --prefer-offline >/dev/null) || exit 1; done
 	$(Q)tests/run-groups.sh \
-	    plain "$(SUBMAKE) test-all && $(SUBMAKE) test-install test-upgrade test-client-types && BUILD=build tests/browser/run.sh" \
-	    sanitized "$(SUBMAKE) test-all $(SAN_TEST) && $(SUBMAKE) test-pg && $(SUBMAKE) fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)"
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, browser, fuzz"
+	    plain "$(SUBMAKE) test-all && $(SUBMAKE) test-install test-upgrade test-client-types test-examples \
+	           && BUILD=build tests/browser/run.sh && tests/pg/run.sh build" \
+	    sanitized "$(SUBMAKE) test-all $(SAN_TEST) && tests/pg/run.sh build/san \
+	           && $(SUBMAKE) fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, examples, browser, fuzz"
 
 # The packages only the tests need (Chromium for the browser suite), on top
 # of the build's; and what every test group runs, built up front.
@@ -162,7 +165,7 @@ bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
 	$(BUILD)/bench-engine --sweep $(if $(STORE),--store '$(STORE)') $(BENCH_ARGS)
 
-C_FILES = $(shell find src include tests tools -name '*.[ch]' -not -path '*/node_modules/*')
+C_FILES = $(shell find src include tests tools examples -name '*.[ch]' -not -path '*/node_modules/*')
 
 fmt:
 	clang-format -i $(C_FILES)
@@ -263,6 +266,7 @@ bench:
 #   make test-install        install into a scratch DESTDIR, use it, uninstall
 #   make test-upgrade        a database made by an older calderwood, and one by a newer
 #   make test-client-types   tsc --noEmit over web/static/calderwood.d.ts
+#   make test-examples       examples/todo (docs/DOMAIN.md) built with pkg-config against an install, and run
 #
 # The version is VERSION here; the git commit is stamped into the binary
 # (calderwood --version), "unknown" outside a checkout. The manual page is
@@ -285,7 +289,7 @@ DIST_SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
               -e 's|@WEBDIR@|$(PKGDATADIR)/web|g' -e 's|@VERSION@|$(VERSION)|g'
 STAMP      := $(VERSION) $(GIT_COMMIT) $(PREFIX) $(BINDIR) $(INCLUDEDIR) $(SYSCONFDIR) $(DATADIR)
 
-.PHONY: install uninstall test-install test-upgrade test-client-types FORCE
+.PHONY: install uninstall test-install test-upgrade test-client-types test-examples FORCE
 
 # Rewritten only when the version, commit or paths change, so the objects that use them rebuild then.
 $(BUILD)/stamp: FORCE
@@ -343,3 +347,6 @@ test-upgrade: $(BIN)
 
 test-client-types:
 	$(Q)tests/client-types/run.sh
+
+test-examples: $(BIN) $(MAN)
+	$(Q)BUILD=$(BUILD) tests/examples/run.sh

@@ -22,7 +22,8 @@
  *   int cw_module_init(struct cw_domain *domain);
  *
  * which registers its definitions and returns CW_OK, and is loaded with
- * `calderwood serve --module path.so`. See tests/modules/test_module.c.
+ * `calderwood serve --module path.so`. docs/DOMAIN.md walks through writing
+ * one (examples/todo/todo.c); tests/modules/test_module.c is a smaller one.
  */
 #ifndef CALDERWOOD_H
 #define CALDERWOOD_H
@@ -170,7 +171,11 @@ typedef int (*cw_handle_cb)(struct cw_db *db, const struct cw_command *cmd, stru
 /* aggregate: applies one event to the projections, in the same transaction. */
 typedef int (*cw_aggregate_cb)(struct cw_db *db, const struct cw_event *ev, struct cw_error *err);
 
-/* audience: may the user see this event? Pure, called on the gateway thread. */
+/*
+ * audience: may the user see this event? Pure: called on the gateway thread
+ * for live updates, and on worker threads, at once, for catch-ups and the
+ * events query; it sees the event upcast to its current version.
+ */
 typedef bool (*cw_audience_cb)(const struct cw_event *ev, const char *user_uuid);
 
 /*

@@ -10,10 +10,13 @@
 
 static const struct cw_cli_subcommand subcommands[] = {
     {"serve", cw_cli_serve, "run the server"},
-    {"user", cw_cli_user, "manage users (user add ...)"},
+    {"user", cw_cli_user, "add, list, disable or enable users, change a password"},
+    {"session", cw_cli_session, "list open sessions, end one or all of a user's"},
     {"events", cw_cli_events, "export the event log as JSON Lines or CSV"},
     {"replay", cw_cli_replay, "rebuild every projection from the log into a new database"},
     {"migrate", cw_cli_migrate, "apply pending schema migrations and exit"},
+    {"backup", cw_cli_backup, "copy the database while the server runs (SQLite)"},
+    {"check", cw_cli_check, "verify a database: integrity, log, projections, migrations"},
 };
 
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))

@@ -64,12 +64,15 @@ int cw_cli_prepare(struct cw_cli_common *c, bool create, struct cw_error *err);
 /*
  * Takes the data directory's lock, an exclusive flock on DIR/calderwood.lock
  * held until the process exits, so that one process at a time writes the
- * database: `serve`, `migrate` and `user add` take it; reading subcommands
- * do not. The file records the holder's pid and subcommand (what) for the
- * error a second one gets: CW_ERR_EXISTS, "DIR is in use by calderwood serve
- * (pid N): stop it before running migrate".
+ * database: `serve`, `migrate` and, when no server runs, the administration
+ * commands (cw_cli_admin) take it; reading subcommands do not. The file records the holder's pid
+ * and subcommand (what) for the error a second one gets: CW_ERR_EXISTS, "DIR is in use by
+ * calderwood serve (pid N): stop it before running migrate".
  */
 int cw_cli_lock(const struct cw_cli_common *c, const char *what, struct cw_error *err);
+
+/* After cw_cli_lock failed with CW_ERR_EXISTS: is the holder `calderwood serve`? */
+bool cw_cli_lock_held_by_serve(const struct cw_cli_common *c);
 
 /* The domain this process runs: builtins, accounts, demo (unless no_demo), modules. */
 int cw_cli_domain(const struct cw_cli_common *c, struct cw_domain **out, struct cw_error *err);
@@ -121,13 +124,55 @@ int cw_cli_version(void);
  */
 void cw_cli_notify(const char *state);
 
+/*
+ * Runs one administration command (src/admin/admin.h) on c's data: sends
+ * it to the server when `calderwood serve` holds the directory (waiting up
+ * to 30 s for a starting server's socket), else takes the lock (recorded
+ * as what) and runs it with an engine of this process. c must be
+ * prepared. Takes data. CW_OK when *answer (the caller's) was received,
+ * whether it says ok or not; otherwise err says why no answer came.
+ */
+int cw_cli_admin(struct cw_cli_common *c, const char *what, const char *command, json_t *data,
+                 json_t **answer, struct cw_error *err);
+
+/* Prints a refused answer as one line (the first failing field, or message and code); 1. */
+int cw_cli_admin_refused(const json_t *answer);
+
+/* How many events named name an ok answer holds. */
+size_t cw_cli_count_events(const json_t *answer, const char *name);
+
+struct cw_store;
+
+/*
+ * Prepares c and opens its store for reading (no lock: a server may run),
+ * refusing one with migrations pending. Close *s and free *d afterwards
+ * (also on failure: either may be set).
+ */
+int cw_cli_open_reader(struct cw_cli_common *c, struct cw_domain **d, struct cw_store **s,
+                       struct cw_error *err);
+
+/* us (microseconds since the epoch) as 2026-12-02T15:30:42Z; "-" for 0. */
+void cw_cli_format_time(int64_t us, char *out, size_t len);
+
 /* Prints "calderwood: MESSAGE" and returns 1. */
 int cw_cli_fail(const struct cw_error *err);
 
+/*
+ * What `calderwood replay` does (see replay.c): rebuilds the store at from,
+ * up to position until (0: all, command log included), into the new store
+ * into, with c's domain; progress on stderr. `check` replays into a scratch
+ * file with it.
+ */
+int cw_cli_replay_into(const struct cw_cli_common *c, const char *from, const char *into,
+                       int64_t until, struct cw_error *err);
+
 int cw_cli_serve(int argc, char **argv);
 int cw_cli_user(int argc, char **argv);
+int cw_cli_session(int argc, char **argv);
 int cw_cli_events(int argc, char **argv);
 int cw_cli_replay(int argc, char **argv);
 int cw_cli_migrate(int argc, char **argv);
+int cw_cli_backup(int argc, char **argv);
+int cw_cli_check(int argc, char **argv);
 
 #endif

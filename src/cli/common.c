@@ -121,6 +121,18 @@ int cw_cli_lock(const struct cw_cli_common *c, const char *what, struct cw_error
     return CW_OK;
 }
 
+bool cw_cli_lock_held_by_serve(const struct cw_cli_common *c)
+{
+    char path[4200], line[160] = "";
+    snprintf(path, sizeof(path), "%s/calderwood.lock", c->data_dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool serve = fgets(line, sizeof(line), f) && strstr(line, " serve\n");
+    fclose(f);
+    return serve;
+}
+
 int cw_cli_domain(const struct cw_cli_common *c, struct cw_domain **out, struct cw_error *err)
 {
     struct cw_domain *d = cw_domain_new();

@@ -169,8 +169,8 @@ static void remove_sqlite(const char *path)
     remove(side);
 }
 
-static int replay(const struct cw_cli_common *c, const char *from, const char *into, int64_t until,
-                  struct cw_error *err)
+int cw_cli_replay_into(const struct cw_cli_common *c, const char *from, const char *into,
+                       int64_t until, struct cw_error *err)
 {
     const struct cw_store_backend *be;
     const char *target;
@@ -255,6 +255,6 @@ int cw_cli_replay(int argc, char **argv)
     struct cw_error err = {0};
     int rc = cw_cli_prepare(&c, false, &err);
     if (!rc)
-        rc = replay(&c, from ? from : c.store_url, into, until, &err);
+        rc = cw_cli_replay_into(&c, from ? from : c.store_url, into, until, &err);
     return rc ? cw_cli_fail(&err) : 0;
 }

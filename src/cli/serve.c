@@ -1,11 +1,14 @@
 /*
  * serve.c - `calderwood serve`: opens the data directory, applies
  * migrations (or, with --no-migrate, refuses pending ones), starts the
- * engine, creates the demo user on a new database, and runs the gateway
- * until SIGINT or SIGTERM; then drains the command queue and exits 0.
+ * engine, creates the demo user on a new database, opens the admin socket
+ * (DATA/calderwood.sock, for the CLI's user and session commands) and runs
+ * the gateway until SIGINT or SIGTERM; then drains the command queue and
+ * exits 0.
  * Under systemd (Type=notify) it reports READY=1 once listening and
  * STOPPING=1 when the drain starts.
  */
+#include "admin/admin.h"
 #include "auth/secret.h"
 #include "cli.h"
 #include "core/log.h"
@@ -223,7 +226,13 @@ static int serve(struct serve_options *o, struct cw_error *err)
         pthread_t signals;
         pthread_create(&signals, NULL, wait_for_signal, NULL);
         pthread_detach(signals);
-        rc = cw_gateway_run(&g, e, d, &metrics, err);
+        /* The CLI's admin commands come in here from now on (src/admin/). */
+        struct cw_admin_server *admin = NULL;
+        rc = cw_admin_server_start(o->c.data_dir, e, d, &admin, err);
+        if (!rc)
+            rc = cw_gateway_run(&g, e, d, &metrics, err);
+        cw_engine_drain(e); /* before the admin threads go: their commands' outcomes come */
+        cw_admin_server_stop(admin);
     }
     cw_engine_close(e);
     cw_domain_free(d);

@@ -14,7 +14,8 @@
  * sessions table is what each authenticated request is checked against.
  *
  * This file does not verify passwords or cookies: the gateway's login does,
- * with src/auth, through the two lookups at the end.
+ * with src/auth, through the two lookups at the end. A disabled user (see
+ * admin.c) is not found by the login lookup, and start-session refuses them.
  */
 #include "domain.h"
 #include "auth/password.h"
@@ -96,7 +97,7 @@ static const struct cw_field register_fields[] = {
     {0},
 };
 
-static int coerce_register(json_t *data, struct cw_error *err)
+int cw_accounts_coerce_email(json_t *data, struct cw_error *err)
 {
     const char *given = cw_domain_str(data, "email");
     if (!given)
@@ -113,7 +114,7 @@ static int coerce_register(json_t *data, struct cw_error *err)
     return CW_OK;
 }
 
-static int prepare_register(json_t *data, struct cw_error *err)
+int cw_accounts_hash_password(json_t *data, struct cw_error *err)
 {
     const char *password = cw_domain_str(data, "password");
     if (!password)
@@ -188,6 +189,14 @@ static int handle_start_session(struct cw_db *db, const struct cw_command *cmd, 
     if (rc == CW_OK)
         return cw_error_set(err, CW_ERR_REJECTED, "session-exists",
                             "a session with that uuid was already started");
+    if (rc != CW_ERR_NOT_FOUND)
+        return rc;
+    /* A login checked before the user was disabled and committed after: refused here. */
+    rc = cw_db_query_int(db, &one, err,
+                         "SELECT 1 FROM users WHERE user_uuid = ? AND disabled_at IS NOT NULL", "t",
+                         user);
+    if (rc == CW_OK)
+        return cw_error_set(err, CW_ERR_REJECTED, "user-disabled", "the user is disabled");
     if (rc != CW_ERR_NOT_FOUND)
         return rc;
     return cw_emit_take(out, EV_SESSION_STARTED,
@@ -289,8 +298,10 @@ static int finish(struct cw_stmt *st, int rc, struct cw_error *err)
 int cw_accounts_find_login(struct cw_db *db, const char *email, char user_uuid[CW_UUID_LEN + 1],
                            char *hash, size_t hash_len, struct cw_error *err)
 {
-    struct cw_stmt *st =
-        cw_db_prepare(db, "SELECT user_uuid, password_hash FROM users WHERE email = ?", err);
+    /* A disabled user is not found: the login answers as for a wrong password. */
+    struct cw_stmt *st = cw_db_prepare(
+        db, "SELECT user_uuid, password_hash FROM users WHERE email = ? AND disabled_at IS NULL",
+        err);
     if (!st)
         return CW_ERR_STORE;
     cw_stmt_bind_text(st, 1, email);
@@ -342,6 +353,8 @@ static const struct cw_migration migrations[] = {
             " ended_at BIGINT,"
             " position BIGINT NOT NULL);"
             "CREATE INDEX sessions_by_user ON sessions(user_uuid);"},
+    /* user-disabled and user-enabled (admin.c): NULL while the user may log in. */
+    {.id = "003-users-disabled", .sql = "ALTER TABLE users ADD COLUMN disabled_at BIGINT;"},
 };
 
 static const char *const user_private[] = {"password_hash", NULL};
@@ -358,8 +371,8 @@ static const struct cw_event_def events[] = {
 static const struct cw_command_def commands[] = {
     {.name = "register-user",
      .fields = register_fields,
-     .coerce = coerce_register,
-     .prepare = prepare_register,
+     .coerce = cw_accounts_coerce_email,
+     .prepare = cw_accounts_hash_password,
      .handle = handle_register},
     {.name = "start-session",
      .fields = start_session_fields,
@@ -380,5 +393,6 @@ int cw_accounts_register(struct cw_domain *d)
 {
     const struct cw_domain_part part =
         CW_DOMAIN_PART("accounts", migrations, events, commands, queries);
-    return cw_domain_part_add(d, &part);
+    int rc = cw_domain_part_add(d, &part);
+    return rc ? rc : cw_accounts_admin_register(d);
 }

@@ -6,6 +6,9 @@
  *     register-user -> user-registered        users(user_uuid, email, ...)
  *     start-session -> session-started        sessions(session_uuid, user_uuid, ...)
  *     end-session   -> session-ended          (both internal: only the server issues them)
+ *     change-password, disable-user, enable-user, end-user-sessions
+ *                   -> user-password-changed, user-disabled, user-enabled, session-ended
+ *                      (admin.c; internal: the operator issues them through the CLI)
  *     list-users
  *   demo
  *     visit-page    -> page-view (audience: every user)   page_views(position, url, ...)
@@ -40,10 +43,40 @@ int cw_cart_register(struct cw_domain *d);
 void cw_accounts_normalize_email(char *email);
 
 /*
+ * Registers the administration commands and their events (admin.c);
+ * cw_accounts_register calls it.
+ */
+int cw_accounts_admin_register(struct cw_domain *d);
+
+/*
+ * coerce of every command naming a user by "email": normalises it and
+ * checks its shape (CW_ERR_INVALID with details naming the field), and
+ * drops any "password_hash" the sender put in.
+ */
+int cw_accounts_coerce_email(json_t *data, struct cw_error *err);
+
+/*
+ * prepare of every command carrying a "password": replaces it by its
+ * argon2id "password_hash". Slow (a worker's job).
+ */
+int cw_accounts_hash_password(json_t *data, struct cw_error *err);
+
+/*
+ * For the CLI: every user as {user_uuid, email, first_name, last_name,
+ * registered_at, disabled_at (null while enabled), open_sessions}, by
+ * email; and every open session as {session_uuid, user_uuid, email,
+ * started_at}, oldest first, only those of email when it is not NULL.
+ * *rows belongs to the caller.
+ */
+int cw_accounts_list_users(struct cw_db *db, json_t **rows, struct cw_error *err);
+int cw_accounts_list_sessions(struct cw_db *db, const char *email, json_t **rows,
+                              struct cw_error *err);
+
+/*
  * Login lookup: the user whose email is email (already normalised) and their
  * password hash. db is a read connection, normally inside a snapshot the
  * caller began. Returns CW_OK with user_uuid and hash filled,
- * CW_ERR_NOT_FOUND when no user has that email, CW_ERR_TOO_LARGE when the
+ * CW_ERR_NOT_FOUND when no user has that email or that user is disabled, CW_ERR_TOO_LARGE when the
  * stored hash does not fit hash_len (crypto_pwhash_STRBYTES always does), or
  * a store error (CW_ERR_AGAIN, CW_ERR_STORE). err is filled on failure.
  */

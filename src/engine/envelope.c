@@ -35,6 +35,8 @@ void cw_envelope_free(struct cw_envelope *env)
 {
     if (!env)
         return;
+    if (env->done)
+        env->done(NULL, env->done_arg);
     json_decref(env->cmd.data);
     json_decref(env->cmd.meta);
     free(env);

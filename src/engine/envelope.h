@@ -11,10 +11,24 @@
 
 #include "calderwood.h"
 
+struct cw_outcome;
+
+/*
+ * A submitter's own notice of the outcome, for one that is not the update
+ * bus's subscriber (the admin socket). Runs exactly once per envelope that
+ * has it: on the processor thread with the committed outcome (borrowed),
+ * before the outcome goes to the bus; or with NULL when the envelope is
+ * freed without one (refused by the queue, or abandoned at shutdown). Must
+ * not block.
+ */
+typedef void (*cw_envelope_done_cb)(const struct cw_outcome *o, void *arg);
+
 struct cw_envelope {
     struct cw_command cmd; /* name is def's; client_id points at the copy below */
     const struct cw_command_def *def;
-    uint64_t origin;  /* opaque to the engine: the submitter's connection id */
+    uint64_t origin;          /* opaque to the engine: the submitter's connection id */
+    cw_envelope_done_cb done; /* optional: set by the submitter after cw_envelope_new */
+    void *done_arg;
     char client_id[]; /* allocated with the envelope */
 };
 

@@ -477,6 +477,18 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
     return b;
 }
 
+/* The envelopes that asked to hear of their outcome themselves (see envelope.h). */
+static void notify_submitters(struct cw_outcome_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        struct cw_envelope *env = b->items[i].env;
+        if (env && env->done) {
+            env->done(&b->items[i], env->done_arg);
+            env->done = NULL;
+        }
+    }
+}
+
 static void *run(void *arg)
 {
     struct cw_processor *p = arg;
@@ -490,8 +502,10 @@ static void *run(void *arg)
             continue;
         }
         struct cw_outcome_batch *b = process(p, envs, n);
-        if (b)
+        if (b) {
+            notify_submitters(b);
             cw_bus_publish(p->bus, b);
+        }
         /* After the outcomes are out: a checkpoint's fsyncs then delay nobody's answer. */
         cw_store_finish_checkpoint(p->store);
     }

@@ -91,6 +91,27 @@ int cw_store_check_migrations(struct cw_store *s, const struct cw_domain *d, int
  * otherwise a check of two counters.
  */
 void cw_store_finish_checkpoint(struct cw_store *s);
+/* How far cw_store_backup has got; bytes is the finished file's size (final call only). */
+struct cw_backup_progress {
+    int64_t pages_done, pages_total;
+    int64_t bytes;
+    int64_t last_position; /* the newest event in the copy */
+};
+typedef void (*cw_store_backup_cb)(const struct cw_backup_progress *p, bool final, void *arg);
+
+/*
+ * Copies the SQLite store at url into a new file at path while other
+ * processes (a running server) go on reading and writing it: the copy is
+ * one committed state, read in one snapshot, a few pages at a time, and
+ * takes no lock that holds up the writer for more than a moment. It is
+ * written to path.tmp, synced, and renamed to path, so path is either
+ * absent or whole. An existing path is CW_ERR_EXISTS unless replace; a
+ * PostgreSQL url is CW_ERR_INVALID (its own tools do this). cb (optional)
+ * hears of each step, and once more with final set when path is in place.
+ */
+int cw_store_backup(const char *url, const char *path, bool replace, cw_store_backup_cb cb,
+                    void *arg, struct cw_error *err);
+
 /* The writer connection. Processor thread only. */
 struct cw_db *cw_store_writer(struct cw_store *s);
 /* A new read connection; free it with cw_db_close() from the thread using it. */

@@ -34,6 +34,8 @@ for build in "$@"; do
     echo "== PostgreSQL: end-to-end tests, $build"
     # shellcheck disable=SC2086
     BUILD=$build tests/e2e/run.sh $files || status=1
+    echo "== PostgreSQL: check and backup, $build"
+    BUILD=$build "$HERE/check.sh" || status=1
 done
 [ $status -eq 0 ] && echo "pg: all passed" || echo "pg: FAILED"
 exit $status

@@ -872,6 +872,48 @@ static void test_refused_event_row_rejects_its_command_only(void **state)
     assert_gap_free(h);
 }
 
+/* What an envelope's done hook saw. */
+struct done_record {
+    atomic_int calls;
+    bool with_outcome;
+    size_t n_events;
+};
+
+static void record_done(const struct cw_outcome *o, void *arg)
+{
+    struct done_record *r = arg;
+    r->with_outcome = o != NULL;
+    r->n_events = o ? o->n_events : 0;
+    atomic_fetch_add(&r->calls, 1);
+}
+
+static struct cw_envelope *hooked(struct harness *h, int64_t seq, struct done_record *r)
+{
+    const struct cw_command_def *def = cw_domain_command(h->d, "add");
+    struct cw_envelope *env =
+        cw_envelope_new(def, U1, "hooked", seq, json_pack("{s:s}", "k", "hooked"), NULL, 0);
+    env->done = record_done;
+    env->done_arg = r;
+    return env;
+}
+
+/* The done hook runs exactly once: with the outcome before it reaches the bus, or with NULL. */
+static void test_done_hook(void **state)
+{
+    struct harness *h = *state;
+    struct done_record committed = {0}, dropped = {0};
+    assert_int_equal(cw_engine_submit(h->e, hooked(h, 1, &committed)), CW_OK);
+    struct cw_outcome_batch *b = take_batch(h);
+    assert_int_equal(atomic_load(&committed.calls), 1);
+    assert_true(committed.with_outcome);
+    assert_int_equal(committed.n_events, 1);
+    cw_outcome_batch_free(b);
+    assert_int_equal(atomic_load(&committed.calls), 1); /* not again when the outcome goes */
+    cw_envelope_free(hooked(h, 2, &dropped));           /* never queued */
+    assert_int_equal(atomic_load(&dropped.calls), 1);
+    assert_false(dropped.with_outcome);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -892,6 +934,7 @@ int main(void)
         T(test_update_frame),
         T(test_handler_reads_its_batch_in_the_log),
         T(test_refused_event_row_rejects_its_command_only),
+        T(test_done_hook),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     sem_destroy(&gate_entered);
