@@ -30,7 +30,7 @@ for build in "$@"; do
     # queries, users and sessions, restarts), on both builds; the gateway's
     # own (HTTP, limits, timeouts, TLS, RFC 6455) gain nothing from another
     # store, and the disk-fault ones inject faults into SQLite's file I/O.
-    files="tests/e2e/ws.test.mjs tests/e2e/resume.test.mjs tests/e2e/query.test.mjs tests/e2e/lifecycle.test.mjs tests/e2e/auth.test.mjs"
+    files="tests/e2e/ws.test.mjs tests/e2e/resume.test.mjs tests/e2e/query.test.mjs tests/e2e/lifecycle.test.mjs tests/e2e/auth.test.mjs tests/e2e/admin.test.mjs"
     echo "== PostgreSQL: end-to-end tests, $build"
     # shellcheck disable=SC2086
     BUILD=$build tests/e2e/run.sh $files || status=1
