@@ -46,15 +46,19 @@ struct client {
     struct ucred peer;
 };
 
-/* Writes all of text and a newline; false when the peer is gone. */
-static bool send_line(int fd, json_t *answer)
+/*
+ * Writes answer and a newline; false when the peer is gone (or, with
+ * MSG_DONTWAIT in flags, would make us wait). MSG_NOSIGNAL: a vanished peer
+ * is EPIPE, never SIGPIPE, whatever the process does with the signal.
+ */
+static bool send_line(int fd, json_t *answer, int flags)
 {
     char *text = json_dumps(answer, JSON_COMPACT);
     size_t len = text ? strlen(text) : 0;
     bool ok = text != NULL;
     for (size_t off = 0; ok && off < len + 1;) {
-        ssize_t n = off < len ? send(fd, text + off, len - off, MSG_NOSIGNAL)
-                              : send(fd, "\n", 1, MSG_NOSIGNAL);
+        ssize_t n = off < len ? send(fd, text + off, len - off, MSG_NOSIGNAL | flags)
+                              : send(fd, "\n", 1, MSG_NOSIGNAL | flags);
         if (n < 0 && errno == EINTR)
             continue;
         ok = n > 0;
@@ -93,6 +97,22 @@ static json_t *answer_line(struct client *c, const char *line, size_t len)
     return a;
 }
 
+/*
+ * The peer left (or stopped reading) before its answer: the command may
+ * have been applied all the same, so the operator finds it here and in the
+ * log's events.
+ */
+static void unanswered(const struct client *c, json_t *a)
+{
+    char safe[80];
+    const char *name = json_string_value(json_object_get(a, "command_uuid"));
+    cw_warn("admin.unanswered", "uid=%d pid=%d outcome=%s command_uuid=%s", (int)c->peer.uid,
+            (int)c->peer.pid,
+            json_is_true(json_object_get(a, "ok")) ? "ok"
+                                                   : json_string_value(json_object_get(a, "code")),
+            cw_log_safe(safe, sizeof(safe), name ? name : "-"));
+}
+
 /* Serves request lines until the peer closes, falls silent, or the server stops. */
 static void serve_lines(struct client *c)
 {
@@ -104,7 +124,9 @@ static void serve_lines(struct client *c)
         if (nl) {
             size_t len = (size_t)(nl - buf);
             json_t *a = answer_line(c, buf, len);
-            bool sent = send_line(c->fd, a);
+            bool sent = send_line(c->fd, a, 0);
+            if (!sent)
+                unanswered(c, a);
             json_decref(a);
             memmove(buf, nl + 1, have - len - 1);
             have -= len + 1;
@@ -114,7 +136,7 @@ static void serve_lines(struct client *c)
         }
         if (have == cap) {
             json_t *a = cw_admin_refusal("too-large", "a request line is 16 KiB at most");
-            send_line(c->fd, a);
+            send_line(c->fd, a, 0);
             json_decref(a);
             break;
         }
@@ -144,11 +166,14 @@ static void *client_main(void *arg)
     return NULL;
 }
 
-/* Refuses fd with one answer line and closes it. */
+/*
+ * Refuses fd with one answer line and closes it. On the acceptor's thread,
+ * so it never waits: a fresh connection's buffer has room for a line.
+ */
 static void refuse(int fd, const char *code, const char *message)
 {
     json_t *a = cw_admin_refusal(code, message);
-    send_line(fd, a);
+    send_line(fd, a, MSG_DONTWAIT);
     json_decref(a);
     close(fd);
 }
@@ -200,17 +225,23 @@ static void *accept_main(void *arg)
     pthread_setname_np(pthread_self(), "cw-admin-accept");
     struct pollfd p[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = s->wake[0], .events = POLLIN}};
     while (!atomic_load(&s->stopping)) {
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        int n = poll(p, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            cw_error("admin.stopped", "poll: %s: no more admin connections", strerror(errno));
             break;
+        }
         if (p[1].revents)
             break;
         if (!(p[0].revents & POLLIN))
             continue;
+        /* The socket is non-blocking: a connection gone before this finds EAGAIN, not a wait. */
         int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0)
             take(s, fd);
-        else if (errno == EMFILE || errno == ENFILE)
-            poll(NULL, 0, 100); /* out of descriptors: let some free up */
+        else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            poll(NULL, 0, 100); /* out of descriptors or memory: let some free up */
     }
     return NULL;
 }
@@ -224,7 +255,7 @@ static int bind_socket(struct cw_admin_server *s, const char *data_dir, struct c
         return rc;
     /* The caller holds the data directory's lock: a file here is a dead server's. */
     unlink(sa.sun_path);
-    s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         chmod(sa.sun_path, 0600) != 0 || listen(s->fd, 16) != 0)
         rc = cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot listen on %s: %s", s->path,
