@@ -9,7 +9,9 @@
  * on its own engine, so its queue stays the only way to the writer and its
  * gateway sees every event (an ended session's sockets close at once).
  *
- * The socket speaks JSON Lines, one request per line (16 KiB at most):
+ * The socket speaks JSON Lines, one request per line (16 KiB at most,
+ * newline included: a longer one is answered "too-large" and ends the
+ * connection):
  *   {"command": NAME, "data": {...}}
  * each answered by one line once the command committed or was refused:
  *   {"ok": true, "command_uuid": U, "events": [EVENT...]}
@@ -34,8 +36,11 @@ struct cw_engine;
 struct cw_domain;
 struct cw_admin_server;
 
-/* Longest request or answer line, newline included. */
+/* Longest request line, newline included. */
 #define CW_ADMIN_MAX_LINE 16384
+
+/* Longest answer line the client reads: an answer lists its command's events. */
+#define CW_ADMIN_MAX_ANSWER (64 * 1024 * 1024)
 
 /* The socket's file name inside the data directory. */
 #define CW_ADMIN_SOCKET "calderwood.sock"

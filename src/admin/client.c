@@ -24,22 +24,35 @@ static bool send_all(int fd, const char *buf, size_t len)
     return true;
 }
 
-/* Reads one line (without its newline) into buf of cap bytes; its length, or -1. */
-static ssize_t recv_line(int fd, char *buf, size_t cap)
+/*
+ * Reads one line (without its newline) into *buf (the caller's, to free);
+ * its length, or -1. An answer lists every event its command wrote (one
+ * per ended session), so unlike a request it may exceed
+ * CW_ADMIN_MAX_LINE: the buffer doubles, up to CW_ADMIN_MAX_ANSWER.
+ */
+static ssize_t recv_line(int fd, char **buf)
 {
-    size_t have = 0;
-    while (have < cap) {
-        ssize_t n = recv(fd, buf + have, cap - have, 0);
+    size_t have = 0, cap = 0;
+    *buf = NULL;
+    for (;;) {
+        if (have == cap) {
+            size_t bigger = cap ? 2 * cap : CW_ADMIN_MAX_LINE;
+            char *more = bigger <= CW_ADMIN_MAX_ANSWER ? realloc(*buf, bigger) : NULL;
+            if (!more)
+                return -1;
+            *buf = more;
+            cap = bigger;
+        }
+        ssize_t n = recv(fd, *buf + have, cap - have, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return -1;
-        char *nl = memchr(buf + have, '\n', (size_t)n);
+        char *nl = memchr(*buf + have, '\n', (size_t)n);
         have += (size_t)n;
         if (nl)
-            return nl - buf;
+            return nl - *buf;
     }
-    return -1;
 }
 
 static int connect_to(const char *data_dir, int *out, struct cw_error *err)
@@ -75,11 +88,11 @@ int cw_admin_call(const char *data_dir, const char *name, const json_t *data, js
     json_t *req = json_pack("{s:s,s:O}", "command", name, "data", data);
     char *line = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    char *buf = malloc(CW_ADMIN_MAX_LINE);
+    char *buf = NULL;
     ssize_t len = -1;
-    bool sent = line && buf && send_all(fd, line, strlen(line)) && send_all(fd, "\n", 1);
+    bool sent = line && send_all(fd, line, strlen(line)) && send_all(fd, "\n", 1);
     if (sent)
-        len = recv_line(fd, buf, CW_ADMIN_MAX_LINE);
+        len = recv_line(fd, &buf);
     close(fd);
     free(line);
     json_error_t jerr;
