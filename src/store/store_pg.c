@@ -206,6 +206,9 @@ static const char *message(struct cw_db *db, const PGresult *res)
         /* libpq's own ("server closed the connection...") end in a newline. */
         snprintf(db->message, sizeof(db->message), "%s", PQerrorMessage(db->conn));
         db->message[strcspn(db->message, "\n")] = '\0';
+        if (!db->message[0]) /* a pipeline that broke off can leave none */
+            snprintf(db->message, sizeof(db->message), "no answer from the server (%s)",
+                     PQstatus(db->conn) == CONNECTION_OK ? "connection open" : "connection lost");
         msg = db->message;
     }
     return msg;
