@@ -2,7 +2,8 @@
 #
 #   make run         install missing packages, build, serve the demo domain
 #   make test        install, build, run every test, then again under ASan+UBSan
-#   make bench-engine  in-process engine benchmark (no network); STORE=postgres://... for PostgreSQL
+#   make bench-engine  in-process engine benchmark (no network); STORE=postgres://... (or
+#                      STORE=postgres: a throwaway cluster) adds PostgreSQL, side by side with SQLite
 #   make fmt         clang-format every C file
 #   make install     binary, header, calderwood.pc, web files, man page, unit (PREFIX, DESTDIR)
 #   make chaos       the crash harness, short form (SIGKILL/restart under load, < 60 s)
@@ -50,7 +51,7 @@ MAN      := $(BUILD)/calderwood.1
 # they sit in front of the sanitizer's runtime.
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
-.PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
+.PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins bench-engine fmt clean check-fmt \
         chaos soak
 
 all: $(BIN) $(MAN)
@@ -161,9 +162,25 @@ test-pg: deps
 	$(Q)$(MAKE) --no-print-directory test-bins SANITIZE=address,undefined
 	$(Q)tests/pg/run.sh build build/san
 
+# Not in `make test`, for time: the browser suite on a throwaway
+# PostgreSQL cluster (as long as the SQLite run there), and test-pg-full:
+# every e2e file on PostgreSQL (plain build), then the browser suite.
+test-pg-browser: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=$(BUILD) tests/pg/with-cluster.sh tests/browser/run.sh
+
+test-pg-full: deps
+	$(Q)$(MAKE) --no-print-directory test-bins
+	$(Q)CW_PG_E2E=all tests/pg/run.sh build
+	$(Q)$(MAKE) --no-print-directory test-pg-browser
+
+# STORE=postgres://... runs each batch cap on SQLite and then on that
+# (empty, throwaway) database, and prints the ratio; STORE=postgres starts
+# a throwaway PostgreSQL cluster for it (tests/pg/with-cluster.sh).
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
-	$(BUILD)/bench-engine --sweep $(if $(STORE),--store '$(STORE)') $(BENCH_ARGS)
+	$(if $(filter postgres,$(STORE)),tests/pg/with-cluster.sh )$(BUILD)/bench-engine --sweep \
+	    $(if $(STORE),--store '$(if $(filter postgres,$(STORE)),@STORE@,$(STORE))') $(BENCH_ARGS)
 
 C_FILES = $(shell find src include tests tools examples -name '*.[ch]' -not -path '*/node_modules/*')
 
@@ -246,7 +263,8 @@ fuzz-run: fuzz-build
 # a fresh data directory, the standard suite (under 10 minutes on 2 cores),
 # and bench/results/<date>/report.md with its gnuplot figures (raw outputs
 # in bench/results/<date>/raw/, git-ignored). BENCH_ARGS go to run-suite.sh
-# (--quick for a short smoke run).
+# (--quick for a short smoke run). STORE=postgres://... runs the server on
+# that (empty) database; STORE=postgres on a throwaway cluster of its own.
 BENCH_SRC := $(wildcard tools/bench/*.c)
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
@@ -258,7 +276,8 @@ $(BUILD)/calderwood-bench: $(BENCH_OBJ)
 bench:
 	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
-	$(Q)BUILD=$(BUILD) tools/bench/run-suite.sh $(BENCH_ARGS)
+	$(Q)BUILD=$(BUILD) $(if $(filter postgres,$(STORE)),tests/pg/with-cluster.sh )tools/bench/run-suite.sh \
+	    $(if $(STORE),--store '$(if $(filter postgres,$(STORE)),@STORE@,$(STORE))') $(BENCH_ARGS)
 
 # version, manual page, installation
 #

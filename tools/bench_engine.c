@@ -8,6 +8,9 @@
  * outcome), the batch sizes the load produced, and commit latency
  * percentiles (BEGIN to durable COMMIT). With --sweep it repeats the run
  * for several batch caps to show how throughput scales with batch size.
+ * With --store postgres://... each run on PostgreSQL follows the same run
+ * on SQLite (unless --side-by-side=no), and a ratio line compares them:
+ * both see the same load from whatever else runs on the machine.
  */
 #include "calderwood.h"
 #include "core/alloc.h"
@@ -136,8 +139,14 @@ static void *produce(void *arg)
     return NULL;
 }
 
+/* What a run measured, for the ratio of two stores' runs. */
+struct result {
+    double rate, cpu_us;
+    int64_t commit_p50, commit_p99;
+};
+
 static int one_run(const struct cw_domain *d, const char *dir, const char *store, int64_t commands,
-                   int producers, int64_t max_batch, bool quiet)
+                   int producers, int64_t max_batch, bool quiet, struct result *res)
 {
     char path[4200];
     if (store)
@@ -188,16 +197,21 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     if (!quiet)
         printf("commands %lld  events %lld  seconds %.2f  producers %d\n", (long long)done,
                (long long)events, elapsed / 1e6, producers);
-    printf("max_batch %6lld  commands/s %9.0f  batches %6zu  batch p50 %5lld p99 %5lld max %5lld"
-           "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  processor_cpu_us/cmd %.2f"
-           "  checkpoint_cpu_us/cmd %.2f  overloaded %lld\n",
-           (long long)max_batch, rate, r.batch.n, (long long)pct(&r.batch, 50),
-           (long long)pct(&r.batch, 99), (long long)pct(&r.batch, 100),
-           (long long)pct(&r.commit_us, 50), (long long)pct(&r.commit_us, 99),
-           (long long)pct(&r.commit_us, 99.9), (long long)pct(&r.commit_us, 100),
-           (double)st.cpu_us / (double)done, checkpoint_us / (double)done,
-           (long long)atomic_load(&r.overloaded));
+    printf(
+        "%-8s max_batch %6lld  commands/s %9.0f  batches %6zu  batch p50 %5lld p99 %5lld max %5lld"
+        "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  processor_cpu_us/cmd %.2f"
+        "  checkpoint_cpu_us/cmd %.2f  overloaded %lld\n",
+        store ? "postgres" : "sqlite", (long long)max_batch, rate, r.batch.n,
+        (long long)pct(&r.batch, 50), (long long)pct(&r.batch, 99), (long long)pct(&r.batch, 100),
+        (long long)pct(&r.commit_us, 50), (long long)pct(&r.commit_us, 99),
+        (long long)pct(&r.commit_us, 99.9), (long long)pct(&r.commit_us, 100),
+        (double)st.cpu_us / (double)done, checkpoint_us / (double)done,
+        (long long)atomic_load(&r.overloaded));
     fflush(stdout);
+    *res = (struct result){.rate = rate,
+                           .cpu_us = (double)st.cpu_us / (double)done,
+                           .commit_p50 = pct(&r.commit_us, 50),
+                           .commit_p99 = pct(&r.commit_us, 99)};
     free(r.commit_us.v);
     free(r.batch.v);
     return 0;
@@ -206,7 +220,7 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
 int main(int argc, char **argv)
 {
     int64_t commands = 0, producers = 0, max_batch = 0;
-    bool sweep = false;
+    bool sweep = false, side_by_side = true;
     const char *dir = NULL, *store = NULL;
     const struct cw_option opts[] = {
         {"commands", CW_OPT_INT, &commands, "1000000", 1, 1000000000, "N",
@@ -220,6 +234,9 @@ int main(int argc, char **argv)
         {"store", CW_OPT_STRING, &store, NULL, 0, 0, "URL",
          "run on this store instead (postgres://...: a throwaway database; each run adds to"
          " its log)"},
+        {"side-by-side", CW_OPT_BOOL, &side_by_side, "yes", 0, 0, NULL,
+         "with --store, run SQLite just before each run, with the same settings, and print the"
+         " ratio"},
         {0},
     };
     struct cw_error err = {0};
@@ -248,15 +265,26 @@ int main(int argc, char **argv)
            store && strncmp(store, "postgres", 8) == 0 ? "PostgreSQL, synchronous_commit=on"
                                                        : "WAL, synchronous=FULL",
            store ? label : dir);
-    if (!sweep) {
-        rc = one_run(d, dir, store, commands, (int)producers, max_batch, false);
-    } else {
-        static const int64_t caps[] = {1, 16, 256, 1024, 4096, 16384};
-        for (size_t i = 0; !rc && i < sizeof(caps) / sizeof(caps[0]); i++) {
-            /* Batches of one are bound by fsync: a smaller run says the same. */
-            int64_t n = caps[i] < 64 ? commands / 50 : commands;
-            rc = one_run(d, dir, store, n, (int)producers, caps[i], true);
-        }
+    static const int64_t caps[] = {1, 16, 256, 1024, 4096, 16384};
+    size_t n_caps = sweep ? sizeof(caps) / sizeof(caps[0]) : 1;
+    for (size_t i = 0; !rc && i < n_caps; i++) {
+        int64_t cap = sweep ? caps[i] : max_batch;
+        /* Batches of one are bound by fsync: a smaller run says the same. */
+        int64_t n = sweep && cap < 64 ? commands / 50 : commands;
+        struct result lite, pg;
+        /* On PostgreSQL, SQLite runs just before, so both see the same load from other work. */
+        if (store && side_by_side)
+            rc = one_run(d, dir, NULL, n, (int)producers, cap, sweep, &lite);
+        if (!rc)
+            rc = one_run(d, dir, store, n, (int)producers, cap, sweep || (store && side_by_side),
+                         &pg);
+        if (!rc && store && side_by_side)
+            printf("ratio    max_batch %6lld  postgres/sqlite: commands/s %.2f  commit p50 %.2f"
+                   "  commit p99 %.2f  processor_cpu/cmd %.2f\n",
+                   (long long)cap, pg.rate / lite.rate,
+                   (double)pg.commit_p50 / (double)(lite.commit_p50 ? lite.commit_p50 : 1),
+                   (double)pg.commit_p99 / (double)(lite.commit_p99 ? lite.commit_p99 : 1),
+                   pg.cpu_us / lite.cpu_us);
     }
     cw_domain_free(d);
     cw_config_release();

@@ -361,6 +361,36 @@ static void reset_outcomes(struct cw_outcome *items, size_t n)
     }
 }
 
+/* Tells the store the batch's commands (PostgreSQL looks their keys up at once). */
+static int expect_commands(struct cw_db *db, struct cw_outcome *items, size_t n,
+                           struct cw_error *err)
+{
+    const struct cw_command **cmds = cw_xcalloc(n, sizeof(*cmds));
+    for (size_t i = 0; i < n; i++)
+        cmds[i] = &items[i].env->cmd;
+    int rc = cw_store_expect_commands(db, cmds, n, err);
+    free(cmds);
+    return rc;
+}
+
+/*
+ * A store that sends writes without awaiting them (PostgreSQL) learns of a
+ * failure later than the command that caused it: when it can name that
+ * command, the command is failed as it would have been at once, so that
+ * the safe run rejects it without running its domain code again.
+ */
+static void blame_failure(struct cw_db *db, struct cw_outcome *items, struct cw_error *failures)
+{
+    size_t k;
+    struct cw_error why;
+    cw_error_init(&why);
+    if (cw_db_blamed(db, &k, &why) && !failures[k].code[0]) {
+        internal_error(&items[k].env->cmd, &why);
+        cw_error_copy(&failures[k], &why);
+    }
+    cw_error_release(&why);
+}
+
 /*
  * One attempt at the batch in one transaction. CW_OK once committed.
  *
@@ -379,12 +409,18 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
     cw_db_hold_events(db, !safe);
     if (!rc)
         rc = cw_store_last_position(db, &pos, err);
-    for (size_t i = 0; !rc && i < n; i++)
+    if (!rc && !safe)
+        rc = expect_commands(db, items, n, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        cw_db_blame_next(db, i);
         rc = run_command(p, db, safe, &pos, &items[i], &failures[i]);
+    }
     if (!rc)
         rc = cw_db_commit(db, err);
     cw_db_hold_events(db, false);
     if (rc) {
+        if (rc == CW_ERR_STORE && !safe)
+            blame_failure(db, items, failures);
         cw_db_rollback(db);
         reset_outcomes(items, n);
         if (rc == CW_ERR_STORE && !safe)

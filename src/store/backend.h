@@ -53,6 +53,11 @@ struct cw_store_backend {
                           const struct cw_command_record *rec, struct cw_error *err);
     void (*hold_events)(struct cw_db *db, bool on);
     bool (*held_lost)(struct cw_db *db);
+    /* Optional (NULL: nothing to do), as are blame_next and blamed. */
+    int (*expect_commands)(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
+                           struct cw_error *err);
+    void (*blame_next)(struct cw_db *db, size_t index);
+    bool (*blamed)(struct cw_db *db, size_t *index, struct cw_error *why);
     int (*append_event)(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                         const char *meta_text, struct cw_error *err);
     int64_t (*total_changes)(struct cw_db *db);
@@ -63,6 +68,8 @@ struct cw_store_backend {
     int (*bind_int)(struct cw_stmt *st, int idx, int64_t value);
     int (*bind_null)(struct cw_stmt *st, int idx);
     int (*step)(struct cw_stmt *st, struct cw_error *err);
+    /* cw_db_exec: runs st to its end, its rows unread (NULL: step it to CW_DONE). */
+    int (*exec)(struct cw_stmt *st, struct cw_error *err);
     void (*reset)(struct cw_stmt *st);
     int64_t (*changes)(struct cw_stmt *st);
     const char *(*text)(struct cw_stmt *st, int col);
@@ -75,6 +82,12 @@ struct cw_store_backend {
 
 extern const struct cw_store_backend cw_store_sqlite;
 extern const struct cw_store_backend cw_store_pg;
+
+/*
+ * PostgreSQL: is an error of this SQLSTATE (NULL: none, libpq's own, as
+ * when the connection is lost) one that waiting and trying again can cure?
+ */
+bool cw_pg_transient(const char *sqlstate);
 
 /*
  * The migrations a backend knows, in the order they apply: its own core

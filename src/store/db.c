@@ -210,6 +210,23 @@ bool cw_db_held_lost(struct cw_db *db)
     return BE(db)->held_lost(db);
 }
 
+int cw_store_expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
+                             struct cw_error *err)
+{
+    return BE(db)->expect_commands ? BE(db)->expect_commands(db, cmds, n, err) : CW_OK;
+}
+
+void cw_db_blame_next(struct cw_db *db, size_t index)
+{
+    if (BE(db)->blame_next)
+        BE(db)->blame_next(db, index);
+}
+
+bool cw_db_blamed(struct cw_db *db, size_t *index, struct cw_error *why)
+{
+    return BE(db)->blamed && BE(db)->blamed(db, index, why);
+}
+
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err)
 {
@@ -331,6 +348,8 @@ int cw_db_exec(struct cw_db *db, struct cw_error *err, const char *sql, const ch
     va_end(ap);
     if (!st)
         return CW_ERR_STORE;
+    if (BE(st)->exec)
+        return BE(st)->exec(st, err);
     int rc;
     while ((rc = cw_stmt_step(st, err)) == CW_ROW)
         ;

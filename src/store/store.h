@@ -179,6 +179,25 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
  */
 void cw_db_hold_events(struct cw_db *db, bool on);
 bool cw_db_held_lost(struct cw_db *db);
+/*
+ * Writer only, while holding, at the start of a batch: the commands the
+ * batch will run. A backend that pays a round trip per statement
+ * (PostgreSQL) looks their idempotency keys up in one query, and then
+ * inserts each command found absent, and other writes whose answer is not
+ * needed, without waiting for the server: their failures show later, as
+ * held rows lost (cw_db_held_lost). Others do nothing.
+ */
+int cw_store_expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
+                             struct cw_error *err);
+/* Writer only: the statements that follow are the batch's index-th command's. */
+void cw_db_blame_next(struct cw_db *db, size_t index);
+/*
+ * After held rows were lost: whether the failure was a permanent error of
+ * one command's own statement (domain code's), that command's index and
+ * why. A safe run would have failed that command there: it is rejected
+ * without running its domain code again.
+ */
+bool cw_db_blamed(struct cw_db *db, size_t *index, struct cw_error *why);
 /* Appends ev (position set by the caller); texts as for cw_store_insert_command. */
 int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                           const char *meta_text, struct cw_error *err);

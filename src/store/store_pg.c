@@ -15,6 +15,7 @@
  */
 #include "backend.h"
 #include "core/alloc.h"
+#include "core/error.h"
 #include "core/registry.h"
 #include "core/buf.h"
 #include "core/strmap.h"
@@ -38,7 +39,8 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
  * time with one multi-row INSERT: a round trip to the server for many
  * events instead of one each.
  */
-#define LOG_CHUNK 64
+#define LOG_CHUNK      64
+#define COMMAND_PARAMS 13
 
 /* An event row held back, its strings copied (NULL stays NULL). */
 struct held_event {
@@ -58,7 +60,8 @@ struct cw_stmt {
     char **owned;     /* copies made by bind_text */
     char (*ints)[24]; /* integers bound, as text */
     PGresult *res;    /* the rows of the current step, or NULL */
-    bool touches_log; /* reads or writes the events table: held-back rows go in first */
+    bool touches_log; /* names the events or commands table: held-back rows go in first */
+    bool writes;      /* INSERT, UPDATE, DELETE or MERGE: counts as a change when deferred */
     int row, n_rows;
     int64_t changes;
 };
@@ -82,6 +85,29 @@ struct cw_db {
     bool held_lost; /* inserting held rows failed: the batch must run again */
     struct held_event held[LOG_CHUNK];
     size_t n_held;
+    /* Command log rows held back the same way while deferring: COMMAND_PARAMS texts each. */
+    char *held_commands[LOG_CHUNK][COMMAND_PARAMS];
+    size_t n_held_commands;
+    /*
+     * Statements sent in pipeline mode whose results are not read yet
+     * (see "deferred statements" below); 0 when the pipeline is not in use.
+     */
+    int n_sent;
+    size_t *tags; /* per statement sent: the command it is blamed on (1 + index), or 0 */
+    size_t cap_tags;
+    size_t blame;  /* 1 + the index of the command that statements now belong to; 0: none */
+    size_t blamed; /* the failed drain's statement was this command's (1 + index); 0: none */
+    char blamed_message[256];
+    /* The idempotency keys of the batch (cw_store_expect_commands), key -> struct expected. */
+    struct cw_strmap expected;
+    struct expected **expected_keys;
+    size_t n_expected, cap_expected;
+};
+
+/* A key of the batch; the map borrows the key from here. */
+struct expected {
+    bool is_new; /* found absent, and no command of the batch took it since */
+    char key[];
 };
 
 struct cw_store {
@@ -147,6 +173,10 @@ static int flush_held(struct cw_db *db, struct cw_error *err);
 static void drop_held(struct cw_db *db);
 static int stmt_step(struct cw_stmt *st, struct cw_error *err);
 static void stmt_reset(struct cw_stmt *st);
+static int drain(struct cw_db *db, struct cw_error *err);
+static char *dup_or_null(const char *text);
+static int flush_commands(struct cw_db *db, struct cw_error *err);
+static void forget_expected(struct cw_db *db);
 
 /* ------------------------------------------------------------- errors */
 
@@ -156,7 +186,7 @@ static void stmt_reset(struct cw_stmt *st);
  * full disks and exhausted resources (53), statement and lock timeouts
  * (57014, 55P03), I/O errors (58).
  */
-static bool transient(const char *state)
+bool cw_pg_transient(const char *state)
 {
     if (!state)
         return true; /* no SQLSTATE: libpq lost the connection */
@@ -176,6 +206,9 @@ static const char *message(struct cw_db *db, const PGresult *res)
         /* libpq's own ("server closed the connection...") end in a newline. */
         snprintf(db->message, sizeof(db->message), "%s", PQerrorMessage(db->conn));
         db->message[strcspn(db->message, "\n")] = '\0';
+        if (!db->message[0]) /* a pipeline that broke off can leave none */
+            snprintf(db->message, sizeof(db->message), "no answer from the server (%s)",
+                     PQstatus(db->conn) == CONNECTION_OK ? "connection open" : "connection lost");
         msg = db->message;
     }
     return msg;
@@ -191,7 +224,7 @@ static int fail(struct cw_db *db, const PGresult *res, struct cw_error *err, con
      */
     if (!state || PQstatus(db->conn) != CONNECTION_OK)
         db->lost = true;
-    int rc = db->lost || transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
+    int rc = db->lost || cw_pg_transient(state) ? CW_ERR_AGAIN : CW_ERR_STORE;
     /* disk_full (53100): the processor reports the condition and backs off longer. */
     bool full = state && strcmp(state, "53100") == 0;
     return cw_error_set(err, rc, full ? CW_STORE_DISK_FULL : "internal-error", "%s: %s", what,
@@ -215,6 +248,9 @@ static int64_t rows_changed(PGresult *res)
 /* Runs sql (no parameters; several statements allowed) with the simple protocol. */
 static int exec_sql(struct cw_db *db, const char *sql, struct cw_error *err)
 {
+    int drained = drain(db, err);
+    if (drained)
+        return drained;
     PGresult *res = PQexec(db->conn, sql);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int rc = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK ? CW_OK : fail(db, res, err, "exec");
@@ -254,6 +290,7 @@ static int connect_db(struct cw_store *s, bool reader, struct cw_db **out, struc
     db->store = s;
     db->gen = 1;
     cw_strmap_init(&db->cache);
+    cw_strmap_init(&db->expected);
     db->conn = PQconnectdb(s->url);
     int rc = CW_OK;
     if (PQstatus(db->conn) != CONNECTION_OK) {
@@ -282,7 +319,8 @@ static int reconnect_if_lost(struct cw_db *db, struct cw_error *err)
 {
     if (PQstatus(db->conn) == CONNECTION_OK && !db->lost)
         return CW_OK;
-    PQreset(db->conn);
+    PQreset(db->conn); /* leaves pipeline mode with the old connection */
+    db->n_sent = 0;
     db->gen++;
     db->lost = false;
     if (PQstatus(db->conn) != CONNECTION_OK)
@@ -362,6 +400,10 @@ static void db_close(struct cw_db *db)
             stmt_free(db->cache.values[i]);
     cw_strmap_release(&db->cache);
     cw_buf_release(&db->scratch);
+    forget_expected(db);
+    cw_strmap_release(&db->expected);
+    free(db->expected_keys);
+    free(db->tags);
     PQfinish(db->conn);
     free(db);
 }
@@ -458,6 +500,26 @@ static bool has_word(const char *sql, const char *word)
     return false;
 }
 
+/* Does sql begin with a word that writes rows (after spaces and comments)? */
+static bool writes(const char *sql)
+{
+    const char *p = sql;
+    for (;;) {
+        p += strspn(p, " \t\r\n(");
+        size_t q = *p == '-' || *p == '/' ? skip_quoted(p) : 0;
+        if (!q)
+            break;
+        p += q;
+    }
+    static const char *const verbs[] = {"insert", "update", "delete", "merge", "with"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        size_t n = strlen(verbs[i]);
+        if (strncasecmp(p, verbs[i], n) == 0 && !word_char(p[n]))
+            return true; /* WITH: perhaps; counting it as a write is the safe side */
+    }
+    return false;
+}
+
 /*
  * Copies sql into out with each ? numbered $1, $2, ... and, for DDL, each
  * word INTEGER made BIGINT. Returns the number of placeholders.
@@ -523,6 +585,9 @@ static int ensure_prepared(struct cw_stmt *st, struct cw_error *err)
     struct cw_db *db = st->db;
     if (st->gen == db->gen)
         return CW_OK;
+    int drained = drain(db, err); /* PQprepare waits for its answer */
+    if (drained)
+        return drained;
     snprintf(st->name, sizeof(st->name), "cw%u", ++db->next_name);
     Oid *types = cw_xcalloc((size_t)st->n_params + 1, sizeof(*types));
     for (int i = 0; i < st->n_params; i++)
@@ -556,7 +621,8 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
         st->sql = cw_xstrdup(sql);
         st->n_params = adapt_sql(sql, false, &db->scratch);
         st->pg_sql = cw_xstrdup(db->scratch.data);
-        st->touches_log = has_word(sql, "events");
+        st->touches_log = has_word(sql, "events") || has_word(sql, "commands");
+        st->writes = writes(sql);
         if (st->n_params > MAX_PARAMS) {
             cw_error_set(err, CW_ERR_STORE, NULL, "more than %d parameters: %.60s", MAX_PARAMS,
                          sql);
@@ -634,7 +700,7 @@ static int bind_int(struct cw_stmt *st, int idx, int64_t value)
 static int execute_once(struct cw_stmt *st, struct cw_error *err)
 {
     struct cw_db *db = st->db;
-    if (st->touches_log && db->n_held) {
+    if (st->touches_log && (db->n_held || db->n_held_commands)) {
         int flushed = flush_held(db, err);
         if (flushed)
             return flushed;
@@ -642,6 +708,8 @@ static int execute_once(struct cw_stmt *st, struct cw_error *err)
     int rc = db->in_tx ? CW_OK : reconnect_if_lost(db, err);
     if (!rc)
         rc = ensure_prepared(st, err);
+    if (!rc)
+        rc = drain(db, err); /* what was sent before comes first, and its errors */
     if (rc)
         return rc;
     PGresult *res = PQexecPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0);
@@ -752,18 +820,163 @@ static json_t *stmt_json(struct cw_stmt *st, int col)
     }
 }
 
+/* ------------------------------------------------- deferred statements */
+
+/*
+ * While the processor holds events back (cw_db_hold_events, its fast mode),
+ * the writes whose answers it does not need are sent in libpq's pipeline
+ * mode and not waited for: the command log's rows, outcome corrections,
+ * event rows, savepoints, every statement domain code runs with
+ * cw_db_exec, and the COMMIT itself. A batch then costs a few round trips
+ * (BEGIN, the last position, COMMIT with everything before it) instead of
+ * several per command, and the server works through the statements while
+ * the processor runs the next commands.
+ *
+ * The results are read, in order, at the next statement whose answer is
+ * needed (drain): a failure among them may be any earlier command's, so it
+ * makes the batch's rows lost (cw_db_held_lost) and the processor runs the
+ * batch again in safe mode, where nothing is deferred and each failure is
+ * its own command's. The command log's row goes in without ON CONFLICT: a
+ * duplicate key fails the batch the same way, and the safe run answers the
+ * duplicate with its original outcome. Duplicates are rare (a client's
+ * resend after a lost connection); a batch holding one runs twice.
+ */
+static bool deferring(const struct cw_db *db)
+{
+    return db->hold && db->in_tx && !db->lost;
+}
+
+static int enter_pipeline(struct cw_db *db, struct cw_error *err)
+{
+    if (PQpipelineStatus(db->conn) != PQ_PIPELINE_OFF || PQenterPipelineMode(db->conn))
+        return CW_OK;
+    return fail(db, NULL, err, "pipeline");
+}
+
+/* Notes one more statement sent, blamed on command blame (1 + index; 0: none). */
+static void sent(struct cw_db *db, size_t blame)
+{
+    if ((size_t)db->n_sent == db->cap_tags) {
+        db->cap_tags = db->cap_tags ? db->cap_tags * 2 : 256;
+        db->tags = cw_xrealloc(db->tags, db->cap_tags * sizeof(*db->tags));
+    }
+    db->tags[db->n_sent++] = blame;
+}
+
+/*
+ * Sends st with its bindings (copied now by libpq) without waiting. blame:
+ * whether a failure of st is its command's own (domain code's statement),
+ * rather than one of rows several commands share.
+ */
+static int defer(struct cw_stmt *st, bool blame, struct cw_error *err)
+{
+    struct cw_db *db = st->db;
+    if (st->touches_log && (db->n_held || db->n_held_commands)) {
+        int flushed = flush_held(db, err);
+        if (flushed)
+            return flushed;
+    }
+    int rc = ensure_prepared(st, err);
+    if (!rc)
+        rc = enter_pipeline(db, err);
+    if (!rc && !PQsendQueryPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0))
+        rc = fail(db, NULL, err, "send");
+    if (rc) {
+        db->held_lost = true;
+        return rc;
+    }
+    sent(db, blame ? db->blame : 0);
+    stmt_reset(st);
+    st->changes = 0;
+    db->total_changes += st->writes; /* the count is not known: at least say it wrote */
+    return CW_OK;
+}
+
+/* Sends sql (one statement, no parameters) without waiting. */
+static int defer_sql(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    int rc = enter_pipeline(db, err);
+    if (!rc && !PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        rc = fail(db, NULL, err, "send");
+    if (rc) {
+        db->held_lost = true;
+        return rc;
+    }
+    sent(db, 0);
+    return CW_OK;
+}
+
+/*
+ * Reads the results of everything sent and leaves pipeline mode. The first
+ * failure is returned (the later statements were skipped by the server)
+ * and loses the batch's deferred rows.
+ */
+static int drain(struct cw_db *db, struct cw_error *err)
+{
+    if (!db->n_sent && PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF)
+        return CW_OK;
+    int rc = PQpipelineSync(db->conn) ? CW_OK : fail(db, NULL, err, "sync");
+    /* Each statement's results end with a NULL; the sync's own result ends it all. */
+    for (int ends = 0; !rc || PQstatus(db->conn) == CONNECTION_OK;) {
+        PGresult *res = PQgetResult(db->conn);
+        if (!res) {
+            if (++ends > db->n_sent || PQstatus(db->conn) != CONNECTION_OK) {
+                rc = rc ? rc : fail(db, NULL, err, "pipeline");
+                break;
+            }
+            continue;
+        }
+        ExecStatusType s = PQresultStatus(res);
+        if (s == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (s == PGRES_FATAL_ERROR && !rc) {
+            struct cw_error why = {0};
+            rc = fail(db, res, &why, "deferred statement");
+            /* A permanent failure of one command's own statement is that command's. */
+            db->blamed = rc == CW_ERR_STORE && ends < db->n_sent ? db->tags[ends] : 0;
+            snprintf(db->blamed_message, sizeof(db->blamed_message), "%s", why.message);
+            if (err)
+                cw_error_copy(err, &why);
+            cw_error_release(&why);
+        }
+        PQclear(res);
+    }
+    db->n_sent = 0;
+    if (!PQexitPipelineMode(db->conn) && !rc)
+        rc = fail(db, NULL, err, "pipeline");
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
+/* cw_db_exec's statement: deferred while holding, else stepped to its end. */
+static int stmt_exec(struct cw_stmt *st, struct cw_error *err)
+{
+    if (deferring(st->db))
+        return defer(st, true, err);
+    int rc;
+    while ((rc = stmt_step(st, err)) == CW_ROW)
+        ;
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
 /* --------------------------------------------------------- transactions */
 
 static int db_begin(struct cw_db *db, struct cw_error *err)
 {
     drop_held(db);
     db->held_lost = false;
+    db->blame = db->blamed = 0;
+    forget_expected(db);
     return begin_with(db, "BEGIN", err);
 }
 
 static void db_rollback(struct cw_db *db)
 {
     drop_held(db);
+    drain(db, NULL); /* its failures are what is being undone */
     db->in_tx = false;
     if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
         exec_sql(db, "ROLLBACK", NULL);
@@ -772,6 +985,19 @@ static void db_rollback(struct cw_db *db)
 static int db_commit(struct cw_db *db, struct cw_error *err)
 {
     int rc = flush_held(db, err);
+    if (!rc && db->held_lost)
+        rc = cw_error_set(err, CW_ERR_STORE, "internal-error",
+                          "commit: rows held back were lost; the batch must run again");
+    /* Deferred statements: COMMIT goes after them, and one sync reads all. */
+    if (!rc && db->n_sent) {
+        rc = defer_sql(db, "COMMIT", err);
+        if (!rc)
+            rc = drain(db, err);
+        if (!rc) {
+            db->in_tx = false;
+            return CW_OK;
+        }
+    }
     if (rc) {
         db_rollback(db);
         return rc;
@@ -790,17 +1016,21 @@ static int db_savepoint(struct cw_db *db, struct cw_error *err)
 {
     /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
     int rc = flush_held(db, err);
-    return rc ? rc : exec_sql(db, "SAVEPOINT cmd", err);
+    if (rc)
+        return rc;
+    return deferring(db) ? defer_sql(db, "SAVEPOINT cmd", err) : exec_sql(db, "SAVEPOINT cmd", err);
 }
 
 static int db_release(struct cw_db *db, struct cw_error *err)
 {
-    return exec_sql(db, "RELEASE SAVEPOINT cmd", err);
+    const char *sql = "RELEASE SAVEPOINT cmd";
+    return deferring(db) ? defer_sql(db, sql, err) : exec_sql(db, sql, err);
 }
 
 static void db_rollback_to(struct cw_db *db)
 {
-    drop_held(db); /* all of it written since the savepoint */
+    drop_held(db);   /* all of it written since the savepoint */
+    drain(db, NULL); /* a failure there loses the batch's rows: it runs again */
     exec_sql(db, "ROLLBACK TO SAVEPOINT cmd; RELEASE SAVEPOINT cmd", NULL);
 }
 
@@ -968,17 +1198,163 @@ static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_
     bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
 }
 
+#define COMMAND_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define COMMAND_INSERT                                                                             \
+    "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"               \
+    " received_at, outcome, first_position, last_position, reject_code, reject_message)"           \
+    " VALUES " COMMAND_ROW
+#define COMMAND_INSERT_UNLESS_THERE                                                                \
+    COMMAND_INSERT " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING"
+
+/* The map key of cmd's idempotency key, in db->scratch. */
+static const char *key_of(struct cw_db *db, const char *user, const char *client, int64_t seq)
+{
+    cw_buf_reset(&db->scratch);
+    cw_buf_adds(&db->scratch, user);
+    cw_buf_addc(&db->scratch, '\x1f');
+    cw_buf_adds(&db->scratch, client);
+    cw_buf_addc(&db->scratch, '\x1f');
+    cw_buf_add_int(&db->scratch, seq);
+    return cw_buf_cstr(&db->scratch);
+}
+
+/* Was cmd's key expected new? It is taken from now on. */
+static bool take_key(struct cw_db *db, const struct cw_command *cmd)
+{
+    struct expected *e =
+        cw_strmap_get(&db->expected, key_of(db, cmd->user_uuid, cmd->client_id, cmd->client_seq));
+    if (!e || !e->is_new)
+        return false;
+    e->is_new = false;
+    return true;
+}
+
+static void forget_expected(struct cw_db *db)
+{
+    for (size_t i = 0; i < db->n_expected; i++)
+        free(db->expected_keys[i]);
+    db->n_expected = 0;
+    cw_strmap_release(&db->expected);
+    cw_strmap_init(&db->expected);
+}
+
+static void expect_key(struct cw_db *db, const char *key, bool is_new)
+{
+    if (cw_strmap_get(&db->expected, key))
+        return;
+    if (db->n_expected == db->cap_expected) {
+        db->cap_expected = db->cap_expected ? db->cap_expected * 2 : 256;
+        db->expected_keys =
+            cw_xrealloc(db->expected_keys, db->cap_expected * sizeof(*db->expected_keys));
+    }
+    size_t len = strlen(key);
+    struct expected *e = cw_xcalloc(1, sizeof(*e) + len + 1);
+    e->is_new = is_new;
+    memcpy(e->key, key, len + 1);
+    db->expected_keys[db->n_expected++] = e;
+    cw_strmap_put(&db->expected, e->key, e);
+}
+
+/* Appends text to out as the next element of an array literal: quoted, " and \ escaped. */
+static void array_element(struct cw_buf *out, const char *text)
+{
+    cw_buf_adds(out, out->len > 1 ? ",\"" : "\"");
+    for (const char *p = text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            cw_buf_addc(out, '\\');
+        cw_buf_addc(out, *p);
+    }
+    cw_buf_addc(out, '"');
+}
+
+/*
+ * Looks up the idempotency keys of the batch's commands in one query, so
+ * that each command found absent is inserted without awaiting an answer.
+ */
+static int expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
+                           struct cw_error *err)
+{
+    forget_expected(db);
+    if (!deferring(db) || !n)
+        return CW_OK;
+    struct cw_buf users = CW_BUF_INIT, clients = CW_BUF_INIT, seqs = CW_BUF_INIT;
+    cw_buf_addc(&users, '{');
+    cw_buf_addc(&clients, '{');
+    cw_buf_addc(&seqs, '{');
+    for (size_t i = 0; i < n; i++) {
+        array_element(&users, cmds[i]->user_uuid);
+        array_element(&clients, cmds[i]->client_id);
+        if (i)
+            cw_buf_addc(&seqs, ',');
+        cw_buf_add_int(&seqs, cmds[i]->client_seq);
+    }
+    cw_buf_adds(&users, "}");
+    cw_buf_adds(&clients, "}");
+    cw_buf_adds(&seqs, "}");
+    struct cw_stmt *st = db_prepare(db,
+                                    "SELECT user_uuid, client_id, client_seq FROM commands"
+                                    " WHERE (user_uuid, client_id, client_seq) IN"
+                                    " (SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[]))",
+                                    err);
+    int rc = st ? CW_OK : CW_ERR_STORE;
+    if (!rc) {
+        bind_text_static(st, 1, cw_buf_cstr(&users));
+        bind_text_static(st, 2, cw_buf_cstr(&clients));
+        bind_text_static(st, 3, cw_buf_cstr(&seqs));
+        while ((rc = stmt_step(st, err)) == CW_ROW)
+            expect_key(db, key_of(db, stmt_text(st, 0), stmt_text(st, 1), stmt_int(st, 2)), false);
+        rc = rc == CW_DONE ? CW_OK : rc;
+    }
+    for (size_t i = 0; !rc && i < n; i++)
+        expect_key(db, key_of(db, cmds[i]->user_uuid, cmds[i]->client_id, cmds[i]->client_seq),
+                   true);
+    if (rc)
+        forget_expected(db);
+    cw_buf_release(&users);
+    cw_buf_release(&clients);
+    cw_buf_release(&seqs);
+    return rc;
+}
+
+/* The statements that follow are the index-th command's. */
+static void blame_next(struct cw_db *db, size_t index)
+{
+    db->blame = index + 1;
+}
+
+static bool blamed(struct cw_db *db, size_t *index, struct cw_error *why)
+{
+    if (!db->blamed)
+        return false;
+    *index = db->blamed - 1;
+    cw_error_set(why, CW_ERR_STORE, "internal-error", "%s", db->blamed_message);
+    return true;
+}
+
+/* Keeps st's row back, to go in with others in one statement (flush_commands). */
+static int hold_command(struct cw_db *db, struct cw_stmt *st, struct cw_error *err)
+{
+    char **row = db->held_commands[db->n_held_commands++];
+    for (int j = 0; j < COMMAND_PARAMS; j++)
+        row[j] = dup_or_null(st->values[j]);
+    stmt_reset(st);
+    return db->n_held_commands < LOG_CHUNK ? CW_OK : flush_commands(db, err);
+}
+
 static int insert_command(struct cw_db *db, const struct cw_command *cmd,
                           const struct cw_command_record *rec, const char *data_text,
                           const char *meta_text, struct cw_error *err)
 {
-    struct cw_stmt *st = db_prepare(
-        db,
-        "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
-        " received_at, outcome, first_position, last_position, reject_code, reject_message)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING",
-        err);
+    /*
+     * Deferred when the batch's lookup found the key absent and no command
+     * of the batch took it since: nothing to wait for. (Should another
+     * process insert it meanwhile, the batch fails and runs again in safe
+     * mode, which answers the duplicate.) Otherwise the insert is its own
+     * idempotency check and its answer is awaited.
+     */
+    bool deferred = deferring(db) && take_key(db, cmd);
+    struct cw_stmt *st =
+        db_prepare(db, deferred ? COMMAND_INSERT : COMMAND_INSERT_UNLESS_THERE, err);
     if (!st)
         return CW_ERR_STORE;
     bind_text_static(st, 1, cmd->uuid);
@@ -990,6 +1366,8 @@ static int insert_command(struct cw_db *db, const struct cw_command *cmd,
     bind_json(st, 7, meta_text, cmd->meta);
     bind_int(st, 8, cmd->received_at);
     bind_outcome(st, 9, rec);
+    if (deferred)
+        return hold_command(db, st, err);
     int rc = stmt_step(st, err);
     if (rc != CW_DONE)
         return rc;
@@ -1010,8 +1388,7 @@ static int update_command(struct cw_db *db, const struct cw_command *cmd,
     bind_text_static(st, 6, cmd->user_uuid);
     bind_text_static(st, 7, cmd->client_id);
     bind_int(st, 8, cmd->client_seq);
-    int rc = stmt_step(st, err);
-    return rc == CW_DONE ? CW_OK : rc;
+    return stmt_exec(st, err);
 }
 
 /* ------------------------------------------------------------ event log */
@@ -1022,8 +1399,17 @@ static char *dup_or_null(const char *text)
 }
 
 /* Frees the held rows: inserted, or undone with the transaction or savepoint. */
+static void drop_held_commands(struct cw_db *db)
+{
+    for (size_t i = 0; i < db->n_held_commands; i++)
+        for (size_t j = 0; j < COMMAND_PARAMS; j++)
+            free(db->held_commands[i][j]);
+    db->n_held_commands = 0;
+}
+
 static void drop_held(struct cw_db *db)
 {
+    drop_held_commands(db);
     for (size_t i = 0; i < db->n_held; i++) {
         struct held_event *h = &db->held[i];
         free(h->uuid), free(h->command_uuid), free(h->name), free(h->data), free(h->meta);
@@ -1054,16 +1440,43 @@ static void bind_event(struct cw_stmt *st, int base, const struct held_event *h)
     bind_int(st, base + 11, h->recorded_at);
 }
 
+/* Inserts the held command log rows with one statement (see flush_held). */
+static int flush_commands(struct cw_db *db, struct cw_error *err)
+{
+    size_t n = db->n_held_commands;
+    if (!n)
+        return CW_OK;
+    struct cw_buf sql = CW_BUF_INIT;
+    cw_buf_adds(&sql, COMMAND_INSERT);
+    for (size_t i = 1; i < n; i++)
+        cw_buf_adds(&sql, "," COMMAND_ROW);
+    db->n_held_commands = 0; /* first: the insert touches the command log itself */
+    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
+    cw_buf_release(&sql);
+    int rc = st ? CW_OK : CW_ERR_STORE;
+    for (size_t i = 0; !rc && i < n; i++)
+        for (int j = 0; j < COMMAND_PARAMS; j++)
+            bind_text_static(st, (int)i * COMMAND_PARAMS + j + 1, db->held_commands[i][j]);
+    if (!rc)
+        rc = defer(st, false, err); /* rows are held only while deferring */
+    db->n_held_commands = n;
+    drop_held_commands(db);
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
 /*
- * Inserts the held rows with one statement. A failure loses them, and they
- * may be earlier commands' rows: held_lost tells the processor to run the
- * batch again without holding.
+ * Inserts the held rows, each table's with one statement. A failure loses
+ * them, and they may be earlier commands' rows: held_lost tells the
+ * processor to run the batch again without holding.
  */
 static int flush_held(struct cw_db *db, struct cw_error *err)
 {
+    int flushed = flush_commands(db, err);
     size_t n = db->n_held;
-    if (!n)
-        return CW_OK;
+    if (flushed || !n)
+        return flushed;
     struct cw_buf sql = CW_BUF_INIT;
     cw_buf_adds(&sql, EVENT_INSERT EVENT_ROW);
     for (size_t i = 1; i < n; i++)
@@ -1074,7 +1487,9 @@ static int flush_held(struct cw_db *db, struct cw_error *err)
     int rc = st ? CW_OK : CW_ERR_STORE;
     for (size_t i = 0; !rc && i < n; i++)
         bind_event(st, (int)i * EVENT_PARAMS, &db->held[i]);
-    if (!rc) {
+    if (!rc && deferring(db)) {
+        rc = defer(st, false, err);
+    } else if (!rc) {
         rc = stmt_step(st, err);
         rc = rc == CW_DONE ? CW_OK : rc;
     }
@@ -1175,6 +1590,9 @@ const struct cw_store_backend cw_store_pg = {
     .update_command = update_command,
     .hold_events = hold_events,
     .held_lost = held_lost,
+    .expect_commands = expect_commands,
+    .blame_next = blame_next,
+    .blamed = blamed,
     .append_event = append_event,
     .total_changes = total_changes,
     .last_position = last_position,
@@ -1183,6 +1601,7 @@ const struct cw_store_backend cw_store_pg = {
     .bind_int = bind_int,
     .bind_null = bind_null,
     .step = stmt_step,
+    .exec = stmt_exec,
     .reset = stmt_reset,
     .changes = stmt_changes,
     .text = stmt_text,

@@ -13,12 +13,20 @@
 
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 
 #include <cmocka.h>
 
-enum { N = 600, CHUNK = 50, RESTART_AFTER = 100 };
+/*
+ * Commands go in chunks, each waited for, from before the restart until
+ * AFTER_RESTART more have gone through the restarted server: the load lasts
+ * as long as the restart does, however fast the processor is. At most MAX.
+ */
+enum { CHUNK = 50, RESTART_AFTER = 100, AFTER_RESTART = 200, MAX = 1000000 };
+
+static atomic_bool restart_done;
 
 static int register_all(struct cw_domain *d)
 {
@@ -31,6 +39,7 @@ static void *restart_server(void *arg)
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "tests/pg/cluster.sh restart '%s'", getenv("CW_PG_DIR"));
     *(int *)arg = system(cmd);
+    atomic_store(&restart_done, true);
     return NULL;
 }
 
@@ -75,7 +84,9 @@ static void test_restart_under_load(void **state)
     int restarted = -1;
     size_t duplicates = 0;
     struct cw_error err = {0};
-    for (int64_t seq = 0; seq < N; seq++) {
+    atomic_store(&restart_done, false);
+    int64_t seq = 0, until = MAX;
+    for (; seq < until; seq++) {
         char url[32];
         snprintf(url, sizeof(url), "/restart/%lld", (long long)seq);
         assert_int_equal(harness_submit(&h, "visit-page", user, "restart", seq,
@@ -83,21 +94,27 @@ static void test_restart_under_load(void **state)
                          CW_OK);
         if (seq == RESTART_AFTER)
             assert_int_equal(pthread_create(&restarter, NULL, restart_server, &restarted), 0);
-        if ((seq + 1) % CHUNK == 0)
+        if ((seq + 1) % CHUNK == 0) {
             collect(&h, CHUNK, &duplicates);
+            if (until == MAX && atomic_load(&restart_done))
+                until = seq + 1 + AFTER_RESTART;
+        }
     }
+    if (until == MAX)
+        fail_msg("the restart did not end within %d commands", MAX);
     pthread_join(restarter, NULL);
+    const int64_t n = seq;
     assert_int_equal(restarted, 0);
     struct cw_processor_stats st;
     cw_engine_stats(h.e, &st);
-    print_message("%llu retries, %zu answered as duplicates\n", (unsigned long long)st.retries,
-                  duplicates);
+    print_message("%lld commands, %llu retries, %zu answered as duplicates\n", (long long)n,
+                  (unsigned long long)st.retries, duplicates);
     assert_true(st.retries >= 1); /* the restart was met, not missed */
     /* Each command once, each with its one event and projection row, no gap. */
-    assert_int_equal(count(&h, "SELECT COUNT(*) FROM commands"), N);
-    assert_int_equal(count(&h, "SELECT COUNT(*) FROM events"), N);
-    assert_int_equal(count(&h, "SELECT COUNT(*) FROM page_views"), N);
-    assert_int_equal(count(&h, "SELECT COALESCE(MAX(position), 0) FROM events"), N);
+    assert_int_equal(count(&h, "SELECT COUNT(*) FROM commands"), n);
+    assert_int_equal(count(&h, "SELECT COUNT(*) FROM events"), n);
+    assert_int_equal(count(&h, "SELECT COUNT(*) FROM page_views"), n);
+    assert_int_equal(count(&h, "SELECT COALESCE(MAX(position), 0) FROM events"), n);
     harness_close(&h);
 }
 

@@ -14,8 +14,10 @@
 # (exit status, the step) and a new server is started on the same data for
 # the remaining steps: a server bug must show, not stop the measurement.
 #
-# Usage: tools/bench/run-suite.sh [--quick] [--out DIR] [--keep-data]
+# Usage: tools/bench/run-suite.sh [--quick] [--out DIR] [--keep-data] [--store URL]
 #   --quick      short steps (about 3 minutes): a smoke test of the suite itself
+#   --store URL  the server's store (calderwood serve --store), e.g. an empty
+#                PostgreSQL database; make bench STORE=postgres makes one
 #   --out DIR    write there instead of bench/results/<date>
 #   --keep-data  keep the server's data directory (printed at the end)
 # Environment: BUILD (default build).
@@ -28,11 +30,13 @@ BENCH=$ROOT/$BUILD/calderwood-bench
 QUICK=0
 KEEP=0
 OUT=""
+STORE=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) QUICK=1 ;;
     --keep-data) KEEP=1 ;;
     --out) OUT=$2; shift ;;
+    --store) STORE=$2; shift ;;
     -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-suite.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -60,7 +64,9 @@ SUITE_T0=$SECONDS
 
 log() { echo "[bench $(date +%T)] $*" | tee -a "$RAW/suite.log"; }
 
-SERVER_ARGS=(serve --data "$DATA" --listen "$ADDR" --no-demo-user --login-rate 100000 --login-burst 100000)
+STORE_ARGS=(--data "$DATA")
+[ -z "$STORE" ] || STORE_ARGS+=(--store "$STORE")
+SERVER_ARGS=(serve "${STORE_ARGS[@]}" --listen "$ADDR" --no-demo-user --login-rate 100000 --login-burst 100000)
 
 start_server() {
     "$SERVER" "${SERVER_ARGS[@]}" >>"$RAW/server.log" 2>&1 </dev/null &
@@ -169,9 +175,9 @@ else
     D=10; STEP=5; MAXSTEPS=12; CONNS="1000 5000 10000 15000"; QD=10; EVENTS=5
 fi
 
-echo bench-password | "$SERVER" user add --data "$DATA" --email bench@bench.test --first Bench --last User \
+echo bench-password | "$SERVER" user add "${STORE_ARGS[@]}" --email bench@bench.test --first Bench --last User \
     >"$RAW/user-add.log" 2>&1 || { log "user add failed (see raw/user-add.log)"; exit 1; }
-echo "$SERVER ${SERVER_ARGS[*]}" | sed "s|$DATA|DATA|g" >"$RAW/server-command.txt"
+echo "$SERVER ${SERVER_ARGS[*]}" | sed -e "s|$DATA|DATA|g" -e 's|host=[^ ]*|host=...|' >"$RAW/server-command.txt"
 start_server || exit 1
 cat /proc/loadavg >"$RAW/loadavg-start.txt"
 log "server pid $SPID on $ADDR, data $DATA, results in $OUT"
