@@ -328,8 +328,11 @@ void cw_ws_release(void);
  */
 void cw_inflight_init(void);
 void cw_inflight_release(void);
-/* Before the command is queued (so no thread can route its outcome first). */
-void cw_inflight_add(const char *user, const char *client_id, int64_t seq,
+/*
+ * Before the command is queued (so no thread can route its outcome first).
+ * False when that command is in the table already (the entry there stays).
+ */
+bool cw_inflight_add(const char *user, const char *client_id, int64_t seq,
                      const char *command_uuid);
 /* The command could not be queued after all. */
 void cw_inflight_drop(const char *user, const char *client_id, int64_t seq);

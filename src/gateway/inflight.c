@@ -57,7 +57,7 @@ void cw_inflight_release(void)
     cw_strmap_release(&inflight.table);
 }
 
-void cw_inflight_add(const char *user, const char *client_id, int64_t seq, const char *command_uuid)
+bool cw_inflight_add(const char *user, const char *client_id, int64_t seq, const char *command_uuid)
 {
     char key[256];
     make_key(key, sizeof(key), user, client_id, seq);
@@ -65,10 +65,11 @@ void cw_inflight_add(const char *user, const char *client_id, int64_t seq, const
     f->key = cw_xstrdup(key);
     memcpy(f->command_uuid, command_uuid, sizeof(f->command_uuid));
     pthread_mutex_lock(&inflight.lock);
-    if (cw_strmap_put(&inflight.table, f->key, f)) {
-        free_entry(f); /* already in flight: the first entry stays */
-    }
+    bool added = cw_strmap_put(&inflight.table, f->key, f) == 0;
     pthread_mutex_unlock(&inflight.lock);
+    if (!added)
+        free_entry(f); /* already in flight: the first entry stays */
+    return added;
 }
 
 void cw_inflight_drop(const char *user, const char *client_id, int64_t seq)

@@ -418,10 +418,11 @@ static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
     char uuid[CW_UUID_LEN + 1];
     memcpy(uuid, env->cmd.uuid, sizeof(uuid));
     /* In the table before the queue: no thread can route its outcome before it is there. */
-    cw_inflight_add(c->user_uuid, pc->client_id, pc->seq, uuid);
+    bool added = cw_inflight_add(c->user_uuid, pc->client_id, pc->seq, uuid);
     int rc = cw_engine_submit(cw_gws->engine, env);
     if (rc) {
-        cw_inflight_drop(c->user_uuid, pc->client_id, pc->seq);
+        if (added)
+            cw_inflight_drop(c->user_uuid, pc->client_id, pc->seq);
         cw_envelope_free(env);
         cw_count(cw_gws->metrics->cmd_overloaded);
         send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",

@@ -39,7 +39,15 @@ run_case() { # threads name args...
     for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break; sleep 0.1; done
     timeout -k 10 300 "$BENCH" "$@" --server "127.0.0.1:$port" --server-pid "$spid" --quiet \
         >"$OUT/$t-$name.json" 2>"$OUT/$t-$name.err"
-    echo "threads=$t case=$name $(tail -n 1 "$OUT/$t-$name.json" | cut -c1-600)"
+    tail -n 1 "$OUT/$t-$name.json" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+u = d.get("update_us", {})
+print("threads=%s case=%-12s achieved=%8.0f/s update_p50=%7.1fms p99=%7.1fms lost=%d server_cpu=%5.1f%% us/cmd=%6.1f deliveries=%8s/s us/delivery=%s other_cpu=%5.1f%%" % (
+    sys.argv[1], sys.argv[2], d.get("rate_achieved", 0), u.get("p50", 0) / 1000, u.get("p99", 0) / 1000,
+    d.get("lost", -1), d.get("server_cpu_pct", 0), d.get("server_cpu_us_per_cmd", 0),
+    d.get("deliveries_per_s", "-"), d.get("server_cpu_us_per_delivery", "-"), d.get("other_cpu_pct", 0)))
+' "$t" "$name"
     kill -TERM "$spid"
     wait "$spid"
     rm -rf "$data"
@@ -48,11 +56,13 @@ run_case() { # threads name args...
 echo "# load before: $(cat /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
     for t in "${COUNTS[@]}"; do
-        run_case "$t" 1conn-10k rate --command visit-page --rate 10000 --duration "$D" --warmup 1
-        run_case "$t" 50users-30k rate --command add-to-cart --users 50 --connections 50 \
-            --rate 30000 --duration "$D" --warmup 1
-        run_case "$t" fanout50-2k rate --command visit-page --connections 1 --receivers 49 \
-            --threads 2 --rate 2000 --duration "$D" --warmup 1
+        run_case "$t" 1conn-5k rate --command visit-page --rate 5000 --duration "$D" --warmup 1
+        run_case "$t" 50users-10k rate --command add-to-cart --users 50 --connections 50 \
+            --rate 10000 --duration "$D" --warmup 1
+        run_case "$t" 50users-40k rate --command add-to-cart --users 50 --connections 50 \
+            --rate 40000 --duration "$D" --warmup 1
+        run_case "$t" fanout50-1k rate --command visit-page --connections 1 --receivers 49 \
+            --threads 2 --rate 1000 --duration "$D" --warmup 1
     done
 done
 echo "# load after: $(cat /proc/loadavg)"
