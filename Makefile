@@ -8,6 +8,8 @@
 #   make install     binary, header, calderwood.pc, web files, man page, unit (PREFIX, DESTDIR)
 #   make chaos       the crash harness, short form (SIGKILL/restart under load, < 60 s)
 #   make soak        the crash harness, long form (SOAK_KILLS kills or SOAK_MINUTES)
+#   make test-threads  tests/e2e/threads.test.mjs with 1 and 4 gateway threads
+#                    (THREADS_ALL=1: the whole e2e suite with --gateway-threads 1 too)
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
@@ -51,7 +53,7 @@ MAN      := $(BUILD)/calderwood.1
 # they sit in front of the sanitizer's runtime.
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
-.PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins bench-engine fmt clean check-fmt \
+.PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins test-threads bench-engine fmt clean check-fmt \
         chaos soak
 
 all: $(BIN) $(MAN)
@@ -147,6 +149,14 @@ SOAK_MINUTES ?= 30
 
 chaos: $(BIN)
 	$(Q)BUILD=$(BUILD) tests/chaos/run.sh $(CHAOS_ARGS)
+
+# `make test` runs the e2e suite with the default thread count (one per
+# core); this runs the multi-thread file with 1 and 4 gateway threads, and
+# with THREADS_ALL=1 the whole suite again with one thread.
+test-threads: $(BIN)
+	$(Q)CW_SERVER_ARGS="--gateway-threads 1" BUILD=$(BUILD) tests/e2e/run.sh tests/e2e/threads.test.mjs
+	$(Q)CW_SERVER_ARGS="--gateway-threads 4" BUILD=$(BUILD) tests/e2e/run.sh tests/e2e/threads.test.mjs
+	$(Q)if [ "$(THREADS_ALL)" = 1 ]; then CW_SERVER_ARGS="--gateway-threads 1" BUILD=$(BUILD) tests/e2e/run.sh; fi
 
 soak: $(BIN)
 	$(Q)BUILD=$(BUILD) tests/chaos/run.sh --soak --kills $(SOAK_KILLS) --minutes $(SOAK_MINUTES) \

@@ -37,7 +37,7 @@ struct serve_options {
     const char *secret_key_file, *listen, *tls_cert, *tls_key, *web_dir;
     struct cw_strlist origins;
     int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
-    int64_t max_header, workers, worker_queue, login_rate, login_burst;
+    int64_t max_header, gateway_threads, workers, worker_queue, login_rate, login_burst;
     int64_t idle_timeout, header_timeout, body_timeout, ws_ping_interval, ws_pong_timeout;
     bool no_demo_user, no_migrate;
 };
@@ -49,6 +49,15 @@ struct serve_options {
  * gateway to stop.
  */
 static int signal_pipe[2] = {-1, -1};
+
+/* --gateway-threads, or one per core the process may run on (at most 64). */
+static int gateway_threads(int64_t asked)
+{
+    if (asked > 0)
+        return (int)asked;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores < 1 ? 1 : cores > 64 ? 64 : (int)cores;
+}
 
 static void on_signal(int sig)
 {
@@ -215,6 +224,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
             .body_timeout = (int)o->body_timeout,
             .ws_ping_interval = (int)o->ws_ping_interval,
             .ws_pong_timeout = (int)o->ws_pong_timeout,
+            .threads = gateway_threads(o->gateway_threads),
             .workers = (int)o->workers,
             .worker_queue = (size_t)o->worker_queue,
             .login_rate = (double)o->login_rate / 60.0,
@@ -284,6 +294,9 @@ int cw_cli_serve(int argc, char **argv)
          "a WebSocket client silent this long is sent a ping"},
         {"ws-pong-timeout", CW_OPT_INT, &o.ws_pong_timeout, "30", 1, 3600, "SECONDS",
          "a WebSocket client silent this long after a ping is closed (1001)"},
+        {"gateway-threads", CW_OPT_INT, &o.gateway_threads, NULL, 1, 64, "N",
+         "threads serving connections, each with its own event loop (default: the number of "
+         "cores)"},
         {"workers", CW_OPT_INT, &o.workers, "2", 1, 256, "N",
          "worker threads for queries, logins and look-ups"},
         {"worker-queue", CW_OPT_INT, &o.worker_queue, "10000", 1, 1 << 24, "N",

@@ -2,10 +2,12 @@
  * gateway.h - the network in front of the engine: HTTP routes, WebSocket
  * protocol, sessions, audience routing, backpressure (PROTOCOL.md).
  *
- * cw_gateway_run() owns the calling thread for the life of the server: it
- * runs the libwebsockets event loop, and nothing else touches lws objects.
- * Other threads reach it only through the update bus, the worker pool's
- * completion list and cw_gateway_stop(), each of which wakes the loop.
+ * cw_gateway_run() owns the calling thread for the life of the server and
+ * starts cfg->threads - 1 more: each runs a libwebsockets event loop of its
+ * own over the connections it owns, and only it touches their lws objects.
+ * Other threads reach a loop only through the update bus, the worker pools'
+ * completion lists, the hand-off of accepted sockets and cw_gateway_stop(),
+ * each of which wakes it.
  */
 #ifndef CW_GATEWAY_H
 #define CW_GATEWAY_H
@@ -33,7 +35,8 @@ struct cw_gateway_config {
     int body_timeout;     /* a request body, from the end of its head */
     int ws_ping_interval; /* WebSocket silence before the server pings */
     int ws_pong_timeout;  /* after that ping, silence before the connection is closed */
-    int workers;          /* worker threads (queries, logins, look-ups) */
+    int threads;          /* gateway threads, each with its own loop and connections */
+    int workers;          /* worker threads (queries, logins, look-ups), over all of them */
     size_t worker_queue;  /* jobs waiting at most */
     double login_rate;    /* login attempts per second per remote address */
     double login_burst;

@@ -1,15 +1,27 @@
 /*
- * gw.h - what the gateway's files share: the state of the one gateway, the
- * HTTP request and WebSocket connection records, and the functions each
- * file offers the others. Everything here lives on the loop thread.
+ * gw.h - what the gateway's files share: the state shared by every gateway
+ * thread, the state of one thread, the HTTP request and WebSocket
+ * connection records, and the functions each file offers the others.
  *
- *   server.c  lws context (raw sockets), the callback, wake-ups, shutdown
- *   http.c    HTTP/1.1 connections: requests, routes, login/logout, queries,
- *             responses, the WebSocket handshake
- *   httpreq.c the request head parser
+ * Data flows one way, top to bottom; a file calls only files below it:
+ *
+ *   server.c  the N loop threads: lws contexts (raw sockets), the callback,
+ *             the hand-off of accepted sockets, wake-ups, shutdown
+ *   listen.c  the listening socket (thread 0 accepts for every thread)
+ *   http.c    HTTP/1.1 connections: reading requests, keep-alive, the
+ *             WebSocket handshake; whole requests go to routes.c
+ *   routes.c  the routes: login/logout, /query, pages, /health, /metrics
+ *   hub.c     outcomes from the bus to this thread's connections: audience,
+ *             the in-flight table, session events
  *   ws.c      WebSocket connections: receive, command pipeline, output
- *   wsframe.c the client frame decoder
- *   hub.c     outcomes from the bus to connections: audience, sessions
+ *   respond.c the HTTP response writer (routes.c and http.c both use it)
+ *   sessions.c the open sessions (shared by every thread), cookies, Origin
+ *   httpreq.c, wsframe.c, wire.c, outq.c: pure parsers, codecs and queues
+ *
+ * Thread rule: everything in struct cw_gw and every lws object belongs to
+ * the thread that runs that loop (cw_gw is thread-local). struct cw_gws is
+ * shared: set before the threads start and read-only after, except fields
+ * that name their lock.
  */
 #ifndef CW_GW_H
 #define CW_GW_H
@@ -25,6 +37,7 @@
 #include "wsframe.h"
 
 #include <libwebsockets.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct ev_loop;
@@ -33,65 +46,94 @@ struct cw_workers;
 struct cw_ratelimit;
 struct cw_update;
 struct cw_outcome_batch;
+struct cw_bus_reader;
 struct cw_conn;
+struct cw_http;
+
+/* Gateway threads at most (a bit each in the in-flight table; the bus's reader limit). */
+#define CW_GW_MAX_THREADS 64
 
 /* An entry of the id map: a WebSocket connection or a pending HTTP request. */
 enum cw_endpoint_kind { CW_EP_CONN = 1, CW_EP_HTTP };
 
 /* A valid session, as the gateway knows it from the log (session-started/-ended). */
 struct cw_session {
-    char session_uuid[CW_UUID_LEN + 1]; /* the key of gw.sessions */
+    char session_uuid[CW_UUID_LEN + 1]; /* the key of the session table */
     char user_uuid[CW_UUID_LEN + 1];
 };
 
-/* The connections of one user: the key of gw.users is user_uuid. */
+/* The connections of one user on one thread: the key of gw.users is user_uuid. */
 struct cw_user {
     char user_uuid[CW_UUID_LEN + 1];
     struct cw_conn *conns; /* linked through conn->user_next */
 };
 
-/* A command acked and queued but not yet committed: a resend is answered from here. */
-struct cw_inflight {
-    char *key; /* user \n client_id \n seq: the key of gw.inflight */
-    char command_uuid[CW_UUID_LEN + 1];
-    uint64_t also[4]; /* further connections that resent it; 0 = none */
-};
-
-struct cw_gw {
+/* What every gateway thread shares. */
+struct cw_gws {
     const struct cw_gateway_config *cfg;
     struct cw_engine *engine;
     const struct cw_domain *domain;
     struct cw_metrics *metrics;
-    struct lws_context *ctx;
-    struct ev_loop *loop; /* the libev loop lws and listen.c run on */
-    struct cw_workers *workers;
-    struct cw_ratelimit *login_limit;
-    struct cw_idmap endpoints; /* id -> endpoint (conn or http), for results that come back */
-    struct cw_strmap users;    /* user_uuid -> struct cw_user */
-    struct cw_strmap sessions; /* session_uuid -> struct cw_session */
-    struct cw_strmap inflight; /* see struct cw_inflight */
-    struct cw_conn *conns;     /* every open connection, through conn->all_next */
-    uint64_t next_id;
-    size_t out_total;                    /* unsent bytes over all connections */
-    bool intake_paused;                  /* no connection's messages are read */
-    lws_sorted_usec_list_t intake_check; /* while paused: is the store stuck meanwhile? */
-    bool deferring;        /* output is written at the end of this work (a read, a batch) */
-    struct cw_conn *dirty; /* connections with deferred output */
-    int64_t last_position; /* highest event position routed so far */
+    pthread_mutex_t limit_lock;
+    struct cw_ratelimit *login_limit; /* {limit_lock} */
     bool tls;
-    bool stopping; /* no new connections or commands */
-    bool draining; /* the engine drain thread runs */
-    atomic_bool drained;
     char origin[300]; /* our own origin, "http://HOST:PORT" */
     char *login_html, *console_html;
     size_t login_len, console_len;
     char dummy_hash[128]; /* verified against for unknown emails: equal time, equal answer */
-    struct cw_buf out;    /* scratch for frames and responses */
-    lws_sorted_usec_list_t sweep; /* the timer of cw_ws_sweep */
-    lws_usec_t sweep_every;
+    int n_threads;
+    struct cw_gw *threads[CW_GW_MAX_THREADS];
+    atomic_uint next_thread; /* round robin among equally loaded threads */
+    atomic_bool draining;    /* the engine drain thread runs (or ran) */
+    bool drain_joinable;     /* drain_thread was started (by the first thread to stop) */
+    pthread_t drain_thread;  /* joined by thread 0 after the other gateway threads */
+    atomic_bool drained;     /* and has finished */
 };
 
-extern struct cw_gw *cw_gw; /* the one gateway of the process */
+extern struct cw_gws *cw_gws;
+
+/* Accepted sockets waiting for their thread: thread 0 accepts, the owner adopts. */
+#define CW_GW_INBOX 1024
+
+/* One gateway thread: its loop, its connections, and everything they need. */
+struct cw_gw {
+    int index; /* 0 .. n_threads-1; thread 0 also accepts */
+    pthread_t thread;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct ev_loop *loop; /* the libev loop lws runs on */
+    struct cw_workers *workers;
+    struct cw_bus_reader *bus;
+    struct cw_idmap endpoints; /* id -> endpoint (conn or http), for results that come back */
+    struct cw_strmap users;    /* user_uuid -> struct cw_user: this thread's connections */
+    struct cw_conn *conns;     /* every open connection of this thread, through conn->all_next */
+    uint64_t next_id;
+    size_t out_total;                    /* unsent bytes over this thread's connections */
+    bool intake_paused;                  /* no connection's messages are read */
+    lws_sorted_usec_list_t intake_check; /* while paused: is the store stuck meanwhile? */
+    bool deferring;               /* output is written at the end of this work (a read, a batch) */
+    struct cw_conn *dirty;        /* connections with deferred output */
+    int64_t last_position;        /* highest event position routed so far by this thread */
+    bool stopping;                /* no new connections or commands */
+    bool adopted;                 /* the socket being adopted was taken by http.c */
+    struct cw_buf out;            /* scratch for frames and responses */
+    lws_sorted_usec_list_t sweep; /* the timer of cw_ws_sweep */
+    lws_usec_t sweep_every;
+    /* shared with the accepting thread and /metrics */
+    pthread_mutex_t inbox_lock;
+    int inbox[CW_GW_INBOX]; /* {inbox_lock} sockets handed over, not yet adopted */
+    size_t inbox_len;       /* {inbox_lock} */
+    atomic_int load;        /* sockets open or handed over: the balance of the hand-off */
+    atomic_int ws_conns;    /* open WebSocket connections (/metrics) */
+};
+
+extern _Thread_local struct cw_gw *cw_gw; /* the thread's own gateway; NULL off the loops */
+
+/* A new id for an endpoint, unique over every thread (the low bits are the thread's index). */
+static inline uint64_t cw_gw_next_id(void)
+{
+    return (++cw_gw->next_id << 6) | (uint64_t)cw_gw->index;
+}
 
 /* ------------------------------------------------------------------ HTTP */
 
@@ -132,33 +174,65 @@ struct cw_http {
     struct cw_buf resp; /* LWS_PRE bytes, then head and body as sent */
 };
 
-/* A new connection: HTTP until it upgrades. */
+/* http.c. A new connection: HTTP until it upgrades. */
 int cw_http_on_open(struct lws *wsi, void **slot);
 /* Bytes from the client. An upgrade replaces *slot with the WebSocket connection. */
 int cw_http_on_data(struct cw_http *req, const char *in, size_t len, void **slot);
+/* Writable: an answer written, or one given from a worker's result, is finished here. */
 int cw_http_on_writeable(struct cw_http *req, void **slot);
 void cw_http_on_closed(struct cw_http *req);
-/* A logout waiting for its end-session command: the outcome arrived. */
-void cw_http_session_committed(uint64_t id, bool ok);
 
 enum { CW_M_OTHER, CW_M_GET, CW_M_POST, CW_M_HEAD };
 
-/* Answers req (body copied; one write) with the extra headers added so far. */
-int cw_http_respond(struct cw_http *req, int status, const char *content_type, const char *body,
-                    size_t len);
-/* {"error":{"code":CODE,"message":MESSAGE}} */
-int cw_http_respond_error(struct cw_http *req, int status, const char *code, const char *message);
-void cw_http_add_header(struct cw_http *req, const char *name, const char *value);
-
-/* routes.c: answers a whole request (head and body read) by its path. */
+/* routes.c: answers a whole request (head and body read) by its path, now or later. */
 void cw_routes_dispatch(struct cw_http *req);
-/* The session of the request's cw_session cookie, or NULL. */
-struct cw_session *cw_http_session(const struct cw_http *req);
-/* Same-origin, or an allowed one, or no Origin at all (not a browser). */
-bool cw_http_origin_allowed(const struct cw_http *req);
+/* A logout waiting for its end-session command: the outcome arrived (hub.c). */
+void cw_routes_session_committed(uint64_t id, bool ok);
 
+/*
+ * respond.c: answers req (body copied; one write) with the extra headers
+ * added so far. The request counts as answered once lws has written it all:
+ * http.c finishes it then (at once after a dispatch, or in the writable
+ * callback this asks for when the answer comes later).
+ */
+int cw_respond(struct cw_http *req, int status, const char *content_type, const char *body,
+               size_t len);
+/* {"error":{"code":CODE,"message":MESSAGE}} */
+int cw_respond_error(struct cw_http *req, int status, const char *code, const char *message);
+void cw_respond_header(struct cw_http *req, const char *name, const char *value);
+/* The reason phrase of an HTTP status. */
+const char *cw_respond_reason(int status);
 /* Ends a connection politely: no more output, input dropped until the peer closes. */
-void cw_gw_linger(struct lws *wsi);
+void cw_linger(struct lws *wsi);
+
+/*
+ * sessions.c: the table of open sessions, one for every thread, under its
+ * own lock. Copies come out; no pointer into the table does.
+ */
+void cw_sessions_init(void);
+void cw_sessions_release(void);
+/* Adds an open session (a login whose start-session command is queued; a load at start). */
+void cw_sessions_open(const char *session_uuid, const char *user_uuid);
+/* Removes it; false when it was not there. */
+bool cw_sessions_end(const char *session_uuid);
+/* Copies the session out; false when it is not open. */
+bool cw_sessions_get(const char *session_uuid, struct cw_session *out);
+/*
+ * Applies a session event at position, once over every thread: the first
+ * thread to route it changes the table, later ones change nothing (so an
+ * older start never comes back after its end). True for the thread that
+ * applied it.
+ */
+bool cw_sessions_apply(int64_t position, bool started, const char *session_uuid,
+                       const char *user_uuid);
+/* Sets the position from which session events apply (the log's last one at start). */
+void cw_sessions_start_at(int64_t position);
+/* Loads the open sessions from the store at start. */
+int cw_sessions_load(struct cw_db *db, struct cw_error *err);
+/* The session of the request's cw_session cookie (copied into out), or false. */
+bool cw_request_session(const struct cw_http *req, struct cw_session *out);
+/* Same-origin, or an allowed one, or no Origin at all (not a browser). */
+bool cw_request_origin_allowed(const struct cw_http *req);
 
 /* ------------------------------------------------------------- WebSocket */
 
@@ -239,28 +313,47 @@ void cw_ws_intake(void);
  */
 void cw_ws_sweep(void);
 
+/* The connections of user on this thread, linked through user_next, or NULL. */
+struct cw_conn *cw_ws_user_conns(const char *user_uuid);
+/* Frees this thread's user index (its connections are gone). */
+void cw_ws_release(void);
+
+/* ------------------------------------------------------------- in flight */
+
+/*
+ * inflight.c: commands acked and queued but not yet committed, one table
+ * for every thread under its own lock, so a resend on any thread is acked
+ * as the duplicate it is and hears the outcome. An entry goes once every
+ * thread has routed its outcome.
+ */
+void cw_inflight_init(void);
+void cw_inflight_release(void);
+/*
+ * Before the command is queued (so no thread can route its outcome first).
+ * False when that command is in the table already (the entry there stays).
+ */
+bool cw_inflight_add(const char *user, const char *client_id, int64_t seq,
+                     const char *command_uuid);
+/* The command could not be queued after all. */
+void cw_inflight_drop(const char *user, const char *client_id, int64_t seq);
+/*
+ * A resend from conn: when the command is in flight and this thread has not
+ * routed its outcome yet, conn will hear it too; its UUID goes to uuid_out.
+ */
+bool cw_inflight_join(const char *user, const char *client_id, int64_t seq, uint64_t conn,
+                      char *uuid_out);
+/*
+ * This thread routes the command's outcome: the ids of connections that
+ * resent it (up to CW_INFLIGHT_ALSO, 0 for none) go to also. Returns how
+ * many.
+ */
+#define CW_INFLIGHT_ALSO 4
+size_t cw_inflight_routed(const char *user, const char *client_id, int64_t seq,
+                          uint64_t also[CW_INFLIGHT_ALSO]);
+
 /* ------------------------------------------------------------------ hub */
 
-/* Routes every outcome batch waiting on the bus. */
+/* Routes every outcome batch waiting on the bus for this thread. */
 void cw_hub_drain_bus(void);
-/*
- * Adds an open session to the table (a login whose start-session command
- * is queued). A rejected start-session ends it again (route_outcome).
- */
-void cw_hub_session_open(const char *session_uuid, const char *user_uuid);
-/* Loads the open sessions from the store at start. */
-int cw_hub_load_sessions(struct cw_db *db, struct cw_error *err);
-void cw_hub_add_conn(struct cw_conn *c);
-void cw_hub_remove_conn(struct cw_conn *c);
-struct cw_inflight *cw_hub_inflight_find(const char *user, const char *client_id, int64_t seq);
-void cw_hub_inflight_add(const char *user, const char *client_id, int64_t seq,
-                         const char *command_uuid);
-void cw_hub_release(void);
-
-/* A new id for an endpoint. */
-static inline uint64_t cw_gw_next_id(void)
-{
-    return ++cw_gw->next_id;
-}
 
 #endif

@@ -1,13 +1,14 @@
 /*
  * http.c - HTTP/1.1 connections on a raw socket: requests are read whole
- * (head, then a Content-Length body), answered one at a time in order with
- * one write each (head and body together), and kept alive. A request for
- * /ws that asks to upgrade gets the WebSocket handshake here and the socket
+ * (head, then a Content-Length body), handed to routes.c, answered one at a
+ * time in order (respond.c writes each answer; this file finishes the
+ * request once lws holds none of it), and kept alive. A request for /ws
+ * that asks to upgrade gets the WebSocket handshake here and the socket
  * becomes a ws.c connection.
  *
  * Limits answer before anything is read on: a head over --max-header 431,
  * a body over --max-body 413, then the connection ends. Ending is polite
- * (see cw_gw_linger) so the client reads the answer rather than a reset.
+ * (see cw_linger) so the client reads the answer rather than a reset.
  *
  * Time limits are lws timeouts, one per connection, moved at each step: a
  * kept-alive connection waits --idle-timeout for a request to start; its
@@ -30,64 +31,7 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-/* What lws's "best practices" option sent before we read HTTP ourselves; kept as it was. */
-static const char security_headers[] =
-    "Content-Security-Policy: default-src 'none'; img-src 'self' data: ; script-src 'self'; "
-    "font-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
-    "base-uri 'none';form-action 'self';\r\n"
-    "X-Content-Type-Options: nosniff\r\n"
-    "X-XSS-Protection: 1; mode=block\r\n"
-    "X-Frame-Options: deny\r\n"
-    "Referrer-Policy: no-referrer\r\n";
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 303:
-        return "See Other";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 411:
-        return "Length Required";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 426:
-        return "Upgrade Required";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
-    }
-}
-
 /* ------------------------------------------------------------- lifecycle */
-
-void cw_gw_linger(struct lws *wsi)
-{
-    shutdown(lws_get_socket_fd(wsi), SHUT_WR);
-    /* A peer that never closes its side is cut off. */
-    lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
-}
 
 int cw_http_on_open(struct lws *wsi, void **slot)
 {
@@ -96,7 +40,7 @@ int cw_http_on_open(struct lws *wsi, void **slot)
     req->wsi = wsi;
     lws_get_peer_simple(wsi, req->remote, sizeof(req->remote));
     *slot = req;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gw->cfg->idle_timeout);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gws->cfg->idle_timeout);
     return 0;
 }
 
@@ -153,14 +97,7 @@ static void keep_head(struct cw_http *req, size_t head_len)
     req->have_head = true;
 }
 
-/* ------------------------------------------------------------- responses */
-
-void cw_http_add_header(struct cw_http *req, const char *name, const char *value)
-{
-    size_t used = strlen(req->cur.extra_headers);
-    snprintf(req->cur.extra_headers + used, sizeof(req->cur.extra_headers) - used, "%s: %s\r\n",
-             name, value);
-}
+/* ------------------------------------------------------------- answers */
 
 static void log_request(const struct cw_http *req)
 {
@@ -178,76 +115,23 @@ static void finish(struct cw_http *req)
     req->busy = req->sending = false;
     if (req->cur.close_after) {
         req->lingering = true;
-        cw_gw_linger(req->wsi);
+        cw_linger(req->wsi);
         return;
     }
     if (req->paused) {
         req->paused = false;
         lws_rx_flow_control(req->wsi, 1);
     }
-    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gw->cfg->idle_timeout);
+    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, cw_gws->cfg->idle_timeout);
     if (req->in.len && !req->reading) /* a pipelined request waits: read it when writable */
         lws_callback_on_writable(req->wsi);
 }
 
-/* One write for the whole answer; lws keeps what the kernel does not take yet. */
-static void send_response(struct cw_http *req)
+/* The answer respond.c wrote is finished when lws holds none of it. */
+static void settle(struct cw_http *req)
 {
-    size_t n = req->resp.len - LWS_PRE;
-    if (lws_write(req->wsi, (unsigned char *)req->resp.data + LWS_PRE, n, LWS_WRITE_RAW) < (int)n) {
-        lws_set_timeout(req->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-        return;
-    }
-    cw_buf_reset(&req->resp);
-    /* A keep-alive connection need not hold on to its biggest answer's buffer. */
-    if (req->resp.cap > 256 * 1024)
-        cw_buf_release(&req->resp);
-    req->sending = true;
-    if (lws_partial_buffered(req->wsi))
-        lws_callback_on_writable(req->wsi); /* finished once lws has written it all */
-    else
+    if (req->sending && !lws_partial_buffered(req->wsi))
         finish(req);
-}
-
-int cw_http_respond(struct cw_http *req, int status, const char *content_type, const char *body,
-                    size_t len)
-{
-    struct cw_buf *b = &req->resp;
-    cw_buf_reset(b);
-    cw_buf_grow(b, LWS_PRE + 1024 + len);
-    b->len = LWS_PRE;
-    char line[160];
-    snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
-    cw_buf_adds(b, line);
-    cw_buf_add(b, security_headers, sizeof(security_headers) - 1);
-    snprintf(line, sizeof(line), "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type, len);
-    cw_buf_adds(b, line);
-    cw_buf_adds(b, "Cache-Control: no-store\r\n");
-    cw_buf_adds(b, req->cur.extra_headers);
-    if (req->cur.close_after)
-        cw_buf_adds(b, "Connection: close\r\n");
-    cw_buf_adds(b, "\r\n");
-    if (!req->cur.head_only)
-        cw_buf_add(b, body, len);
-    req->cur.status = status;
-    req->cur.resp_body_len = len;
-    req->busy = true;
-    if (status >= 400)
-        cw_count(cw_gw->metrics->http_errors);
-    send_response(req);
-    return 0;
-}
-
-int cw_http_respond_error(struct cw_http *req, int status, const char *code, const char *message)
-{
-    struct cw_buf *b = &cw_gw->out;
-    cw_buf_reset(b);
-    cw_buf_adds(b, "{\"error\":{\"code\":");
-    cw_json_add_string(b, code, strlen(code));
-    cw_buf_adds(b, ",\"message\":");
-    cw_json_add_string(b, message, strlen(message));
-    cw_buf_adds(b, "}}");
-    return cw_http_respond(req, status, "application/json", b->data, b->len);
 }
 
 int cw_http_on_writeable(struct cw_http *req, void **slot)
@@ -271,14 +155,14 @@ static void start_request(struct cw_http *req)
     req->cur.started_us = cw_now_us();
     snprintf(req->cur.method_name, sizeof(req->cur.method_name), "-");
     snprintf(req->cur.path, sizeof(req->cur.path), "-");
-    cw_count(cw_gw->metrics->http_requests);
+    cw_count(cw_gws->metrics->http_requests);
 }
 
 /* An answer that ends the connection: what follows the head cannot be trusted or is unread. */
 static int refuse(struct cw_http *req, int status, const char *code, const char *message)
 {
     req->cur.close_after = true;
-    return cw_http_respond_error(req, status, code, message);
+    return cw_respond_error(req, status, code, message);
 }
 
 /* Method, path, body length and keep-alive from a parsed head; nonzero after refusing it. */
@@ -314,7 +198,7 @@ static int read_head(struct cw_http *req)
     if (!length)
         return 0;
     unsigned long long n = strtoull(length, NULL, 10);
-    if (n > cw_gw->cfg->max_body)
+    if (n > cw_gws->cfg->max_body)
         return refuse(req, 413, "too-large", "the request body is over the limit");
     req->cur.body_len = (size_t)n;
     return 0;
@@ -431,20 +315,20 @@ static int upgrade(struct cw_http *req, void **slot)
         !cw_httpreq_has_token(cw_httpreq_field(&req->head, "connection"), "upgrade"))
         return refuse(req, 400, "malformed", "not a valid WebSocket handshake");
     if (!version || strcmp(version, "13")) {
-        cw_http_add_header(req, "Sec-WebSocket-Version", "13");
+        cw_respond_header(req, "Sec-WebSocket-Version", "13");
         return refuse(req, 426, "upgrade-required", "WebSocket version 13 only");
     }
     if (cw_gw->stopping)
         return refuse(req, 503, "shutting-down", "the server is stopping");
-    if (!cw_http_origin_allowed(req))
+    if (!cw_request_origin_allowed(req))
         return refuse(req, 403, "forbidden", "this Origin may not open a WebSocket here");
     int64_t after;
     if (!after_param(req->head.target, &after))
         return refuse(req, 400, "malformed", "after= takes a position: an integer, 0 <= n < 2^53");
-    struct cw_session *s = cw_http_session(req);
-    if (!s)
+    struct cw_session session;
+    if (!cw_request_session(req, &session))
         return refuse(req, 401, "unauthorized", "log in first: no valid session");
-    return accept_upgrade(req, slot, s, after);
+    return accept_upgrade(req, slot, &session, after);
 }
 
 /* Reads requests from the input while it holds whole ones and none is being answered. */
@@ -455,11 +339,11 @@ static int next_request(struct cw_http *req, void **slot)
         if (!req->have_head && !req->head_clock) { /* the first byte of a head */
             req->head_clock = true;
             lws_set_timeout(req->wsi, PENDING_TIMEOUT_AWAITING_CLIENT_HS_SEND,
-                            cw_gw->cfg->header_timeout);
+                            cw_gws->cfg->header_timeout);
         }
         if (!req->have_head) {
             long n =
-                cw_httpreq_parse(req->in.data, req->in.len, cw_gw->cfg->max_header, &req->head);
+                cw_httpreq_parse(req->in.data, req->in.len, cw_gws->cfg->max_header, &req->head);
             if (n == CW_HTTPREQ_MORE)
                 break;
             start_request(req);
@@ -473,14 +357,14 @@ static int next_request(struct cw_http *req, void **slot)
             }
             keep_head(req, (size_t)n);
             req->head_clock = false;
-            if (read_head(req))
+            if (read_head(req) || req->busy) /* refused: nothing after it is read */
                 break;
             if (wants_upgrade(req)) {
                 req->reading = false;
                 return upgrade(req, slot); /* req is gone when it succeeds */
             }
             if (req->in.len < req->cur.body_len) {
-                lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, cw_gw->cfg->body_timeout);
+                lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, cw_gws->cfg->body_timeout);
                 send_continue(req);
             }
         }
@@ -488,6 +372,7 @@ static int next_request(struct cw_http *req, void **slot)
             break; /* the body is still coming */
         cw_buf_add(&req->body, req->in.data, req->cur.body_len);
         cw_routes_dispatch(req);
+        settle(req);
         consume(req, req->cur.body_len);
         req->have_head = false;
         if (req->body.cap)
@@ -499,6 +384,7 @@ static int next_request(struct cw_http *req, void **slot)
             lws_set_timeout(req->wsi, NO_PENDING_TIMEOUT, 0);
         }
     }
+    settle(req); /* a refusal that ended the loop */
     req->reading = false;
     return 0;
 }
@@ -508,7 +394,7 @@ int cw_http_on_data(struct cw_http *req, const char *in, size_t len, void **slot
     if (req->lingering)
         return 0;
     /* A paused connection still delivers what one read held; more than that is abuse. */
-    if (req->in.len + len > cw_gw->cfg->max_header + cw_gw->cfg->max_body + 65536)
+    if (req->in.len + len > cw_gws->cfg->max_header + cw_gws->cfg->max_body + 65536)
         return -1;
     if (len)
         cw_buf_add(&req->in, in, len);

@@ -12,15 +12,14 @@
  * The classic alternative, a spare descriptor closed to accept and drop the
  * client, would turn every client over the limit away with a reset instead.
  *
- * What is accepted becomes lws's at once (a raw socket, TLS when the vhost
- * has it); this file keeps no connection state.
+ * What is accepted goes at once to the callback (server.c, which picks the
+ * gateway thread that will own it); this file keeps no connection state.
  */
 #include "listen.h"
 #include "core/log.h"
 
 #include <errno.h>
 #include <ev.h>
-#include <libwebsockets.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,9 +34,8 @@
 static struct {
     int fd;
     struct ev_loop *loop;
-    struct lws_vhost *vh;
-    const char *protocol;
-    bool tls;
+    cw_listen_cb on_socket;
+    void *arg;
     ev_io io;
     ev_timer pause;
     ev_tstamp logged_at;    /* when the last pause was logged; 0: never */
@@ -114,20 +112,15 @@ static void on_acceptable(struct ev_loop *loop, ev_io *w, int revents)
                 pause_accepting(errno);
             return;
         }
-        lws_sock_file_fd_type desc = {.sockfd = fd};
-        /* On failure lws has closed the socket; the client sees the connection end. */
-        lws_adopt_descriptor_vhost(listener.vh,
-                                   LWS_ADOPT_SOCKET | (listener.tls ? LWS_ADOPT_ALLOW_SSL : 0),
-                                   desc, listener.protocol, NULL);
+        listener.on_socket(fd, listener.arg);
     }
 }
 
-void cw_listen_start(struct ev_loop *loop, struct lws_vhost *vh, const char *protocol, bool tls)
+void cw_listen_start(struct ev_loop *loop, cw_listen_cb on_socket, void *arg)
 {
     listener.loop = loop;
-    listener.vh = vh;
-    listener.protocol = protocol;
-    listener.tls = tls;
+    listener.on_socket = on_socket;
+    listener.arg = arg;
     ev_io_init(&listener.io, on_acceptable, listener.fd, EV_READ);
     ev_timer_init(&listener.pause, on_resume, PAUSE_S, 0.);
     ev_io_start(loop, &listener.io);

@@ -1,8 +1,9 @@
 /*
  * listen.h - the gateway's listening socket, bound and accepted by us; each
- * accepted socket is handed to lws as a raw one (lws_adopt_descriptor_vhost).
+ * accepted socket goes to a callback (server.c hands it to a gateway thread,
+ * which gives it to lws as a raw one).
  *
- * One listener per process, on the loop thread. The socket is bound before
+ * One listener per process, on the loop of gateway thread 0. The socket is bound before
  * lws starts, so a taken address is one clear error and not lws's own log
  * lines; and when accept() runs out of descriptors the listener pauses
  * instead of being woken again at once (see listen.c).
@@ -15,7 +16,9 @@
 #include <stdbool.h>
 
 struct ev_loop;
-struct lws_vhost;
+
+/* An accepted socket (non-blocking, close-on-exec), now the callee's. */
+typedef void (*cw_listen_cb)(int fd, void *arg);
 
 /*
  * Binds and listens on host:port (host "" is every address); shown is how
@@ -25,8 +28,8 @@ struct lws_vhost;
  */
 int cw_listen_open(const char *host, int port, const char *shown, struct cw_error *err);
 
-/* Starts accepting on loop; each socket goes to vh's protocol `protocol` (over TLS when tls). */
-void cw_listen_start(struct ev_loop *loop, struct lws_vhost *vh, const char *protocol, bool tls);
+/* Starts accepting on loop; each socket goes to on_socket(fd, arg), on that loop's thread. */
+void cw_listen_start(struct ev_loop *loop, cw_listen_cb on_socket, void *arg);
 
 /* Stops accepting and closes the socket; harmless when not open. */
 void cw_listen_close(void);

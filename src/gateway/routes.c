@@ -3,9 +3,10 @@
  * are events, so both wait for their command to commit), queries (on the
  * worker pool), the pages, static files, /health and /metrics.
  *
- * http.c hands over whole requests and writes the answers. Work that may block (password checks,
- * queries) goes to the workers and comes back by request id, so a client that went away is simply
- * not found.
+ * http.c hands over whole requests; the answers go out through respond.c,
+ * so this file only calls down. Work that may block (password checks,
+ * queries) goes to this thread's workers and comes back by request id, so a
+ * client that went away is simply not found.
  */
 #include "auth/cookie.h"
 #include "auth/password.h"
@@ -35,60 +36,21 @@
 
 static int respond_json(struct cw_http *req, int status, const char *json)
 {
-    return cw_http_respond(req, status, "application/json", json, strlen(json));
+    return cw_respond(req, status, "application/json", json, strlen(json));
 }
 
 static int redirect(struct cw_http *req, const char *location)
 {
-    cw_http_add_header(req, "Location", location);
-    return cw_http_respond(req, 303, "text/plain", "", 0);
+    cw_respond_header(req, "Location", location);
+    return cw_respond(req, 303, "text/plain", "", 0);
 }
 
 static void set_cookie(struct cw_http *req, const char *value, bool clear)
 {
     char line[400];
     snprintf(line, sizeof(line), "%s=%s; HttpOnly; SameSite=Lax; Path=/%s%s", CW_COOKIE_NAME, value,
-             clear ? "; Max-Age=0" : "", cw_gw->tls ? "; Secure" : "");
-    cw_http_add_header(req, "Set-Cookie", line);
-}
-
-/* ------------------------------------------------------------- sessions */
-
-/* The session a Cookie header names, when it is sealed by us and still open. */
-static struct cw_session *session_of_cookie(const char *header)
-{
-    const char *value;
-    size_t len;
-    char session_uuid[CW_UUID_LEN + 1];
-    if (!header || cw_cookie_find(header, CW_COOKIE_NAME, &value, &len) ||
-        cw_cookie_open(cw_gw->cfg->secret_key, value, len, session_uuid))
-        return NULL;
-    return cw_strmap_get(&cw_gw->sessions, session_uuid);
-}
-
-struct cw_session *cw_http_session(const struct cw_http *req)
-{
-    return session_of_cookie(cw_httpreq_field(&req->head, "cookie"));
-}
-
-bool cw_http_origin_allowed(const struct cw_http *req)
-{
-    const char *origin = cw_httpreq_field(&req->head, "origin");
-    const char *host = cw_httpreq_field(&req->head, "host");
-    if (!origin)
-        return true; /* not a browser: nothing to hijack */
-    if (!strcmp(origin, cw_gw->origin))
-        return true;
-    char own[300];
-    if (host) {
-        snprintf(own, sizeof(own), "%s://%s", cw_gw->tls ? "https" : "http", host);
-        if (!strcmp(origin, own))
-            return true;
-    }
-    for (size_t i = 0; i < cw_gw->cfg->n_allowed_origins; i++)
-        if (!strcmp(origin, cw_gw->cfg->allowed_origins[i]))
-            return true;
-    return false;
+             clear ? "; Max-Age=0" : "", cw_gws->tls ? "; Secure" : "");
+    cw_respond_header(req, "Set-Cookie", line);
 }
 
 /* ----------------------------------------------------- login and logout */
@@ -110,20 +72,20 @@ static void run_login(struct cw_job *job, struct cw_db *db)
     bool found =
         cw_accounts_find_login(db, l->email, l->user_uuid, hash, sizeof(hash), NULL) == CW_OK;
     /* An unknown email costs the same hash check, so time tells nothing either. */
-    bool ok = cw_password_verify(found ? hash : cw_gw->dummy_hash, l->password);
+    bool ok = cw_password_verify(found ? hash : cw_gws->dummy_hash, l->password);
     l->ok = found && ok;
     sodium_memzero(l->password, sizeof(l->password));
 }
 
 /*
  * Queues a session command for request; its outcome comes back to
- * cw_http_session_committed() when answer is set, else to no endpoint.
+ * cw_routes_session_committed() when answer is set, else to no endpoint.
  */
 static int submit_session_command(uint64_t request, bool answer, const char *name,
                                   const char *user_uuid, json_t *data)
 {
     const struct cw_command_def *def = NULL;
-    if (cw_coerce_command(cw_gw->domain, name, data, true, &def, NULL)) {
+    if (cw_coerce_command(cw_gws->domain, name, data, true, &def, NULL)) {
         json_decref(data);
         return CW_ERR_INVALID;
     }
@@ -132,7 +94,7 @@ static int submit_session_command(uint64_t request, bool answer, const char *nam
              (long long)cw_now_us());
     struct cw_envelope *env =
         cw_envelope_new(def, user_uuid, client_id, 0, data, NULL, answer ? request : 0);
-    int rc = cw_engine_submit(cw_gw->engine, env);
+    int rc = cw_engine_submit(cw_gws->engine, env);
     if (rc)
         cw_envelope_free(env);
     return rc;
@@ -140,19 +102,19 @@ static int submit_session_command(uint64_t request, bool answer, const char *nam
 
 static int login_failed(struct cw_http *req)
 {
-    cw_count(cw_gw->metrics->logins_failed);
+    cw_count(cw_gws->metrics->logins_failed);
     if (req->cur.form)
         return redirect(req, "/login?error=1");
-    return cw_http_respond_error(req, 401, "invalid-credentials", "Invalid email or password.");
+    return cw_respond_error(req, 401, "invalid-credentials", "Invalid email or password.");
 }
 
 /* The session's cookie, and where the client goes now. */
 static void login_ok(struct cw_http *req, const char *user_uuid, const char *session_uuid)
 {
     char cookie[CW_COOKIE_VALUE_MAX];
-    cw_cookie_seal(cw_gw->cfg->secret_key, session_uuid, cookie);
+    cw_cookie_seal(cw_gws->cfg->secret_key, session_uuid, cookie);
     set_cookie(req, cookie, false);
-    cw_count(cw_gw->metrics->logins_ok);
+    cw_count(cw_gws->metrics->logins_ok);
     cw_info("login.ok", "user=%s session=%s remote=%s", user_uuid, session_uuid, req->remote);
     if (req->cur.form) {
         redirect(req, "/console");
@@ -185,9 +147,9 @@ static void done_login(struct cw_job *job, bool cancelled)
             json_t *data =
                 json_pack("{s:s,s:s}", "user_uuid", l->user_uuid, "session_uuid", session_uuid);
             if (submit_session_command(req->id, false, "start-session", l->user_uuid, data)) {
-                cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+                cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
             } else {
-                cw_hub_session_open(session_uuid, l->user_uuid);
+                cw_sessions_open(session_uuid, l->user_uuid);
                 login_ok(req, l->user_uuid, session_uuid);
             }
         }
@@ -227,14 +189,17 @@ static int handle_login(struct cw_http *req)
     const char *type = cw_httpreq_field(&req->head, "content-type");
     req->cur.form = !type || strncmp(type, "application/json", 16) != 0;
     int64_t retry_us = 0;
-    if (!cw_ratelimit_allow(cw_gw->login_limit, req->remote, cw_now_us(), &retry_us)) {
-        cw_count(cw_gw->metrics->logins_limited);
+    pthread_mutex_lock(&cw_gws->limit_lock); /* one limit over every thread */
+    bool allowed = cw_ratelimit_allow(cw_gws->login_limit, req->remote, cw_now_us(), &retry_us);
+    pthread_mutex_unlock(&cw_gws->limit_lock);
+    if (!allowed) {
+        cw_count(cw_gws->metrics->logins_limited);
         char seconds[32];
         snprintf(seconds, sizeof(seconds), "%lld", (long long)(retry_us / 1000000 + 1));
-        cw_http_add_header(req, "Retry-After", seconds);
+        cw_respond_header(req, "Retry-After", seconds);
         cw_warn("login.limited", "remote=%s", req->remote);
-        return cw_http_respond_error(req, 429, "rate-limited",
-                                     "too many login attempts; try again later");
+        return cw_respond_error(req, 429, "rate-limited",
+                                "too many login attempts; try again later");
     }
     struct login_job *l = cw_xcalloc(1, sizeof(*l));
     l->job.run = run_login;
@@ -250,7 +215,7 @@ static int handle_login(struct cw_http *req)
         if (!json_is_object(root)) {
             json_decref(root);
             free(l);
-            return cw_http_respond_error(req, 400, "malformed", "the body must be a JSON object");
+            return cw_respond_error(req, 400, "malformed", "the body must be a JSON object");
         }
         ok = json_value(root, "email", l->email, sizeof(l->email)) &&
              json_value(root, "password", l->password, sizeof(l->password));
@@ -265,7 +230,7 @@ static int handle_login(struct cw_http *req)
     if (rc) {
         sodium_memzero(l->password, sizeof(l->password));
         free(l);
-        return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+        return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
     }
     return 0;
 }
@@ -273,14 +238,14 @@ static int handle_login(struct cw_http *req)
 static int handle_logout(struct cw_http *req, struct cw_session *s)
 {
     if (!s)
-        return cw_http_respond_error(req, 401, "unauthorized", "no valid session");
+        return cw_respond_error(req, 401, "unauthorized", "no valid session");
     json_t *data = json_pack("{s:s}", "session_uuid", s->session_uuid);
     if (submit_session_command(req->id, true, "end-session", s->user_uuid, data))
-        return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
-    return 0; /* answered once committed: cw_http_session_committed() */
+        return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+    return 0; /* answered once committed: cw_routes_session_committed() */
 }
 
-void cw_http_session_committed(uint64_t id, bool ok)
+void cw_routes_session_committed(uint64_t id, bool ok)
 {
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, id);
     if (!req)
@@ -320,7 +285,7 @@ static void run_query(struct cw_job *job, struct cw_db *db)
     struct query_job *q = (struct query_job *)job;
     struct cw_error err = {0};
     json_t *result = NULL;
-    int rc = cw_query_run(cw_gw->domain, db, q->name, q->data, q->user_uuid, &result, &err);
+    int rc = cw_query_run(cw_gws->domain, db, q->name, q->data, q->user_uuid, &result, &err);
     if (!rc) {
         q->status = 200;
         cw_buf_adds(&q->answer, "[\"ok\",");
@@ -340,10 +305,10 @@ static void done_query(struct cw_job *job, bool cancelled)
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, q->request);
     if (req && !cancelled) {
         if (q->status != 200)
-            cw_count(cw_gw->metrics->query_errors);
-        cw_http_respond(req, q->status, "application/json", q->answer.data, q->answer.len);
+            cw_count(cw_gws->metrics->query_errors);
+        cw_respond(req, q->status, "application/json", q->answer.data, q->answer.len);
     } else if (req) {
-        cw_http_respond_error(req, 503, "shutting-down", "the server is stopping");
+        cw_respond_error(req, 503, "shutting-down", "the server is stopping");
     }
     free(q->name);
     json_decref(q->data);
@@ -356,8 +321,8 @@ static int query_malformed(struct cw_http *req, const char *message)
     struct cw_buf *b = &cw_gw->out;
     cw_buf_reset(b);
     add_query_error(b, "malformed", message, NULL);
-    cw_count(cw_gw->metrics->query_errors);
-    return cw_http_respond(req, 400, "application/json", b->data, b->len);
+    cw_count(cw_gws->metrics->query_errors);
+    return cw_respond(req, 400, "application/json", b->data, b->len);
 }
 
 static int handle_query(struct cw_http *req, struct cw_session *s)
@@ -382,12 +347,12 @@ static int handle_query(struct cw_http *req, struct cw_session *s)
     q->name = cw_xstrdup(json_string_value(name));
     q->data = json_is_object(data) ? json_incref(data) : json_object();
     json_decref(root);
-    cw_count(cw_gw->metrics->queries);
+    cw_count(cw_gws->metrics->queries);
     if (cw_workers_submit(cw_gw->workers, &q->job)) {
         free(q->name);
         json_decref(q->data);
         free(q);
-        return cw_http_respond_error(req, 503, "overloaded", "the server is busy; try again");
+        return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
     }
     return 0;
 }
@@ -405,31 +370,58 @@ static int handle_health(struct cw_http *req)
     char body[256];
     bool ok = !cw_gw->stopping;
     /* The drain thread stops the processor: its condition is not asked for then. */
-    int condition = cw_gw->draining ? CW_CONDITION_OK : cw_engine_condition(cw_gw->engine);
+    int condition = cw_gws->draining ? CW_CONDITION_OK : cw_engine_condition(cw_gws->engine);
     const char *status = !ok ? "stopping" : condition != CW_CONDITION_OK ? "degraded" : "ok";
     snprintf(body, sizeof(body),
              "{\"status\":\"%s\",\"store\":\"%s\",\"connections\":%llu,\"queue_depth\":%zu,"
              "\"position\":%lld}",
              status, cw_condition_name(condition),
-             (unsigned long long)atomic_load(&cw_gw->metrics->connections),
-             cw_engine_queue_depth(cw_gw->engine), (long long)cw_gw->last_position);
+             (unsigned long long)atomic_load(&cw_gws->metrics->connections),
+             cw_engine_queue_depth(cw_gws->engine), (long long)cw_gw->last_position);
     return respond_json(req, ok ? 200 : 503, body);
+}
+
+/* What each gateway thread holds: how the hand-off spreads the sockets. */
+static void render_threads(struct cw_buf *b)
+{
+    char line[160];
+    cw_buf_adds(b, "# HELP calderwood_gateway_threads Gateway threads (--gateway-threads).\n"
+                   "# TYPE calderwood_gateway_threads gauge\n");
+    snprintf(line, sizeof(line), "calderwood_gateway_threads %d\n", cw_gws->n_threads);
+    cw_buf_adds(b, line);
+    cw_buf_adds(b, "# HELP calderwood_gateway_thread_connections WebSocket connections open on "
+                   "each gateway thread.\n"
+                   "# TYPE calderwood_gateway_thread_connections gauge\n");
+    for (int i = 0; i < cw_gws->n_threads; i++) {
+        snprintf(line, sizeof(line), "calderwood_gateway_thread_connections{thread=\"%d\"} %d\n", i,
+                 atomic_load(&cw_gws->threads[i]->ws_conns));
+        cw_buf_adds(b, line);
+    }
+    cw_buf_adds(b, "# HELP calderwood_gateway_thread_sockets Sockets (HTTP and WebSocket) open "
+                   "on each gateway thread.\n"
+                   "# TYPE calderwood_gateway_thread_sockets gauge\n");
+    for (int i = 0; i < cw_gws->n_threads; i++) {
+        snprintf(line, sizeof(line), "calderwood_gateway_thread_sockets{thread=\"%d\"} %d\n", i,
+                 atomic_load(&cw_gws->threads[i]->load));
+        cw_buf_adds(b, line);
+    }
 }
 
 static int handle_metrics(struct cw_http *req)
 {
     struct cw_buf b = CW_BUF_INIT;
-    cw_metrics_render(cw_gw->metrics, cw_engine_queue_depth(cw_gw->engine),
-                      cw_engine_queue_capacity(cw_gw->engine), &b);
+    cw_metrics_render(cw_gws->metrics, cw_engine_queue_depth(cw_gws->engine),
+                      cw_engine_queue_capacity(cw_gws->engine), &b);
     struct cw_processor_stats st = {0};
     int condition = CW_CONDITION_OK;
-    if (!cw_gw->draining) {
-        cw_engine_stats(cw_gw->engine, &st);
-        condition = cw_engine_condition(cw_gw->engine);
+    if (!cw_gws->draining) {
+        cw_engine_stats(cw_gws->engine, &st);
+        condition = cw_engine_condition(cw_gws->engine);
     }
     struct cw_store_health h = {.condition = cw_condition_name(condition), .retries = st.retries};
     cw_metrics_render_store(&h, &b);
-    cw_http_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
+    render_threads(&b);
+    cw_respond(req, 200, "text/plain; version=0.0.4", b.data, b.len);
     cw_buf_release(&b);
     return 0;
 }
@@ -462,42 +454,41 @@ static const struct route *find_route(const char *path)
 /* Runs the route: the request and its body are complete. */
 static int dispatch(struct cw_http *req, const struct route *r)
 {
-    struct cw_session *s = cw_http_session(req);
+    struct cw_session session;
+    struct cw_session *s = cw_request_session(req, &session) ? &session : NULL;
     switch (r->id) {
     case R_WS:
         if (!s)
-            return cw_http_respond_error(req, 401, "unauthorized",
-                                         "log in first: no valid session");
-        cw_http_add_header(req, "Upgrade", "websocket");
-        return cw_http_respond_error(req, 426, "upgrade-required", "/ws is a WebSocket endpoint");
+            return cw_respond_error(req, 401, "unauthorized", "log in first: no valid session");
+        cw_respond_header(req, "Upgrade", "websocket");
+        return cw_respond_error(req, 426, "upgrade-required", "/ws is a WebSocket endpoint");
     case R_QUERY:
         if (!s)
-            return cw_http_respond_error(req, 401, "unauthorized",
-                                         "log in first: no valid session");
+            return cw_respond_error(req, 401, "unauthorized", "log in first: no valid session");
         return handle_query(req, s);
     case R_LOGIN:
         if (req->cur.method == CW_M_POST) {
             if (cw_gw->stopping)
-                return cw_http_respond_error(req, 503, "shutting-down", "the server is stopping");
+                return cw_respond_error(req, 503, "shutting-down", "the server is stopping");
             return handle_login(req);
         }
         if (s)
             return redirect(req, "/console");
-        return cw_http_respond(req, 200, "text/html; charset=utf-8", cw_gw->login_html,
-                               cw_gw->login_len);
+        return cw_respond(req, 200, "text/html; charset=utf-8", cw_gws->login_html,
+                          cw_gws->login_len);
     case R_LOGOUT:
         return handle_logout(req, s);
     case R_CONSOLE:
         if (!s)
             return redirect(req, "/login");
-        return cw_http_respond(req, 200, "text/html; charset=utf-8", cw_gw->console_html,
-                               cw_gw->console_len);
+        return cw_respond(req, 200, "text/html; charset=utf-8", cw_gws->console_html,
+                          cw_gws->console_len);
     case R_HEALTH:
         return handle_health(req);
     case R_METRICS:
         return handle_metrics(req);
     }
-    return cw_http_respond_error(req, 404, "not-found", "no such path");
+    return cw_respond_error(req, 404, "not-found", "no such path");
 }
 
 /* A path under /static/ that stays inside the folder: no dot segments, no odd bytes. */
@@ -531,16 +522,16 @@ static const char *mime_type(const char *path)
 static int serve_static(struct cw_http *req)
 {
     char file[4400];
-    snprintf(file, sizeof(file), "%s/static/%s", cw_gw->cfg->web_dir, req->cur.path + 8);
+    snprintf(file, sizeof(file), "%s/static/%s", cw_gws->cfg->web_dir, req->cur.path + 8);
     struct stat sb;
     FILE *f = NULL;
     if (!safe_static_path(req->cur.path + 8) || stat(file, &sb) || !S_ISREG(sb.st_mode) ||
         sb.st_size > MAX_STATIC_FILE || !(f = fopen(file, "rb")))
-        return cw_http_respond_error(req, 404, "not-found", "no such path");
+        return cw_respond_error(req, 404, "not-found", "no such path");
     char *data = cw_xmalloc((size_t)sb.st_size + 1);
     size_t n = fread(data, 1, (size_t)sb.st_size, f);
     fclose(f);
-    int rc = cw_http_respond(req, 200, mime_type(file), data, n);
+    int rc = cw_respond(req, 200, mime_type(file), data, n);
     free(data);
     return rc;
 }
@@ -555,18 +546,18 @@ void cw_routes_dispatch(struct cw_http *req)
             serve_static(req);
             return;
         }
-        cw_http_add_header(req, "Allow", "GET");
-        cw_http_respond_error(req, 405, "method-not-allowed", "static files are only read");
+        cw_respond_header(req, "Allow", "GET");
+        cw_respond_error(req, 405, "method-not-allowed", "static files are only read");
         return;
     }
     const struct route *r = find_route(req->cur.path);
     if (!r) {
-        cw_http_respond_error(req, 404, "not-found", "no such path");
+        cw_respond_error(req, 404, "not-found", "no such path");
         return;
     }
     if (!(r->methods & (1u << req->cur.method))) {
-        cw_http_add_header(req, "Allow", r->allow);
-        cw_http_respond_error(req, 405, "method-not-allowed", "this path does not take that verb");
+        cw_respond_header(req, "Allow", r->allow);
+        cw_respond_error(req, 405, "method-not-allowed", "this path does not take that verb");
         return;
     }
     dispatch(req, r);

@@ -70,7 +70,7 @@ static void continue_resume(struct cw_conn *c);
 /* A catch-up chunk's frames, at most; the next chunk waits for the output to drain below it. */
 static size_t resume_chunk_bytes(void)
 {
-    return cw_gw->cfg->max_output / 4;
+    return cw_gws->cfg->max_output / 4;
 }
 
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
@@ -78,7 +78,7 @@ static void set_reading(struct cw_conn *c)
 {
     /* A client that does not take its answers sends no more questions meanwhile. */
     bool read = !cw_gw->intake_paused && c->pipe_len < PIPE_PAUSE &&
-                c->out.bytes <= cw_gw->cfg->max_output / 2;
+                c->out.bytes <= cw_gws->cfg->max_output / 2;
     if (read != c->reading) {
         c->reading = read;
         lws_rx_flow_control(c->wsi, read);
@@ -101,7 +101,7 @@ static bool choked(struct cw_conn *c)
 static void close_slow(struct cw_conn *c)
 {
     cw_outq_drop_unstarted(&c->out);
-    cw_count(cw_gw->metrics->connections_closed_slow);
+    cw_count(cw_gws->metrics->connections_closed_slow);
     cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
     cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, SLOW_CLOSE_GRACE_S);
@@ -117,7 +117,7 @@ static void queued(struct cw_conn *c)
      * stops reading commands instead: cw_ws_intake.) Far past the bound,
      * memory decides regardless.
      */
-    size_t bound = cw_gw->cfg->max_output;
+    size_t bound = cw_gws->cfg->max_output;
     if (c->out.bytes > bound && (c->out.bytes > 64 * bound || choked(c))) {
         close_slow(c);
         return;
@@ -154,7 +154,7 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
     if (live)
         c->last_sent = u->ev.position;
     cw_outq_push_update(&c->out, u);
-    cw_count(cw_gw->metrics->updates_sent);
+    cw_count(cw_gws->metrics->updates_sent);
     queued(c);
 }
 
@@ -204,7 +204,7 @@ static int write_some(struct cw_conn *c, bool *full)
     for (size_t i = 0; i < n; i++)
         want += iov[i].iov_len;
     ssize_t w;
-    if (cw_gw->tls) {
+    if (cw_gws->tls) {
         w = write_tls(c, iov, n);
         *full = lws_partial_buffered(c->wsi);
     } else {
@@ -219,8 +219,8 @@ static int write_some(struct cw_conn *c, bool *full)
     size_t frames = cw_outq_advance(&c->out, (size_t)w, &close_done);
     if (close_done)
         c->close_sent = true;
-    cw_count_n(cw_gw->metrics->bytes_out, (uint64_t)w);
-    cw_count_n(cw_gw->metrics->frames_out, frames);
+    cw_count_n(cw_gws->metrics->bytes_out, (uint64_t)w);
+    cw_count_n(cw_gws->metrics->frames_out, frames);
     return 0;
 }
 
@@ -237,7 +237,7 @@ static void maybe_end(struct cw_conn *c)
         return;
     }
     c->ended = true;
-    cw_gw_linger(c->wsi);
+    cw_linger(c->wsi);
 }
 
 /* Writes what c has queued while its socket takes it; the rest waits for writability. */
@@ -312,9 +312,9 @@ static void on_intake_check(lws_sorted_usec_list_t *sul)
 
 void cw_ws_intake(void)
 {
-    size_t depth = cw_engine_queue_depth(cw_gw->engine);
-    size_t cap = cw_engine_queue_capacity(cw_gw->engine);
-    bool stuck = !cw_gw->draining && cw_engine_condition(cw_gw->engine) != CW_CONDITION_OK;
+    size_t depth = cw_engine_queue_depth(cw_gws->engine);
+    size_t cap = cw_engine_queue_capacity(cw_gws->engine);
+    bool stuck = !cw_gws->draining && cw_engine_condition(cw_gws->engine) != CW_CONDITION_OK;
     bool long_queue = !stuck && depth && depth * 4 >= cap * 3;
     bool over = cw_gw->out_total > INTAKE_PAUSE_BYTES || long_queue;
     bool under = cw_gw->out_total < INTAKE_RESUME_BYTES && (stuck || depth * 2 <= cap);
@@ -342,7 +342,7 @@ static void send_error(struct cw_conn *c, const char *client_id, bool has_seq, i
     cw_buf_reset(&cw_gw->out);
     cw_wire_error(&cw_gw->out, client_id, has_seq, seq, err);
     send_buf(c);
-    cw_count(cw_gw->metrics->cmd_error);
+    cw_count(cw_gws->metrics->cmd_error);
 }
 
 static void send_code(struct cw_conn *c, const char *client_id, bool has_seq, int64_t seq, int rc,
@@ -360,9 +360,9 @@ static void send_ack(struct cw_conn *c, const char *client_id, int64_t seq, cons
     cw_wire_ack(&cw_gw->out, client_id, seq, uuid, duplicate);
     send_buf(c);
     if (duplicate)
-        cw_count(cw_gw->metrics->cmd_duplicate);
+        cw_count(cw_gws->metrics->cmd_duplicate);
     else
-        cw_count(cw_gw->metrics->cmd_acked);
+        cw_count(cw_gws->metrics->cmd_acked);
 }
 
 /* ------------------------------------------------------------ pipeline */
@@ -417,17 +417,20 @@ static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
     pc->data = pc->meta = NULL; /* the envelope has them */
     char uuid[CW_UUID_LEN + 1];
     memcpy(uuid, env->cmd.uuid, sizeof(uuid));
-    int rc = cw_engine_submit(cw_gw->engine, env);
+    /* In the table before the queue: no thread can route its outcome before it is there. */
+    bool added = cw_inflight_add(c->user_uuid, pc->client_id, pc->seq, uuid);
+    int rc = cw_engine_submit(cw_gws->engine, env);
     if (rc) {
+        if (added)
+            cw_inflight_drop(c->user_uuid, pc->client_id, pc->seq);
         cw_envelope_free(env);
-        cw_count(cw_gw->metrics->cmd_overloaded);
+        cw_count(cw_gws->metrics->cmd_overloaded);
         send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
                   rc == CW_ERR_SHUTDOWN ? "the server is stopping; retry later"
                                         : "the command queue is full; retry later");
         return;
     }
     send_ack(c, pc->client_id, pc->seq, uuid, false);
-    cw_hub_inflight_add(c->user_uuid, pc->client_id, pc->seq, uuid);
     raise_seq(c, pc->client_id, pc->seq);
 }
 
@@ -438,9 +441,9 @@ static void submit_known(struct cw_conn *c, struct cw_pending_cmd *pc)
     struct cw_envelope *env =
         cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq, pc->data, pc->meta, c->id);
     pc->data = pc->meta = NULL;
-    if (cw_engine_submit(cw_gw->engine, env)) {
+    if (cw_engine_submit(cw_gws->engine, env)) {
         cw_envelope_free(env);
-        cw_count(cw_gw->metrics->cmd_overloaded);
+        cw_count(cw_gws->metrics->cmd_overloaded);
         send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
                   "the command queue is full; retry later");
         return;
@@ -536,7 +539,7 @@ static bool submit_job(struct cw_conn *c, struct cw_pending_cmd *pc,
         json_decref(j->data);
         free(j->client_id);
         free(j);
-        cw_count(cw_gw->metrics->cmd_overloaded);
+        cw_count(cw_gws->metrics->cmd_overloaded);
         send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
                   "the server is busy; retry later");
         return false;
@@ -555,16 +558,10 @@ void cw_ws_pump(struct cw_conn *c)
             pop_pending(c);
             continue;
         }
-        struct cw_inflight *f = cw_hub_inflight_find(c->user_uuid, pc->client_id, pc->seq);
-        if (f) {
+        char queued_uuid[CW_UUID_LEN + 1];
+        if (cw_inflight_join(c->user_uuid, pc->client_id, pc->seq, c->id, queued_uuid)) {
             /* Still queued: the same command; its outcome goes here too. */
-            for (size_t i = 0; i < sizeof(f->also) / sizeof(f->also[0]); i++) {
-                if (!f->also[i] || f->also[i] == c->id) {
-                    f->also[i] = c->id;
-                    break;
-                }
-            }
-            send_ack(c, pc->client_id, pc->seq, f->command_uuid, true);
+            send_ack(c, pc->client_id, pc->seq, queued_uuid, true);
             pop_pending(c);
             continue;
         }
@@ -593,7 +590,7 @@ static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
                   "the server is stopping; retry later");
         return;
     }
-    int rc = cw_coerce_command(cw_gw->domain, m->name, m->data, false, &def, &err);
+    int rc = cw_coerce_command(cw_gws->domain, m->name, m->data, false, &def, &err);
     if (rc) {
         send_error(c, m->client_id, true, m->client_seq, &err);
         cw_error_release(&err);
@@ -648,14 +645,14 @@ static int collect(const struct cw_event *ev, void *arg)
     r->reached = ev->position;
     if (ev->position > r->skip_from && ev->position <= r->skip_to)
         return CW_OK;
-    const struct cw_event_def *def = cw_domain_event(cw_gw->domain, ev->name);
+    const struct cw_event_def *def = cw_domain_event(cw_gws->domain, ev->name);
     if (!def || !cw_domain_audience_allows(def, ev, r->user_uuid))
         return CW_OK;
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 64;
         r->updates = cw_xrealloc(r->updates, r->cap * sizeof(*r->updates));
     }
-    r->updates[r->n] = cw_update_new(cw_gw->domain, ev, NULL, NULL);
+    r->updates[r->n] = cw_update_new(cw_gws->domain, ev, NULL, NULL);
     r->bytes += r->updates[r->n++]->frame_len;
     return CW_OK;
 }
@@ -764,8 +761,8 @@ static void on_message(struct cw_conn *c, const char *text, size_t len)
 {
     struct cw_client_msg m;
     struct cw_error err = {0};
-    cw_count(cw_gw->metrics->messages_in);
-    cw_count_n(cw_gw->metrics->bytes_in, len);
+    cw_count(cw_gws->metrics->messages_in);
+    cw_count_n(cw_gws->metrics->bytes_in, len);
     if (cw_wire_parse(text, len, &m, &err)) {
         send_error(c, m.client_id, m.has_seq, m.client_seq, &err);
         cw_error_release(&err);
@@ -808,12 +805,12 @@ static int on_data(void *arg, bool binary, const unsigned char *p, size_t n, boo
         return 0;
     }
     c->rx_total += n;
-    if (c->rx_total > cw_gw->cfg->hard_max_message) {
+    if (c->rx_total > cw_gws->cfg->hard_max_message) {
         cw_buf_release(&c->rx);
         cw_ws_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message over the hard size limit");
         return 0;
     }
-    if (!c->rx_too_large && c->rx_total > cw_gw->cfg->max_message) {
+    if (!c->rx_too_large && c->rx_total > cw_gws->cfg->max_message) {
         c->rx_too_large = true; /* counted from here on, not kept */
         cw_buf_release(&c->rx);
     }
@@ -915,15 +912,15 @@ static void send_ping(struct cw_conn *c)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
         return;
     }
-    cw_count_n(cw_gw->metrics->bytes_out, 2);
-    cw_count(cw_gw->metrics->frames_out);
+    cw_count_n(cw_gws->metrics->bytes_out, 2);
+    cw_count(cw_gws->metrics->frames_out);
 }
 
 void cw_ws_sweep(void)
 {
     int64_t now = cw_mono_us();
-    int64_t interval = (int64_t)cw_gw->cfg->ws_ping_interval * 1000000;
-    int64_t timeout = (int64_t)cw_gw->cfg->ws_pong_timeout * 1000000;
+    int64_t interval = (int64_t)cw_gws->cfg->ws_ping_interval * 1000000;
+    int64_t timeout = (int64_t)cw_gws->cfg->ws_pong_timeout * 1000000;
     for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next) {
         if (c->close_code)
             continue;    /* closing has its own time limits */
@@ -942,6 +939,59 @@ void cw_ws_sweep(void)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* ------------------------------------------------------------ user index */
+
+struct cw_conn *cw_ws_user_conns(const char *user_uuid)
+{
+    struct cw_user *u = cw_strmap_get(&cw_gw->users, user_uuid);
+    return u ? u->conns : NULL;
+}
+
+static void index_add(struct cw_conn *c)
+{
+    struct cw_user *u = cw_strmap_get(&cw_gw->users, c->user_uuid);
+    if (!u) {
+        u = cw_xcalloc(1, sizeof(*u));
+        memcpy(u->user_uuid, c->user_uuid, sizeof(u->user_uuid));
+        cw_strmap_put(&cw_gw->users, u->user_uuid, u);
+    }
+    c->user_next = u->conns;
+    u->conns = c;
+    c->all_next = cw_gw->conns;
+    if (cw_gw->conns)
+        cw_gw->conns->all_prev = &c->all_next;
+    c->all_prev = &cw_gw->conns;
+    cw_gw->conns = c;
+    atomic_fetch_add(&cw_gw->ws_conns, 1);
+}
+
+static void index_remove(struct cw_conn *c)
+{
+    struct cw_user *u = cw_strmap_get(&cw_gw->users, c->user_uuid);
+    for (struct cw_conn **p = u ? &u->conns : NULL; p && *p; p = &(*p)->user_next) {
+        if (*p == c) {
+            *p = c->user_next;
+            break;
+        }
+    }
+    if (u && !u->conns) {
+        cw_strmap_del(&cw_gw->users, u->user_uuid);
+        free(u);
+    }
+    *c->all_prev = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    atomic_fetch_sub(&cw_gw->ws_conns, 1);
+}
+
+void cw_ws_release(void)
+{
+    for (size_t i = 0; i < cw_gw->users.cap; i++)
+        if (cw_gw->users.keys[i])
+            free(cw_gw->users.values[i]);
+    cw_strmap_release(&cw_gw->users);
+}
+
 int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *session)
 {
     struct cw_conn *c = cw_xcalloc(1, sizeof(*c));
@@ -954,21 +1004,21 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
     c->last_rx_us = cw_mono_us();
-    c->dec.max_frame = cw_gw->cfg->hard_max_message;
+    c->dec.max_frame = cw_gws->cfg->hard_max_message;
     c->out.total = &cw_gw->out_total; /* the output waiting everywhere, for cw_ws_intake */
     cw_strmap_init(&c->seqs);
     cw_idmap_put(&cw_gw->endpoints, c->id, c);
-    cw_hub_add_conn(c);
+    index_add(c);
     *slot = c;
-    cw_count(cw_gw->metrics->connections);
-    cw_count(cw_gw->metrics->connections_total);
+    cw_count(cw_gws->metrics->connections);
+    cw_count(cw_gws->metrics->connections_total);
     cw_info("ws.open", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
     return 0;
 }
 
 void cw_ws_on_closed(struct cw_conn *c)
 {
-    cw_hub_remove_conn(c);
+    index_remove(c);
     cw_idmap_del(&cw_gw->endpoints, c->id);
     while (c->pipe)
         pop_pending(c);
@@ -977,7 +1027,7 @@ void cw_ws_on_closed(struct cw_conn *c)
         free((char *)c->seqs.keys[i]);
     cw_strmap_release(&c->seqs);
     cw_buf_release(&c->rx);
-    atomic_fetch_sub(&cw_gw->metrics->connections, 1);
+    atomic_fetch_sub(&cw_gws->metrics->connections, 1);
     cw_info("ws.close", "conn=%llu user=%s code=%d", (unsigned long long)c->id, c->user_uuid,
             c->close_code);
     free(c);

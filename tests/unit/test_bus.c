@@ -244,6 +244,78 @@ static void test_close_keeps_published(void **state)
     cw_bus_free(bus);
 }
 
+static void count_wake(void *arg)
+{
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* Every reader reads every batch in order; a batch is freed once the last reader is done. */
+static void test_readers_fan_out(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_bus *bus = cw_bus_new(4);
+    atomic_int wakes_a, wakes_b;
+    atomic_init(&wakes_a, 0);
+    atomic_init(&wakes_b, 0);
+    struct cw_bus_reader *a = cw_bus_subscribe(bus, count_wake, &wakes_a);
+    struct cw_bus_reader *b = cw_bus_subscribe(bus, count_wake, &wakes_b);
+    assert_non_null(a);
+    assert_non_null(b);
+    cw_bus_publish(bus, batch_with(1, u));
+    cw_bus_publish(bus, batch_with(2, u));
+    assert_int_equal(atomic_load(&wakes_a), 2);
+    assert_int_equal(atomic_load(&wakes_b), 2);
+    assert_int_equal(refs(u), 3);
+    for (int64_t tag = 1; tag <= 2; tag++) {
+        const struct cw_outcome_batch *got = cw_bus_read(a);
+        assert_non_null(got);
+        assert_int_equal(got->committed_at_us, tag);
+        cw_bus_done(a);
+    }
+    assert_null(cw_bus_read(a));
+    assert_int_equal(refs(u), 3); /* b has not read them: still held */
+    const struct cw_outcome_batch *got = cw_bus_read(b);
+    assert_int_equal(got->committed_at_us, 1);
+    cw_bus_done(b);
+    assert_int_equal(refs(u), 2);
+    got = cw_bus_read(b);
+    assert_int_equal(got->committed_at_us, 2);
+    cw_bus_done(b);
+    assert_int_equal(refs(u), 1);
+    assert_null(cw_bus_read(b));
+    cw_bus_free(bus);
+    cw_update_unref(u);
+    cw_domain_free(d);
+}
+
+/* The slowest reader holds the publisher back. */
+static void test_slow_reader_blocks_publish(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(1);
+    atomic_int w;
+    atomic_init(&w, 0);
+    struct cw_bus_reader *fast = cw_bus_subscribe(bus, count_wake, &w);
+    struct cw_bus_reader *slow = cw_bus_subscribe(bus, count_wake, &w);
+    cw_bus_publish(bus, batch(1));
+    assert_non_null(cw_bus_read(fast));
+    cw_bus_done(fast);
+    struct publisher p = {.bus = bus, .tag = 2};
+    atomic_init(&p.done, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_one, &p), 0);
+    usleep(100000);
+    assert_int_equal(atomic_load(&p.done), 0);
+    assert_non_null(cw_bus_read(slow));
+    cw_bus_done(slow);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    const struct cw_outcome_batch *got = cw_bus_read(fast);
+    assert_non_null(got);
+    assert_int_equal(got->committed_at_us, 2);
+    cw_bus_done(fast);
+    cw_bus_free(bus); /* frees batch 2, which slow never read */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_close),
         cmocka_unit_test(test_free_releases_pending),
         cmocka_unit_test(test_close_keeps_published),
+        cmocka_unit_test(test_readers_fan_out),
+        cmocka_unit_test(test_slow_reader_blocks_publish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,8 @@
 // database of its own, created with psql, and every command is given
 // --store with its URL (storeArgs).
 //
+// CW_SERVER_ARGS="--gateway-threads 1" adds flags to every server started.
+//
 //   const srv = await startServer({ users: [{ email, password, first, last }], args: [...] });
 //   srv.url, srv.port, srv.origin, srv.users.get(email).user_uuid
 //   await srv.stop();               // SIGTERM, waits for exit, returns { code, signal }
@@ -53,6 +55,11 @@ export function freePort() {
             s.close(() => resolveP(port));
         });
     });
+}
+
+/** CW_SERVER_ARGS split on white space ("--gateway-threads 4"). */
+export function serverArgsFromEnv() {
+    return (process.env.CW_SERVER_ARGS || '').split(/\s+/).filter(Boolean);
 }
 
 let helpText;
@@ -192,7 +199,9 @@ export class Server {
         ]) {
             if (!args.includes(flag) && help.includes(flag)) argv.push(flag, value);
         }
-        argv.push(...args);
+        // CW_SERVER_ARGS: flags for every server of the run (the suite with
+        // --gateway-threads 1, say); a test's own args come after and win.
+        argv.push(...serverArgsFromEnv(), ...args);
         this.argv = argv;
         const fd = openSync(this.logPath, 'a');
         writeFileSync(fd, `# ${BIN} ${argv.join(' ')}\n`);
