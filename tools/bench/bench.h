@@ -7,6 +7,7 @@
  *   find-max     findmax.c   the highest rate meeting a latency bound (runs rate steps)
  *   connections  conns.c     K idle connections: server RSS per connection, one fan-out
  *   query        query.c     keep-alive POST /query, at a rate or flat out
+ *   fsync        fsync.c     the disk's own write + fdatasync latency (no server)
  */
 #ifndef CW_BENCH_H
 #define CW_BENCH_H
@@ -53,6 +54,11 @@ struct bench_opts {
 
     /* query */
     const char *query;
+
+    /* fsync */
+    const char *fsync_dir;
+    size_t fsync_size;         /* bytes written before each fdatasync */
+    long long fsync_file_size; /* the preallocated file the writes go round */
 };
 
 /* The cookies ("cw_session=...") of the logged-in users, connection i uses
@@ -71,6 +77,7 @@ int bench_findmax_main(const struct bench_opts *o);
 int bench_conns_main(const struct bench_opts *o);
 int bench_query_main(const struct bench_opts *o);
 int bench_wait_quiet_main(const struct bench_opts *o);
+int bench_fsync_main(const struct bench_opts *o);
 
 /* The number of source addresses for n connections under o. */
 int bench_source_addrs(const struct bench_opts *o, int n);

@@ -1,6 +1,6 @@
 /*
  * main.c - calderwood-bench: argv, defaults, help, and the dispatch to a
- * mode (rate.c, findmax.c, conns.c, query.c). The load generator for a
+ * mode (rate.c, findmax.c, conns.c, query.c, fsync.c). The load generator for a
  * Calderwood server over loopback, speaking ../../shared PROTOCOL.md as any
  * client would: POST /login, GET /ws, POST /query.
  */
@@ -27,6 +27,8 @@ static const char USAGE[] =
     "  connections   K idle authenticated WebSockets: server RSS per connection, then one\n"
     "                page-view fanned out to all K (delivery latency)\n"
     "  query         POST /query over keep-alive connections, at a rate or flat out\n"
+    "  fsync         this disk's own write + fdatasync latency in a directory (the server's\n"
+    "                data directory), one at a time, as the server's commits do\n"
     "  wait-quiet    wait until other processes leave the CPU alone (for scripts on a\n"
     "                shared machine)\n"
     "\n"
@@ -153,6 +155,30 @@ static const char QUERY_HELP[] =
     "  --grace S                wait for answers after the window (default 5)\n"
     "\n";
 
+static const char FSYNC_HELP[] =
+    "usage: calderwood-bench fsync --dir DIR [options]\n"
+    "\n"
+    "The floor under the server's update latency: what one commit costs this disk. Makes a\n"
+    "file in DIR (give the server's data directory: same filesystem, same device), writes it\n"
+    "full once and syncs it (the server's WAL is reused, so its blocks are allocated), then\n"
+    "writes --size bytes at the next offset and calls fdatasync, one after another, for\n"
+    "--duration s. Prints the fdatasync and the write + fdatasync distributions, and the\n"
+    "floor that group commit puts under the update latency at --rate on this disk with a\n"
+    "server that costs nothing. The file is unlinked at once. Needs no server; the common\n"
+    "options other than the output ones are accepted and ignored.\n"
+    "\n"
+    "Options:\n"
+    "  --dir DIR                where to make the file (required)\n"
+    "  --duration D             seconds of syncing (default 10)\n"
+    "  --warmup S               leave the first S seconds out (default 0)\n"
+    "  --size BYTES             written before each fdatasync (default 24648: three WAL frames\n"
+    "                           of the server's 8 KiB pages, a commit of a few commands)\n"
+    "  --file-size BYTES        the file the writes go round in (default 16777216)\n"
+    "  --rate R                 commands/s of the group commit floor model: evenly spaced\n"
+    "                           arrivals, each durable at the end of the sync after the one in\n"
+    "                           flight when it came (default 10000; 0: no model)\n"
+    "\n";
+
 enum {
     O_SERVER = 256,
     O_EMAIL,
@@ -194,7 +220,10 @@ enum {
     O_QUERY,
     O_MAX_OTHER,
     O_QUIET_WAIT,
-    O_RETRIES
+    O_RETRIES,
+    O_DIR,
+    O_SIZE,
+    O_FILE_SIZE
 };
 
 static const struct option OPTIONS[] = {
@@ -239,6 +268,9 @@ static const struct option OPTIONS[] = {
     {"max-other-cpu", required_argument, 0, O_MAX_OTHER},
     {"quiet-wait", required_argument, 0, O_QUIET_WAIT},
     {"retries", required_argument, 0, O_RETRIES},
+    {"dir", required_argument, 0, O_DIR},
+    {"size", required_argument, 0, O_SIZE},
+    {"file-size", required_argument, 0, O_FILE_SIZE},
     {0, 0, 0, 0},
 };
 
@@ -284,6 +316,8 @@ static void help(const char *mode)
         fputs(CONNS_HELP, stdout);
     else if (!strcmp(mode, "query"))
         fputs(QUERY_HELP, stdout);
+    else if (!strcmp(mode, "fsync"))
+        fputs(FSYNC_HELP, stdout);
     else if (!strcmp(mode, "wait-quiet")) {
         fputs(QUIET_HELP, stdout);
         return;
@@ -351,10 +385,12 @@ int main(int argc, char **argv)
         .query = "list-page-views",
         .quiet_pct = -1,
         .retries = 2,
+        .fsync_size = 3 * (8192 + 24),
+        .fsync_file_size = 16 << 20,
     };
     const char *mode = o.mode;
     if (strcmp(mode, "rate") && strcmp(mode, "find-max") && strcmp(mode, "connections") &&
-        strcmp(mode, "query") && strcmp(mode, "wait-quiet")) {
+        strcmp(mode, "query") && strcmp(mode, "wait-quiet") && strcmp(mode, "fsync")) {
         fprintf(stderr, "calderwood-bench: unknown mode '%s'\n\n", mode);
         fputs(USAGE, stderr);
         return 2;
@@ -507,6 +543,21 @@ int main(int argc, char **argv)
         case O_RETRIES:
             ok = integer(name, optarg, 0, 8, &o.retries);
             break;
+        case O_DIR:
+            o.fsync_dir = optarg;
+            break;
+        case O_SIZE: {
+            double v;
+            ok = number(name, optarg, 1, 64 << 20, &v);
+            o.fsync_size = (size_t)v;
+            break;
+        }
+        case O_FILE_SIZE: {
+            double v;
+            ok = number(name, optarg, 1, 1e12, &v);
+            o.fsync_file_size = (long long)v;
+            break;
+        }
         default:
             ok = false;
             break;
@@ -558,6 +609,13 @@ int main(int argc, char **argv)
         if (!timeout_set)
             o.timeout = 15;
         return bench_wait_quiet_main(&o);
+    }
+    if (!strcmp(mode, "fsync")) {
+        if (o.fsync_file_size < (long long)o.fsync_size) {
+            fprintf(stderr, "calderwood-bench: --file-size must be at least --size\n");
+            return 2;
+        }
+        return bench_fsync_main(&o);
     }
     if (!strcmp(mode, "rate"))
         return bench_rate_main(&o);

@@ -184,7 +184,10 @@ log "server pid $SPID on $ADDR, data $DATA, results in $OUT"
 
 # 1. One connection, visit-page, at fixed rates (latency distributions; the 10k one is
 #    the issue 3/5 latency and CPU-per-command figure).
+#    Right before the 10k one: this disk's own write + fdatasync latency in the data
+#    directory, the floor under that run's update latency (issue 12).
 for r in 1000 10000 25000 50000; do
+    [ $r = 10000 ] && step fsync-probe 60 fsync --dir "$DATA" --duration $D --warmup 1
     step "rate-$r" 120 rate --command visit-page --rate $r --duration $D --warmup 1
 done
 # 2. The seed's method: highest rate with update p99.9 < 100 ms, zero loss, one connection.
