@@ -14,15 +14,12 @@
  * fdatasync alone and the write + fdatasync together.
  *
  * A third distribution is the floor that group commit itself puts under
- * the update latency at --rate commands/s, with a server that costs
- * nothing: the server has one writer, so a command arriving while a commit
- * is being synced waits for that sync to end and then for its own batch's.
- * With the probe's syncs as the commits (back to back, as a busy server's
- * are), a command arriving at t during sync i is durable when sync i+1
- * ends. Arrivals are evenly spaced at --rate over the measured window.
+ * the update latency at --rate commands/s with a server that costs nothing
+ * (floor.h), the probe's syncs standing for the server's commits.
  */
 #include "bench.h"
 #include "clock.h"
+#include "floor.h"
 #include "histogram.h"
 #include "proc.h"
 #include "report.h"
@@ -74,28 +71,8 @@ struct probe {
     struct cw_hist sync, write_sync, floor;
     uint64_t n;
     int64_t start, t0, t1; /* the run; the measured window */
-    double per_ns;         /* between two arrivals of the floor model */
-    uint64_t k;            /* the next arrival of the floor model: t0 + k * per_ns */
-    int64_t end[2];        /* the ends of the previous two syncs (0: none yet) */
+    double rate;           /* of the floor model's arrivals */
 };
-
-/* The floor model (see the top): the sync that ended at c completes every
- * arrival that came during the sync before it, [end[0], end[1]). */
-static void floor_record(struct probe *p, int64_t c)
-{
-    if (p->end[0] >= p->t0 && p->per_ns > 0) {
-        for (;;) {
-            int64_t t = p->t0 + (int64_t)((double)p->k * p->per_ns);
-            if (t >= p->end[1])
-                break;
-            if (t >= p->end[0])
-                cw_hist_record(&p->floor, c - t);
-            p->k++;
-        }
-    }
-    p->end[0] = p->end[1];
-    p->end[1] = c;
-}
 
 /* One write + fdatasync after another until t_end; the first warmup_ns
  * are left out of the histograms. */
@@ -105,6 +82,8 @@ static int probe_run(int fd, char *buf, size_t size, off_t file_size, int64_t t_
     off_t off = 0;
     p->start = now_ns();
     p->t0 = p->start + warmup_ns;
+    struct cw_floor floor;
+    cw_floor_init(&floor, &p->floor, p->t0, p->rate);
     for (uint64_t i = 0;; i++) {
         if (off + (off_t)size > file_size)
             off = 0;
@@ -122,7 +101,7 @@ static int probe_run(int fd, char *buf, size_t size, off_t file_size, int64_t t_
             cw_hist_record(&p->write_sync, c - a);
             p->n++;
         }
-        floor_record(p, c);
+        cw_floor_commit_end(&floor, c);
         if (c >= t_end) {
             p->t1 = c;
             return 0;
@@ -191,7 +170,7 @@ int bench_fsync_main(const struct bench_opts *o)
     cw_hist_init(&p->sync);
     cw_hist_init(&p->write_sync);
     cw_hist_init(&p->floor);
-    p->per_ns = o->rate > 0 ? 1e9 / o->rate : 0;
+    p->rate = o->rate;
     if (preallocate(fd, buf, o->fsync_size, o->fsync_file_size)) {
         fprintf(stderr, "calderwood-bench: fsync: preallocating %s: %s\n", o->fsync_dir,
                 strerror(errno));
