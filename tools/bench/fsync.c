@@ -82,8 +82,8 @@ static int probe_run(int fd, char *buf, size_t size, off_t file_size, int64_t t_
     off_t off = 0;
     p->start = now_ns();
     p->t0 = p->start + warmup_ns;
-    struct cw_floor floor;
-    cw_floor_init(&floor, &p->floor, p->t0, p->rate);
+    struct cw_floor model;
+    cw_floor_init(&model, &p->floor, p->t0, p->rate);
     for (uint64_t i = 0;; i++) {
         if (off + (off_t)size > file_size)
             off = 0;
@@ -101,7 +101,7 @@ static int probe_run(int fd, char *buf, size_t size, off_t file_size, int64_t t_
             cw_hist_record(&p->write_sync, c - a);
             p->n++;
         }
-        cw_floor_commit_end(&floor, c);
+        cw_floor_commit_end(&model, c);
         if (c >= t_end) {
             p->t1 = c;
             return 0;
