@@ -508,6 +508,10 @@ if fprobe:
           num(fprobe["size"]), fprobe["fs"], fprobe["device"], fprobe["duration_s"],
           num(fprobe["syncs_per_s"]), num(fprobe.get("other_cpu_pct"), "{:.0f}%")))
     w("")
+    if DURABILITY.startswith("PostgreSQL"):
+        w("**This run's store was PostgreSQL**: its commits are PostgreSQL's WAL flushes, so the probe "
+          "(in the server's data directory) stands for them only if PostgreSQL's cluster is on the same device.")
+        w("")
     w("| latency (ms) | p50 | p99 | p99.9 | max | count |")
     w("|---|---|---|---|---|---|")
     for label, h in (("disk: fdatasync", fprobe["fdatasync_us"]),
