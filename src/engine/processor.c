@@ -492,6 +492,8 @@ static void *run(void *arg)
         struct cw_outcome_batch *b = process(p, envs, n);
         if (b)
             cw_bus_publish(p->bus, b);
+        /* After the outcomes are out, so a queue that redelivers never loses an answer. */
+        cw_queue_done(p->q, b != NULL);
         /* After the outcomes are out: a checkpoint's fsyncs then delay nobody's answer. */
         cw_store_finish_checkpoint(p->store);
     }
