@@ -15,6 +15,7 @@ struct cw_envelope {
     struct cw_command cmd; /* name is def's; client_id points at the copy below */
     const struct cw_command_def *def;
     uint64_t origin;  /* opaque to the engine: the submitter's connection id */
+    uint64_t node;    /* the process that holds origin, in distributed mode; 0: this one */
     char client_id[]; /* allocated with the envelope */
 };
 
