@@ -10,7 +10,7 @@
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
-PKGS     := jansson sqlite3 libsodium libwebsockets libpq
+PKGS     := jansson sqlite3 libsodium libwebsockets libpq libnats
 TEST_PKGS := cmocka
 CC       ?= cc
 SANITIZE ?=

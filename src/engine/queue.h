@@ -39,8 +39,32 @@ struct cw_queue {
     const struct cw_queue_ops *ops;
 };
 
+struct cw_domain;
+struct cw_error;
+
 /* The local ring of at most capacity envelopes. */
 struct cw_queue *cw_queue_new(size_t capacity);
+/*
+ * The JetStream queue (queue_nats.c): the stream CW_COMMANDS on subject
+ * cw.commands, created or checked here, with file storage, work-queue
+ * retention (an acked command leaves it), at most capacity commands
+ * (DiscardNew: a full stream refuses, the client hears `overloaded`) and a
+ * 2-minute duplicate window keyed by Nats-Msg-Id = the idempotency key.
+ * put publishes and waits for the stream's ack (so CW_OK means durable).
+ * With consume, take pulls from the durable consumer cw-processor (created
+ * at the first take, so a standby holds no messages) and done acks the
+ * batch, or naks it for redelivery.
+ */
+struct cw_queue_nats_config {
+    const char *urls;          /* nats://HOST:PORT[,...] */
+    const struct cw_domain *d; /* each command's definition, for take */
+    uint64_t node;             /* written into each command: its outcome's way home */
+    bool consume;              /* the processor's side */
+    size_t capacity;           /* the stream's MaxMsgs */
+};
+int cw_queue_nats_open(const struct cw_queue_nats_config *cfg, struct cw_queue **out,
+                       struct cw_error *err);
+
 /* Frees the queue and any envelope still in it. Accepts NULL. */
 void cw_queue_free(struct cw_queue *q);
 
