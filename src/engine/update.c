@@ -198,13 +198,16 @@ struct cw_update *cw_update_from_frame(const struct cw_domain *d, const char *fr
     struct cw_event ev = {0};
     json_int_t pos = 0, seq = 0, at = 0, version = 0;
     const char *user = NULL, *cid = NULL;
-    if (!e || json_unpack(e, "{s:I,s:s,s:s,s:s,s:o,s:o,s:?s,s:?s,s:I,s:I,s:I}", "position", &pos,
-                          "uuid", &ev.uuid, "command_uuid", &ev.command_uuid, "name", &ev.name,
-                          "data", &ev.data, "meta", &ev.meta, "user_uuid", &user, "client_id", &cid,
-                          "client_seq", &seq, "recorded_at", &at, "version", &version)) {
+    /* user_uuid and client_id may be null: read apart, as unpack has no nullable string. */
+    if (!e ||
+        json_unpack(e, "{s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I}", "position", &pos, "uuid", &ev.uuid,
+                    "command_uuid", &ev.command_uuid, "name", &ev.name, "data", &ev.data, "meta",
+                    &ev.meta, "client_seq", &seq, "recorded_at", &at, "version", &version)) {
         json_decref(f);
         return NULL;
     }
+    user = json_string_value(json_object_get(e, "user_uuid"));
+    cid = json_string_value(json_object_get(e, "client_id"));
     ev.position = pos;
     ev.user_uuid = user ? user : "";
     ev.client_id = cid;

@@ -244,6 +244,29 @@ static void test_close_keeps_published(void **state)
     cw_bus_free(bus);
 }
 
+/* The distributed feed's receiving end keeps a frame as it is and reads the event from it. */
+static void test_update_from_frame(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_update *v = cw_update_from_frame(d, u->frame, u->frame_len);
+    assert_non_null(v);
+    assert_string_equal(v->frame, u->frame);
+    assert_int_equal(v->frame_len, u->frame_len);
+    assert_int_equal(v->ev.position, 1);
+    assert_string_equal(v->ev.uuid, u->ev.uuid);
+    assert_string_equal(v->ev.command_uuid, u->ev.command_uuid);
+    assert_string_equal(v->ev.name, "x");
+    assert_string_equal(v->ev.client_id, "c");
+    assert_int_equal(v->ev.client_seq, 1);
+    assert_string_equal(v->ev.user_uuid, "");
+    assert_null(cw_update_from_frame(d, "[\"update\",\"c\",1,{}]", 19));
+    assert_null(cw_update_from_frame(d, "not json", 8));
+    cw_update_unref(u);
+    cw_update_unref(v);
+    cw_domain_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_close),
         cmocka_unit_test(test_free_releases_pending),
         cmocka_unit_test(test_close_keeps_published),
+        cmocka_unit_test(test_update_from_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
