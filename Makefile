@@ -51,7 +51,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
-        chaos soak
+        chaos soak test-cluster
 
 all: $(BIN) $(MAN)
 
@@ -103,6 +103,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory test-all
 	$(Q)$(MAKE) --no-print-directory test-all SANITIZE=address,undefined
 	$(Q)$(MAKE) --no-print-directory test-pg
+	$(Q)$(MAKE) --no-print-directory test-cluster
 	$(Q)$(MAKE) --no-print-directory test-install test-upgrade test-client-types
 	$(Q)BUILD=build tests/browser/run.sh
 	$(Q)$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)
@@ -143,6 +144,15 @@ test-pg: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
 	$(Q)$(MAKE) --no-print-directory test-bins SANITIZE=address,undefined
 	$(Q)tests/pg/run.sh build build/san
+
+# The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
+# gateways and processors of the real binary; the plain build runs every test,
+# the ASan+UBSan build the cross-gateway and processor-takeover ones.
+test-cluster: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)$(MAKE) --no-print-directory build/san/calderwood SANITIZE=address,undefined BUILD=build/san
+	$(Q)BUILD=build tests/cluster/run.sh
+	$(Q)BUILD=build/san tests/cluster/run.sh --test-name-pattern='sees the updates|kill -9'
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine
