@@ -247,6 +247,11 @@ static void nats_done(struct cw_queue *q, bool committed)
     memset(&n->taken, 0, sizeof(n->taken));
     /* Acks go out now: the next processor must not see this batch again. */
     natsConnection_FlushTimeout(n->nc, 2000);
+    if (!committed && n->sub) {
+        /* The lead was lost (or the processor stops): pull again only after leading again. */
+        natsSubscription_Destroy(n->sub);
+        n->sub = NULL;
+    }
 }
 
 /* ---------------------------------------------------------- the rest */
