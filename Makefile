@@ -51,7 +51,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
-        chaos soak test-cluster
+        chaos soak test-cluster test-cluster-faults
 
 all: $(BIN) $(MAN)
 
@@ -146,13 +146,20 @@ test-pg: deps
 	$(Q)tests/pg/run.sh build build/san
 
 # The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
-# gateways and processors of the real binary; the plain build runs every test,
-# the ASan+UBSan build the cross-gateway and processor-takeover ones.
+# gateways and processors of the real binary. test-cluster (in make test, about
+# 80 s): the plain build across gateways, logout, kill -9 and graceful stop of
+# the active processor; the ASan+UBSan build the cross-gateway and takeover
+# tests. test-cluster-faults: nats-server restarted under load (about 20 s).
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)$(MAKE) --no-print-directory build/san/calderwood SANITIZE=address,undefined BUILD=build/san
-	$(Q)BUILD=build tests/cluster/run.sh
-	$(Q)BUILD=build/san tests/cluster/run.sh --test-name-pattern='sees the updates|kill -9'
+	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/cluster.test.mjs
+	$(Q)BUILD=build/san tests/cluster/run.sh --test-name-pattern='sees the updates|kill -9' \
+	    tests/cluster/cluster.test.mjs
+
+test-cluster-faults: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/nats-restart.test.mjs
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine

@@ -110,7 +110,7 @@ static int publish(struct nats_queue *q, const char *text, const char *id, bool 
     jsPubOptions_Init(&po);
     po.MsgId = id;
     po.ExpectStream = STREAM;
-    po.MaxWait = 5000;
+    po.MaxWait = 2000;
     jsPubAck *pa = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_Publish(&pa, q->js, SUBJECT, text, (int)strlen(text), &po, &jerr);
@@ -127,6 +127,9 @@ static int nats_put(struct cw_queue *q, struct cw_envelope *env)
     struct nats_queue *n = nq(q);
     if (atomic_load(&n->closed))
         return CW_ERR_SHUTDOWN;
+    /* NATS away: refuse at once rather than hold the caller's loop for the ack wait. */
+    if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
+        return CW_ERR_OVERLOADED;
     char *text = encode(env, n->cfg.node);
     if (!text)
         return CW_ERR_INVALID;
