@@ -51,7 +51,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps run test test-all test-asan test-pg test-bins bench-engine fmt clean check-fmt \
-        chaos soak test-cluster test-cluster-faults
+        chaos soak test-cluster test-cluster-faults cluster cluster-down
 
 all: $(BIN) $(MAN)
 
@@ -156,6 +156,18 @@ test-cluster: deps
 	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/cluster.test.mjs
 	$(Q)BUILD=build/san tests/cluster/run.sh --test-name-pattern='sees the updates|kill -9' \
 	    tests/cluster/cluster.test.mjs
+
+# A local cluster on loopback (tools/cluster.sh): nats-server, PostgreSQL, two
+# processors, two gateways, a query node and nginx in front, all under
+# CLUSTER_DIR; it prints the URL, the demo user, and each PID and log.
+CLUSTER_DIR ?= cluster-data
+
+cluster: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=$(BUILD) tools/cluster.sh up $(CLUSTER_DIR)
+
+cluster-down:
+	$(Q)tools/cluster.sh down $(CLUSTER_DIR)
 
 test-cluster-faults: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
