@@ -149,7 +149,8 @@ test-pg: deps
 # gateways and processors of the real binary. test-cluster (in make test, about
 # 80 s): the plain build across gateways, logout, kill -9 and graceful stop of
 # the active processor; the ASan+UBSan build the cross-gateway and takeover
-# tests. test-cluster-faults: nats-server restarted under load (about 20 s).
+# tests. test-cluster-faults (about 45 s): a gateway killed behind nginx, and
+# nats-server restarted, under load.
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)$(MAKE) --no-print-directory build/san/calderwood SANITIZE=address,undefined BUILD=build/san
@@ -171,7 +172,8 @@ cluster-down:
 
 test-cluster-faults: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
-	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/nats-restart.test.mjs
+	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/gateway-kill.test.mjs \
+	    tests/cluster/nats-restart.test.mjs
 
 bench-engine: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/bench-engine

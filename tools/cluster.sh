@@ -32,7 +32,7 @@ down() {
     [ -f "$DIR/nginx.pid" ] && nginx -c "$DIR/nginx.conf" -p "$DIR" -s quit 2>/dev/null && sleep 0.5
     for n in gw1 gw2 query proc1 proc2 nats; do stop_pidfile "$DIR/$n.pid"; done
     if [ -f "$DIR/pg-dir" ]; then
-        CW_TEST_KEEP=1 "$ROOT/tests/pg/cluster.sh" stop "$(cat "$DIR/pg-dir")" || true
+        "$ROOT/tests/pg/cluster.sh" stop "$(cat "$DIR/pg-dir")" || true
         rm -f "$DIR/pg-dir"
     fi
     echo "cluster in $DIR stopped"

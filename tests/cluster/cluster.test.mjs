@@ -10,7 +10,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { login, request, WsClient, newClientId, until } from '../e2e/lib/client.mjs';
-import { Cluster, PASSWORD, logOf, loggedAt, connectWhenKnown, startLoad, checkLoad } from './lib.mjs';
+import { Cluster, PASSWORD, logOf, loggedAt, connectWhenKnown, startLoad, checkLoad, closeLoads } from './lib.mjs';
 
 let cluster, gwA, gwB;
 const procs = [];
@@ -28,7 +28,10 @@ before(async () => {
     console.log(`# two processors and two gateways up in ${Date.now() - t0} ms`);
 });
 
-after(() => cluster.stop());
+after(() => {
+    closeLoads();
+    return cluster.stop();
+});
 
 describe('distributed deployment', () => {
     it('a client on gateway A sees the updates of commands sent through gateway B', async () => {

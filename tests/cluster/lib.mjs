@@ -102,46 +102,93 @@ export class Cluster {
  * Clients that keep sending: for each {email, gw, watchGw}, one connection
  * sending N commands with up to WINDOW in flight, resending any without an
  * outcome after RESEND_MS (same sequence), and one connection of the same
- * user on watchGw that only watches.
+ * user on watchGw that only watches. A connection that closes opens again
+ * (on the same address: a load balancer picks a live gateway), resumes at
+ * open after the last position it saw, and the sender resends what is open.
  */
+const loads = [];
+
+/** Stops every load and drops its connections, so a failed test leaves nothing open. */
+export function closeLoads() {
+    for (const l of loads) {
+        l.stop();
+        for (const c of l.clients) for (const w of [c.ws, c.watch]) if (w) w.terminate();
+    }
+}
+
 export async function startLoad(specs, { N = 120, WINDOW = 8, RESEND_MS = 3000 } = {}) {
     const clients = [];
-    for (const s of specs) {
-        const l = await login(s.gw, s.email, PASSWORD);
-        const ws = await WsClient.connect(s.gw, { cookie: l.cookie });
-        const watch = await connectWhenKnown(s.watchGw, l.cookie);
-        const c = { ws, watch, user: l.user_uuid, cid: newClientId('load'), next: 1, done: new Map(), sentAt: new Map(), positions: [], watched: [] };
-        ws.ws.on('message', (raw) => {
-            const m = JSON.parse(raw.toString());
-            if (m[0] === 'update' && m[3].user_uuid === c.user) c.positions.push(m[3].position);
-            if ((m[0] === 'update' || m[0] === 'rejected') && m[1] === c.cid && !c.done.has(m[2])) c.done.set(m[2], Date.now());
-        });
-        watch.ws.on('message', (raw) => {
-            const m = JSON.parse(raw.toString());
-            if (m[0] === 'update' && m[3].user_uuid === c.user) c.watched.push(m[3].position);
-        });
-        clients.push(c);
-    }
+    let stopped = false;
     const send = (c, seq) => {
         c.sentAt.set(seq, Date.now());
-        c.ws.cmd(c.cid, seq, 'visit-page', { url: `/k/${seq}` });
+        if (c.ws.isOpen) c.ws.cmd(c.cid, seq, 'visit-page', { url: `/k/${seq}` });
     };
+    // Opens (or reopens) one of c's two connections: 'ws' sends, 'watch' watches.
+    const open = async (c, which, gw, cookie) => {
+        const seen = which === 'ws' ? c.positions : c.watched;
+        for (;;) {
+            const last = seen.length ? Math.max(...seen) : 0;
+            try {
+                const ws = await WsClient.connect(gw, { cookie, path: last ? `/ws?after=${last}` : '/ws' });
+                c[which] = ws;
+                break;
+            } catch {
+                if (stopped) return;
+                await new Promise((r) => setTimeout(r, 100));
+            }
+            if (stopped) return;
+        }
+        c[which].ws.on('message', (raw) => {
+            const m = JSON.parse(raw.toString());
+            if (m[0] === 'update' && m[3].user_uuid === c.user) seen.push(m[3].position);
+            if (which === 'ws' && (m[0] === 'update' || m[0] === 'rejected') && m[1] === c.cid && !c.done.has(m[2])) c.done.set(m[2], Date.now());
+        });
+        c[which].ws.on('close', async () => {
+            if (stopped) return;
+            c.reconnects++;
+            // A client's back-off: what was in flight commits meanwhile, and must come with the resume.
+            await new Promise((r) => setTimeout(r, 250));
+            open(c, which, gw, cookie).then(() => {
+                if (which === 'ws') for (const s of c.sentAt.keys()) if (!c.done.has(s)) send(c, s);
+            });
+        });
+    };
+    for (const s of specs) {
+        const l = await login(s.gw, s.email, PASSWORD);
+        const c = { user: l.user_uuid, cid: newClientId('load'), next: 1, done: new Map(), sentAt: new Map(), positions: [], watched: [], reconnects: 0 };
+        await open(c, 'ws', s.gw, l.cookie);
+        await until(async () => {
+            try {
+                await open(c, 'watch', s.watchGw, l.cookie); // once the session is known there
+                return true;
+            } catch {
+                return false;
+            }
+        }, 10_000, 'the watcher connected', 50);
+        clients.push(c);
+    }
     const pump = setInterval(() => {
         for (const c of clients) {
-            const open = [...c.sentAt.keys()].filter((s) => !c.done.has(s));
-            for (const s of open) if (Date.now() - c.sentAt.get(s) > RESEND_MS) send(c, s); // a resend: same seq
-            while (c.next <= N && open.length < WINDOW) {
-                open.push(c.next);
+            const pending = [...c.sentAt.keys()].filter((s) => !c.done.has(s));
+            for (const s of pending) if (Date.now() - c.sentAt.get(s) > RESEND_MS) send(c, s); // a resend: same seq
+            while (c.next <= N && pending.length < WINDOW) {
+                pending.push(c.next);
                 send(c, c.next++);
             }
         }
     }, 5);
-    return {
+    const load = {
         clients,
         N,
         done: () => clients.reduce((n, c) => n + c.done.size, 0),
-        stop: () => clearInterval(pump),
+        reconnects: () => clients.reduce((n, c) => n + c.reconnects, 0),
+        stop: () => {
+            stopped = true;
+            clearInterval(pump);
+        },
     };
+    loads.push(load);
+    return load;
 }
 
 /** Every command once in the log with one event; every connection saw every position of its user once, in order. */

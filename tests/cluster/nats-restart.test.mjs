@@ -8,7 +8,7 @@ import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../e2e/lib/server.mjs';
 import { until } from '../e2e/lib/client.mjs';
-import { Cluster, DIR, logOf, startLoad, checkLoad } from './lib.mjs';
+import { Cluster, DIR, logOf, startLoad, checkLoad, closeLoads } from './lib.mjs';
 
 let nats, cluster, gwA, gwB, port;
 
@@ -33,6 +33,7 @@ before(async () => {
 });
 
 after(async () => {
+    closeLoads();
     await cluster.stop();
     nats.proc.kill('SIGTERM');
     await nats.exited;
