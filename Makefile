@@ -13,7 +13,7 @@
 #
 # Variables: V=1 verbose, SANITIZE=address,undefined, BUILD=dir.
 
-PKGS     := jansson sqlite3 libsodium libwebsockets libpq
+PKGS     := jansson sqlite3 libsodium libwebsockets libpq libnats
 TEST_PKGS := cmocka
 CC       ?= cc
 SANITIZE ?=
@@ -54,7 +54,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins test-threads bench-engine fmt clean check-fmt \
-        chaos soak
+        chaos soak test-cluster test-cluster-faults cluster cluster-down
 
 all: $(BIN) $(MAN)
 
@@ -101,8 +101,9 @@ run: deps
 
 # Every test, in two groups side by side (tests/run-groups.sh): the plain
 # build (unit, CLI, e2e, chaos, install, upgrade, client types, the domain
-# guide's example, browser, the PostgreSQL matrix) and the ASan+UBSan build
-# (the same core suite, the PostgreSQL matrix, fuzzing).
+# guide's example, browser, the PostgreSQL matrix, the distributed cluster)
+# and the ASan+UBSan build (the same core suite, the PostgreSQL matrix, part
+# of the cluster's, fuzzing).
 # Everything is built and every package installed first, so the groups share
 # nothing but the machine.
 SAN_TEST := SANITIZE=address,undefined
@@ -116,10 +117,10 @@ test: test-deps
 	    (cd $$d && npm ci --no-audit --no-fund --prefer-offline >/dev/null) || exit 1; done
 	$(Q)tests/run-groups.sh \
 	    plain "$(SUBMAKE) test-all && $(SUBMAKE) test-install test-upgrade test-client-types test-examples \
-	           && BUILD=build tests/browser/run.sh && tests/pg/run.sh build" \
-	    sanitized "$(SUBMAKE) test-all $(SAN_TEST) && tests/pg/run.sh build/san \
+	           && BUILD=build tests/browser/run.sh && tests/pg/run.sh build && $(SUBMAKE) test-cluster" \
+	    sanitized "$(SUBMAKE) test-all $(SAN_TEST) && tests/pg/run.sh build/san && $(SUBMAKE) test-cluster $(SAN_TEST) \
 	           && $(SUBMAKE) fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)"
-	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, examples, browser, fuzz"
+	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, examples, browser, cluster, fuzz"
 
 # The packages only the tests need (Chromium for the browser suite), on top
 # of the build's; and what every test group runs, built up front.
@@ -183,6 +184,35 @@ test-pg-full: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
 	$(Q)CW_PG_E2E=all tests/pg/run.sh build
 	$(Q)$(MAKE) --no-print-directory test-pg-browser
+
+# The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
+# gateways and processors of the real binary. test-cluster (in make test, about
+# 40 s idle): across gateways, logout, kill -9 and graceful stop of the active
+# processor; with SANITIZE set, the cross-gateway and takeover tests only.
+# test-cluster-faults (about 45 s): a gateway killed behind nginx, and
+# nats-server restarted, under load.
+CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9'
+test-cluster: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=$(BUILD) tests/cluster/run.sh $(if $(SANITIZE),$(CLUSTER_SAN_TESTS)) \
+	    tests/cluster/cluster.test.mjs
+
+# A local cluster on loopback (tools/cluster.sh): nats-server, PostgreSQL, two
+# processors, two gateways, a query node and nginx in front, all under
+# CLUSTER_DIR; it prints the URL, the demo user, and each PID and log.
+CLUSTER_DIR ?= cluster-data
+
+cluster: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=$(BUILD) tools/cluster.sh up $(CLUSTER_DIR)
+
+cluster-down:
+	$(Q)tools/cluster.sh down $(CLUSTER_DIR)
+
+test-cluster-faults: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/gateway-kill.test.mjs \
+	    tests/cluster/nats-restart.test.mjs
 
 # STORE=postgres://... runs each batch cap on SQLite and then on that
 # (empty, throwaway) database, and prints the ratio; STORE=postgres starts

@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libjansson-dev libsqlite3-dev libsodium-dev libcmocka-dev
 libwebsockets-dev libwebsockets-evlib-ev libev-dev sqlite3 clang openssl
-man-db curl libpq-dev postgresql"
+man-db curl libpq-dev postgresql libnats-dev nats-server nginx-light"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -34,7 +34,7 @@
 
 struct serve_options {
     struct cw_cli_common c;
-    const char *secret_key_file, *listen, *tls_cert, *tls_key, *web_dir;
+    const char *secret_key_file, *listen, *tls_cert, *tls_key, *web_dir, *role, *queue;
     struct cw_strlist origins;
     int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
     int64_t max_header, gateway_threads, workers, worker_queue, login_rate, login_burst;
@@ -177,6 +177,19 @@ static int serve(struct serve_options *o, struct cw_error *err)
     struct cw_engine *e = NULL;
     static struct cw_metrics metrics;
     int rc = cw_cli_prepare(&o->c, true, err);
+    int role = cw_role_parse(o->role);
+    if (!rc && role < 0)
+        rc = cw_error_set(err, CW_ERR_INVALID, NULL,
+                          "--role must be all, gateway, processor or query, not %s", o->role);
+    if (!rc && strcmp(o->queue, "local") && strncmp(o->queue, "nats://", 7))
+        rc = cw_error_set(err, CW_ERR_INVALID, NULL,
+                          "--queue must be local or nats://HOST:PORT[,...], not %s", o->queue);
+    if (!rc && strcmp(o->queue, "local") && strncmp(o->c.store_url, "postgres", 8))
+        rc =
+            cw_error_set(err, CW_ERR_INVALID, NULL,
+                         "--queue %s needs a PostgreSQL store (--store postgres://...): processors "
+                         "on several machines share it, and its lock chooses the active one",
+                         o->queue);
     if (!rc && (!o->tls_cert) != (!o->tls_key))
         rc = cw_error_set(err, CW_ERR_INVALID, NULL, "--tls-cert and --tls-key go together");
     if (!rc)
@@ -196,12 +209,18 @@ static int serve(struct serve_options *o, struct cw_error *err)
         .observer = cw_metrics_observe_commit,
         .observer_arg = &metrics,
         .no_migrate = o->no_migrate,
+        .role = role,
+        .queue_url = o->queue,
     };
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
     if (!rc)
         cw_info("store.opened", "store=%s", o->c.store_label);
-    if (!rc && !o->no_demo_user && !o->c.no_demo)
+    if (!rc)
+        cw_info("serve.role", "role=%s queue=%s", cw_role_name(role), o->queue);
+    /* The demo user goes through the queue: only where this process can wait for its outcome. */
+    if (!rc && !o->no_demo_user && !o->c.no_demo && role == CW_ROLE_ALL &&
+        !strcmp(o->queue, "local"))
         rc = ensure_demo_user(e, d, banner, sizeof(banner), err);
     if (!rc) {
         if (created)
@@ -232,6 +251,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
             .secret_key = key,
             .demo_banner = banner[0] ? banner : NULL,
             .on_listening = on_listening,
+            .role = role,
         };
         pthread_t signals;
         pthread_create(&signals, NULL, wait_for_signal, NULL);
@@ -259,6 +279,12 @@ int cw_cli_serve(int argc, char **argv)
         CW_CLI_COMMON_OPTIONS(&o.c),
         {"listen", CW_OPT_STRING, &o.listen, "127.0.0.1:8080", 0, 0, "HOST:PORT",
          "address to serve HTTP and WebSocket on"},
+        {"role", CW_OPT_STRING, &o.role, "all", 0, 0, "ROLE",
+         "all (one process), gateway, processor (serves /health and /metrics only) or query "
+         "(/query too); every role but all needs --queue nats://"},
+        {"queue", CW_OPT_STRING, &o.queue, "local", 0, 0, "URL",
+         "the command queue: local (in this process) or nats://HOST:PORT[,...] (JetStream; "
+         "the store must then be PostgreSQL)"},
         {"tls-cert", CW_OPT_STRING, &o.tls_cert, NULL, 0, 0, "FILE",
          "serve HTTPS/WSS with this PEM certificate (cookies then carry Secure)"},
         {"tls-key", CW_OPT_STRING, &o.tls_key, NULL, 0, 0, "FILE", "the certificate's key"},

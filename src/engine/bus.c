@@ -77,6 +77,7 @@ void cw_bus_set_wake(struct cw_bus *bus, cw_wake_cb fn, void *arg)
     bus->wake_arg = arg;
 }
 
+/* {bus->lock}: so that once cw_bus_leave() returns, nothing wakes its reader's thread. */
 static void wake_all(struct cw_bus *bus)
 {
     if (bus->wake)
@@ -98,12 +99,11 @@ void cw_bus_publish(struct cw_bus *bus, struct cw_outcome_batch *b)
         bus->head++;
         pthread_cond_broadcast(&bus->changed);
     }
+    if (!closed)
+        wake_all(bus);
     pthread_mutex_unlock(&bus->lock);
-    if (closed) {
+    if (closed)
         cw_outcome_batch_free(b); /* nobody will take it */
-        return;
-    }
-    wake_all(bus);
 }
 
 /* Deadline for pthread_cond_timedwait, timeout_us from now on the monotonic clock. */
@@ -142,8 +142,8 @@ void cw_bus_close(struct cw_bus *bus)
     pthread_mutex_lock(&bus->lock);
     bus->closed = true;
     pthread_cond_broadcast(&bus->changed);
-    pthread_mutex_unlock(&bus->lock);
     wake_all(bus);
+    pthread_mutex_unlock(&bus->lock);
 }
 
 struct cw_bus_reader *cw_bus_subscribe(struct cw_bus *bus, cw_wake_cb fn, void *arg)
@@ -192,4 +192,22 @@ void cw_bus_done(struct cw_bus_reader *r)
     pthread_mutex_unlock(&bus->lock);
     for (size_t i = 0; i < n; i++)
         cw_outcome_batch_free(gone[i]);
+}
+
+void cw_bus_leave(struct cw_bus_reader *r)
+{
+    if (!r)
+        return;
+    struct cw_bus *bus = r->bus;
+    pthread_mutex_lock(&bus->lock);
+    for (uint64_t i = r->next; i < bus->head; i++) /* unread, or read and not done */
+        bus->slots[i % bus->cap].pending--;
+    for (size_t i = 0; i < bus->n_readers; i++)
+        if (bus->readers[i] == r)
+            bus->readers[i] = bus->readers[--bus->n_readers];
+    while (bus->tail < bus->head && !bus->slots[bus->tail % bus->cap].pending)
+        cw_outcome_batch_free(bus->slots[bus->tail++ % bus->cap].batch);
+    pthread_cond_broadcast(&bus->changed);
+    pthread_mutex_unlock(&bus->lock);
+    free(r);
 }

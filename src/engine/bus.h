@@ -61,5 +61,11 @@ struct cw_bus_reader *cw_bus_subscribe(struct cw_bus *bus, cw_wake_cb fn, void *
 const struct cw_outcome_batch *cw_bus_read(struct cw_bus_reader *r);
 /* r is finished with the batch cw_bus_read gave it last. Reader's thread. */
 void cw_bus_done(struct cw_bus_reader *r);
+/*
+ * r reads no more: what it had not finished is released, and its wake
+ * callback is never called again once this returns (a gateway thread leaves
+ * before it destroys what the callback wakes). Frees r. Reader's thread.
+ */
+void cw_bus_leave(struct cw_bus_reader *r);
 
 #endif

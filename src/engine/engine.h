@@ -17,6 +17,19 @@ struct cw_envelope;
 struct cw_store;
 struct cw_bus;
 
+/* What one process runs (serve --role); see docs/ARCHITECTURE.md. */
+enum cw_role {
+    CW_ROLE_ALL,     /* everything, in one process (the default) */
+    CW_ROLE_GATEWAY, /* sockets and sessions: commands out to the queue, updates in from the feed */
+    CW_ROLE_PROCESSOR, /* the writer, active or standby: commands in, updates out */
+    CW_ROLE_QUERY,     /* queries only */
+};
+
+/* "all", "gateway", "processor", "query". */
+const char *cw_role_name(int role);
+/* The role named name; -1 when none is. */
+int cw_role_parse(const char *name);
+
 struct cw_engine_config {
     const char *db_path;   /* the store URL (see cw_store_open) */
     size_t queue_capacity; /* commands waiting at most (default 65536) */
@@ -25,6 +38,13 @@ struct cw_engine_config {
     cw_commit_observer_cb observer;
     void *observer_arg;
     bool no_migrate; /* refuse a database with migrations pending instead of applying them */
+    int role;        /* enum cw_role */
+    /*
+     * NULL or "local": the in-process ring (role all only). nats://HOST:PORT[,...]:
+     * the JetStream queue and the NATS update feed; the processor, in roles
+     * all and processor, then leads only while it holds the store's lock.
+     */
+    const char *queue_url;
 };
 
 /*

@@ -27,6 +27,7 @@ struct cw_envelope {
     struct cw_command cmd; /* name is def's; client_id points at the copy below */
     const struct cw_command_def *def;
     uint64_t origin;          /* opaque to the engine: the submitter's connection id */
+    uint64_t node;            /* the process that holds origin, in distributed mode; 0: this one */
     cw_envelope_done_cb done; /* optional: set by the submitter after cw_envelope_new */
     void *done_arg;
     char client_id[]; /* allocated with the envelope */

@@ -63,6 +63,10 @@ struct cw_processor {
     /* Read by any thread without the lock (health checks, the gateway's intake). */
     atomic_int condition;          /* CW_CONDITION_OK, _DISK_FULL or _FAILING */
     atomic_llong attempt_since_us; /* cw_mono_us() when the running attempt began; 0: none */
+    /* Distributed mode (cfg.lead); processor thread only. */
+    bool leading;          /* holds the store's lead since it last checked */
+    bool lost_lead;        /* a transaction found the lead gone: abandon the batch */
+    int64_t last_position; /* the log's newest position after the last commit */
 };
 
 /* A store that keeps failing is logged once per this interval, not per attempt. */
@@ -407,6 +411,11 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
     int rc = cw_db_begin(db, err);
     /* Event rows go in 64 at a time; safe mode inserts each at once, so blame is exact. */
     cw_db_hold_events(db, !safe);
+    if (!rc && p->cfg.lead && !cw_db_leads(db)) {
+        /* Fenced: the connection holding the lock is gone; another may lead now. */
+        p->lost_lead = true;
+        rc = cw_error_set(err, CW_ERR_AGAIN, NULL, "the processor lost the store's lead");
+    }
     if (!rc)
         rc = cw_store_last_position(db, &pos, err);
     if (!rc && !safe)
@@ -428,6 +437,7 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
         return rc;
     }
     int64_t commit_us = cw_mono_us() - t0;
+    p->last_position = pos;
     if (p->cfg.observer)
         p->cfg.observer(p->cfg.observer_arg, n, commit_us);
     pthread_mutex_lock(&p->lock);
@@ -487,6 +497,15 @@ static struct cw_outcome_batch *process(struct cw_processor *p, struct cw_envelo
         atomic_store(&p->attempt_since_us, 0);
         if (!rc) {
             b->committed_at_us = cw_mono_us();
+            b->last_position = p->last_position;
+            break;
+        }
+        if (p->lost_lead) {
+            cw_warn("processor.standby", "reason=lost-lead commands=%zu", n);
+            cw_error_release(&err);
+            p->lost_lead = p->leading = false;
+            cw_outcome_batch_free(b);
+            b = NULL;
             break;
         }
         int64_t delay = cw_retry_delay_us(attempt);
@@ -525,23 +544,79 @@ static void notify_submitters(struct cw_outcome_batch *b)
     }
 }
 
+/* Committed outcomes out: to the sink when there is one, else to the bus. */
+static void publish(struct cw_processor *p, struct cw_outcome_batch *b)
+{
+    if (p->cfg.sink)
+        p->cfg.sink(p->cfg.sink_arg, b);
+    else
+        cw_bus_publish(p->bus, b);
+}
+
+static void heartbeat(struct cw_processor *p)
+{
+    struct cw_outcome_batch *b = cw_xcalloc(1, sizeof(*b));
+    b->last_position = p->last_position;
+    publish(p, b);
+}
+
+/*
+ * Waits, as a standby, until this processor holds the store's lead; false
+ * when stopped first. The holder's lock dies with its connection, so a
+ * standby takes over within one poll of the holder's death.
+ */
+static bool await_lead(struct cw_processor *p)
+{
+    struct cw_db *db = cw_store_writer(p->store);
+    int64_t since = cw_mono_us();
+    bool said = false;
+    for (;;) {
+        struct cw_error err = {0};
+        bool held = false;
+        int rc = cw_db_try_lead(db, p->cfg.lead_key, &held, &err);
+        if (!rc && held)
+            rc = cw_store_last_position(db, &p->last_position, &err);
+        cw_error_release(&err);
+        if (!rc && held)
+            break;
+        if (!said)
+            cw_info("processor.standby", "reason=%s", rc ? "store-unavailable" : "another-leads");
+        said = true;
+        if (cw_retry_sleep(&p->retry, 100000))
+            return false;
+    }
+    p->leading = true;
+    cw_info("processor.active", "waited_ms=%lld last_position=%lld",
+            (long long)((cw_mono_us() - since) / 1000), (long long)p->last_position);
+    /* Tell the receivers where the log stands: they fill what the last one did not send. */
+    heartbeat(p);
+    return true;
+}
+
 static void *run(void *arg)
 {
     struct cw_processor *p = arg;
     pthread_setname_np(pthread_self(), "cw-processor");
     struct cw_envelope **envs = cw_xmalloc(p->cfg.max_batch * sizeof(*envs));
+    int64_t wait = p->cfg.heartbeat_us > 0 ? p->cfg.heartbeat_us : -1;
     for (;;) {
-        size_t n = cw_queue_take(p->q, envs, p->cfg.max_batch, -1);
+        if (p->cfg.lead && !p->leading && !await_lead(p))
+            break;
+        size_t n = cw_queue_take(p->q, envs, p->cfg.max_batch, wait);
         if (n == 0) {
             if (cw_queue_closed(p->q))
                 break;
+            if (wait > 0)
+                heartbeat(p);
             continue;
         }
         struct cw_outcome_batch *b = process(p, envs, n);
         if (b) {
             notify_submitters(b);
-            cw_bus_publish(p->bus, b);
+            publish(p, b);
         }
+        /* After the outcomes are out, so a queue that redelivers never loses an answer. */
+        cw_queue_done(p->q, b != NULL);
         /* After the outcomes are out: a checkpoint's fsyncs then delay nobody's answer. */
         cw_store_finish_checkpoint(p->store);
     }

@@ -19,11 +19,13 @@
 #ifndef CW_PROCESSOR_H
 #define CW_PROCESSOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct cw_store;
 struct cw_domain;
+struct cw_outcome_batch;
 struct cw_queue;
 struct cw_bus;
 struct cw_processor;
@@ -52,10 +54,25 @@ struct cw_processor_stats {
  */
 typedef void (*cw_commit_observer_cb)(void *arg, size_t batch_size, int64_t commit_us);
 
+/* Where committed batches go instead of the bus (the NATS feed); takes b. Processor thread. */
+typedef void (*cw_batch_sink_cb)(void *arg, struct cw_outcome_batch *b);
+
 struct cw_processor_config {
     size_t max_batch;               /* commands per transaction at most */
     cw_commit_observer_cb observer; /* optional */
     void *observer_arg;
+    cw_batch_sink_cb sink; /* optional: committed batches go here, not to the bus */
+    void *sink_arg;
+    /*
+     * Distributed mode: process only while holding the store's lead
+     * (cw_db_try_lead with lead_key), checked inside each transaction;
+     * wait as a standby, polling every 100 ms, until then; and when the
+     * queue stays empty for heartbeat_us, send the sink an empty batch
+     * carrying the last position, so receivers notice what they missed.
+     */
+    bool lead;
+    int64_t lead_key;
+    int64_t heartbeat_us;
 };
 
 /* Starts the thread. store, d, q and bus are borrowed and must outlive it. */

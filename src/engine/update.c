@@ -132,6 +132,9 @@ static struct cw_buf *scratch(void)
     return b;
 }
 
+static struct cw_update *assemble(const struct cw_event_def *def, const struct cw_event *ev,
+                                  const char *frame, size_t frame_len);
+
 struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev,
                                 const char *data_text, const char *meta_text)
 {
@@ -155,14 +158,19 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
     write_frame(frame, ev, data_text, meta_text);
     cw_buf_release(&data_buf);
     cw_buf_release(&meta_buf);
+    return assemble(def, ev, frame->data, frame->len);
+}
 
-    /*
-     * One allocation holds the update, its copies of ev's strings and the
-     * frame: the receiving thread frees it with one free().
-     */
+/*
+ * One allocation holds the update, its copies of ev's strings and the
+ * frame: the receiving thread frees it with one free().
+ */
+static struct cw_update *assemble(const struct cw_event_def *def, const struct cw_event *ev,
+                                  const char *frame, size_t frame_len)
+{
     size_t strings = size_of(ev->uuid) + size_of(ev->command_uuid) + size_of(ev->name) +
                      size_of(ev->user_uuid) + size_of(ev->client_id);
-    struct cw_update *u = cw_xmalloc(sizeof(*u) + strings + frame->len + 1);
+    struct cw_update *u = cw_xmalloc(sizeof(*u) + strings + frame_len + 1);
     char *at = (char *)(u + 1);
     atomic_init(&u->refs, 1);
     u->def = def;
@@ -177,8 +185,37 @@ struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event
     u->ev.data = keep ? json_incref(ev->data) : NULL;
     u->ev.meta = keep ? json_incref(ev->meta) : NULL;
     u->frame = at;
-    u->frame_len = frame->len;
-    memcpy(u->frame, frame->data, frame->len + 1);
+    u->frame_len = frame_len;
+    memcpy(u->frame, frame, frame_len);
+    u->frame[frame_len] = '\0';
+    return u;
+}
+
+struct cw_update *cw_update_from_frame(const struct cw_domain *d, const char *frame, size_t len)
+{
+    json_t *f = json_loadb(frame, len, 0, NULL);
+    json_t *e = json_array_get(f, 3);
+    struct cw_event ev = {0};
+    json_int_t pos = 0, seq = 0, at = 0, version = 0;
+    const char *user = NULL, *cid = NULL;
+    /* user_uuid and client_id may be null: read apart, as unpack has no nullable string. */
+    if (!e ||
+        json_unpack(e, "{s:I,s:s,s:s,s:s,s:o,s:o,s:I,s:I,s:I}", "position", &pos, "uuid", &ev.uuid,
+                    "command_uuid", &ev.command_uuid, "name", &ev.name, "data", &ev.data, "meta",
+                    &ev.meta, "client_seq", &seq, "recorded_at", &at, "version", &version)) {
+        json_decref(f);
+        return NULL;
+    }
+    user = json_string_value(json_object_get(e, "user_uuid"));
+    cid = json_string_value(json_object_get(e, "client_id"));
+    ev.position = pos;
+    ev.user_uuid = user ? user : "";
+    ev.client_id = cid;
+    ev.client_seq = seq;
+    ev.recorded_at = at;
+    ev.version = (int)version;
+    struct cw_update *u = assemble(cw_domain_event(d, ev.name), &ev, frame, len);
+    json_decref(f);
     return u;
 }
 

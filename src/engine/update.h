@@ -58,7 +58,15 @@ struct cw_outcome_batch {
     struct cw_outcome *items;
     size_t n;
     int64_t committed_at_us; /* monotonic */
+    int64_t last_position;   /* the log's newest position once committed (0: not known) */
 };
+
+/*
+ * An update from a frame another process made with cw_update_new (the
+ * distributed update feed): the frame is kept as it is, not written again;
+ * the event's fields are read from it. NULL when it is not such a frame.
+ */
+struct cw_update *cw_update_from_frame(const struct cw_domain *d, const char *frame, size_t len);
 
 void cw_outcome_release(struct cw_outcome *o);
 void cw_outcome_batch_free(struct cw_outcome_batch *b);

@@ -43,6 +43,7 @@ struct cw_gateway_config {
     const unsigned char *secret_key; /* 32 bytes: seals session cookies */
     const char *demo_banner;         /* printed once listening (URL added), or NULL */
     void (*on_listening)(void);      /* called once the socket listens, or NULL */
+    int role;                        /* enum cw_role: which routes are served */
 };
 
 /*

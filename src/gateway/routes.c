@@ -536,11 +536,32 @@ static int serve_static(struct cw_http *req)
     return rc;
 }
 
+/*
+ * What a role serves (serve --role, engine.h): a processor only /health
+ * and /metrics, a query node /query besides; a gateway and `all`, everything.
+ */
+static bool role_serves(int id)
+{
+    switch (cw_gws->cfg->role) {
+    case CW_ROLE_PROCESSOR:
+        return id == R_HEALTH || id == R_METRICS;
+    case CW_ROLE_QUERY:
+        return id == R_QUERY || id == R_HEALTH || id == R_METRICS;
+    default:
+        return true;
+    }
+}
+
 void cw_routes_dispatch(struct cw_http *req)
 {
     /* HEAD is GET without the body (http.c leaves it out), except where GET changes something. */
     if (req->cur.method == CW_M_HEAD && strcmp(req->cur.path, "/logout"))
         req->cur.method = CW_M_GET;
+    const struct route *r = find_route(req->cur.path);
+    if (!role_serves(r ? (int)r->id : -1)) {
+        cw_respond_error(req, 404, "not-found", "not served by this node's role");
+        return;
+    }
     if (!strncmp(req->cur.path, "/static/", 8)) {
         if (req->cur.method == CW_M_GET) {
             serve_static(req);
@@ -550,7 +571,6 @@ void cw_routes_dispatch(struct cw_http *req)
         cw_respond_error(req, 405, "method-not-allowed", "static files are only read");
         return;
     }
-    const struct route *r = find_route(req->cur.path);
     if (!r) {
         cw_respond_error(req, 404, "not-found", "no such path");
         return;

@@ -450,6 +450,8 @@ static void teardown_thread(struct cw_gw *gw)
         cw_workers_stop(gw->workers);
     if (gw->index == 0)
         cw_listen_close();
+    cw_bus_leave(gw->bus);
+    gw->bus = NULL;
     if (gw->ctx) {
         lws_sul_cancel(&gw->sweep);
         lws_context_destroy(gw->ctx);

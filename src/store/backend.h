@@ -62,6 +62,9 @@ struct cw_store_backend {
                         const char *meta_text, struct cw_error *err);
     int64_t (*total_changes)(struct cw_db *db);
     int (*last_position)(struct cw_db *db, int64_t *out, struct cw_error *err);
+    /* NULL for a backend where the process's own file lock already makes it the only writer. */
+    int (*try_lead)(struct cw_db *db, int64_t key, bool *held, struct cw_error *err);
+    bool (*leads)(struct cw_db *db);
 
     int (*bind_text)(struct cw_stmt *st, int idx, const char *text);
     int (*bind_text_static)(struct cw_stmt *st, int idx, const char *text);

@@ -243,6 +243,17 @@ int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
     return BE(db)->last_position(db, out, err);
 }
 
+int cw_db_try_lead(struct cw_db *db, int64_t key, bool *held, struct cw_error *err)
+{
+    *held = true;
+    return BE(db)->try_lead ? BE(db)->try_lead(db, key, held, err) : CW_OK;
+}
+
+bool cw_db_leads(struct cw_db *db)
+{
+    return BE(db)->leads ? BE(db)->leads(db) : true;
+}
+
 int cw_stmt_bind_text(struct cw_stmt *st, int idx, const char *text)
 {
     return BE(st)->bind_text(st, idx, text);

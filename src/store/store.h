@@ -206,4 +206,20 @@ int64_t cw_db_total_changes(struct cw_db *db);
 /* The position of the newest event, 0 for an empty log. */
 int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err);
 
+/*
+ * The lead among processors sharing one store (distributed mode). On
+ * PostgreSQL: pg_try_advisory_lock(key) on db (the writer), a lock of the
+ * session, so it is held by the very connection that commits and dies with
+ * it. *held says whether db holds it now (it may already have). On SQLite,
+ * where one process owns the file, always held. Outside a transaction.
+ */
+int cw_db_try_lead(struct cw_db *db, int64_t key, bool *held, struct cw_error *err);
+/*
+ * Whether db still holds the lead it took: false once its connection was
+ * made again (the lock died with the old one). Call it inside the
+ * transaction, after BEGIN: a commit on the same connection then happens
+ * under the lock, as the connection cannot change within a transaction.
+ */
+bool cw_db_leads(struct cw_db *db);
+
 #endif

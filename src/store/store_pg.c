@@ -80,6 +80,7 @@ struct cw_db {
     struct cw_db *next; /* in the store's list of open readers */
     bool read_only;     /* a reader, or the writer of a read-only store */
     char message[256];  /* libpq's last connection message, its first line */
+    unsigned lead_gen;  /* the connection (gen) that took the advisory lock; 0: none */
     /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
     bool hold;
     bool held_lost; /* inserting held rows failed: the batch must run again */
@@ -1564,8 +1565,47 @@ static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
     return CW_OK;
 }
 
+/* ------------------------------------------------------------- the lead */
+
+/*
+ * pg_try_advisory_lock is a lock of the session: it is held for as long
+ * as this connection lives, and dies with it, so the server itself frees
+ * it when a processor is killed. Kept apart from the batch path on purpose.
+ */
+static int try_lead(struct cw_db *db, int64_t key, bool *held, struct cw_error *err)
+{
+    *held = false;
+    int rc = reconnect_if_lost(db, err);
+    if (rc)
+        return rc;
+    if (db->lead_gen == db->gen) {
+        *held = true;
+        return CW_OK;
+    }
+    char sql[80];
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", (long long)key);
+    PGresult *res = PQexec(db->conn, sql);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = fail(db, res, err, "pg_try_advisory_lock");
+        PQclear(res);
+        return rc;
+    }
+    *held = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (*held)
+        db->lead_gen = db->gen;
+    return CW_OK;
+}
+
+static bool leads(struct cw_db *db)
+{
+    return db->lead_gen == db->gen && PQstatus(db->conn) == CONNECTION_OK && !db->lost;
+}
+
 const struct cw_store_backend cw_store_pg = {
     .name = "postgres",
+    .try_lead = try_lead,
+    .leads = leads,
     .open = store_open,
     .close = store_close,
     .migrate = store_migrate,

@@ -289,6 +289,38 @@ static void test_readers_fan_out(void **state)
     cw_domain_free(d);
 }
 
+/* A reader that leaves releases what it had not finished and is never woken again. */
+static void test_leave_releases_and_silences(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_bus *bus = cw_bus_new(2);
+    atomic_int wakes_a, wakes_b;
+    atomic_init(&wakes_a, 0);
+    atomic_init(&wakes_b, 0);
+    struct cw_bus_reader *a = cw_bus_subscribe(bus, count_wake, &wakes_a);
+    struct cw_bus_reader *b = cw_bus_subscribe(bus, count_wake, &wakes_b);
+    cw_bus_publish(bus, batch_with(1, u));
+    cw_bus_publish(bus, batch_with(2, u));
+    assert_non_null(cw_bus_read(b)); /* held, not done, when it leaves */
+    cw_bus_leave(b);
+    assert_int_equal(refs(u), 3); /* a has read neither */
+    for (int i = 0; i < 2; i++) {
+        assert_non_null(cw_bus_read(a));
+        cw_bus_done(a);
+    }
+    assert_int_equal(refs(u), 1);
+    /* The bus holds 2: two more publishes would block if b still counted. */
+    cw_bus_publish(bus, batch(3));
+    cw_bus_publish(bus, batch(4));
+    cw_bus_close(bus);
+    assert_int_equal(atomic_load(&wakes_b), 2);
+    assert_int_equal(atomic_load(&wakes_a), 5);
+    cw_bus_free(bus);
+    cw_update_unref(u);
+    cw_domain_free(d);
+}
+
 /* The slowest reader holds the publisher back. */
 static void test_slow_reader_blocks_publish(void **state)
 {
@@ -316,6 +348,29 @@ static void test_slow_reader_blocks_publish(void **state)
     cw_bus_free(bus); /* frees batch 2, which slow never read */
 }
 
+/* The distributed feed's receiving end keeps a frame as it is and reads the event from it. */
+static void test_update_from_frame(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_update *v = cw_update_from_frame(d, u->frame, u->frame_len);
+    assert_non_null(v);
+    assert_string_equal(v->frame, u->frame);
+    assert_int_equal(v->frame_len, u->frame_len);
+    assert_int_equal(v->ev.position, 1);
+    assert_string_equal(v->ev.uuid, u->ev.uuid);
+    assert_string_equal(v->ev.command_uuid, u->ev.command_uuid);
+    assert_string_equal(v->ev.name, "x");
+    assert_string_equal(v->ev.client_id, "c");
+    assert_int_equal(v->ev.client_seq, 1);
+    assert_string_equal(v->ev.user_uuid, "");
+    assert_null(cw_update_from_frame(d, "[\"update\",\"c\",1,{}]", 19));
+    assert_null(cw_update_from_frame(d, "not json", 8));
+    cw_update_unref(u);
+    cw_update_unref(v);
+    cw_domain_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +384,8 @@ int main(void)
         cmocka_unit_test(test_close_keeps_published),
         cmocka_unit_test(test_readers_fan_out),
         cmocka_unit_test(test_slow_reader_blocks_publish),
+        cmocka_unit_test(test_leave_releases_and_silences),
+        cmocka_unit_test(test_update_from_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

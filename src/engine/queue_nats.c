@@ -1,0 +1,363 @@
+/*
+ * queue_nats.c - the command queue on NATS JetStream (see queue.h).
+ *
+ * A command travels as one JSON object: its uuid, name, user, client id
+ * and sequence, data, meta, received_at, and where its outcome goes (node
+ * and origin). The gateway's put is a synchronous publish: the client's
+ * ack waits for the stream's, so an acked command is on disk in JetStream.
+ * The processor pulls batches from one durable consumer shared by every
+ * processor (only the one holding the store's lead pulls) and acks them
+ * after their batch committed and its outcomes went out; a processor that
+ * dies before that leaves them unacked, and JetStream delivers them again
+ * after ACK_WAIT to the next one, which answers them from the command log.
+ *
+ * Not here: publishing outcomes (feed_nats.c), choosing the processor.
+ */
+#include "calderwood.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/registry.h"
+#include "envelope.h"
+#include "natsconn.h"
+#include "queue.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM    "CW_COMMANDS"
+#define SUBJECT   "cw.commands"
+#define DURABLE   "cw-processor"
+#define SEC_NS    1000000000LL
+#define DUP_NS    (120 * SEC_NS) /* the duplicate window: a resend within it is dropped */
+#define ACK_WAIT  (2 * SEC_NS)   /* an unacked batch goes to the next processor after this */
+#define FETCH_MAX 512            /* commands per pull at most; also the consumer's unacked bound */
+
+struct nats_queue {
+    struct cw_queue base; /* first */
+    natsConnection *nc;
+    jsCtx *js;
+    natsSubscription *sub; /* the pull consumer, made at the first take */
+    natsMsgList taken;     /* the batch last taken, until done */
+    struct cw_queue_nats_config cfg;
+    atomic_bool closed;
+};
+
+static struct nats_queue *nq(struct cw_queue *q)
+{
+    return (struct nats_queue *)q;
+}
+
+/* ----------------------------------------------------------- encoding */
+
+static char *encode(const struct cw_envelope *env, uint64_t node)
+{
+    const struct cw_command *c = &env->cmd;
+    json_t *o =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:O,s:O,s:I,s:I,s:I}", "uuid", c->uuid, "name", c->name,
+                  "user", c->user_uuid, "cid", c->client_id, "seq", (json_int_t)c->client_seq,
+                  "data", c->data, "meta", c->meta, "at", (json_int_t)c->received_at, "node",
+                  (json_int_t)node, "origin", (json_int_t)env->origin);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return text;
+}
+
+static struct cw_envelope *decode(const struct cw_domain *d, const char *text, int len)
+{
+    json_t *o = json_loadb(text, (size_t)len, 0, NULL);
+    const char *uuid, *name, *user, *cid;
+    json_int_t seq, at, node, origin;
+    json_t *data, *meta;
+    if (!o ||
+        json_unpack(o, "{s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:I,s:I,s:I}", "uuid", &uuid, "name", &name,
+                    "user", &user, "cid", &cid, "seq", &seq, "data", &data, "meta", &meta, "at",
+                    &at, "node", &node, "origin", &origin) ||
+        strlen(uuid) != CW_UUID_LEN) {
+        json_decref(o);
+        return NULL;
+    }
+    const struct cw_command_def *def = cw_domain_command(d, name);
+    struct cw_envelope *env = def ? cw_envelope_new(def, user, cid, seq, json_incref(data),
+                                                    json_incref(meta), (uint64_t)origin)
+                                  : NULL;
+    if (env) {
+        memcpy(env->cmd.uuid, uuid, CW_UUID_LEN + 1);
+        env->cmd.received_at = at;
+        env->node = (uint64_t)node;
+    }
+    json_decref(o);
+    return env;
+}
+
+/* The idempotency key as a header value: no line breaks. */
+static void msg_id(char *out, size_t len, const struct cw_command *c, const char *suffix)
+{
+    snprintf(out, len, "%s/%lld/%s%s", c->user_uuid, (long long)c->client_seq, c->client_id,
+             suffix);
+    for (char *p = out; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = '?';
+}
+
+/* ----------------------------------------------------------- producer */
+
+static int publish(struct nats_queue *q, const char *text, const char *id, bool *dup)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id;
+    po.ExpectStream = STREAM;
+    po.MaxWait = 2000;
+    jsPubAck *pa = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_Publish(&pa, q->js, SUBJECT, text, (int)strlen(text), &po, &jerr);
+    *dup = pa && pa->Duplicate;
+    jsPubAck_Destroy(pa);
+    if (s == NATS_OK)
+        return CW_OK;
+    cw_warn("queue.publish", "status=\"%s\" jetstream_error=%d", natsStatus_GetText(s), (int)jerr);
+    return CW_ERR_OVERLOADED;
+}
+
+static int nats_put(struct cw_queue *q, struct cw_envelope *env)
+{
+    struct nats_queue *n = nq(q);
+    if (atomic_load(&n->closed))
+        return CW_ERR_SHUTDOWN;
+    /* NATS away: refuse at once rather than hold the caller's loop for the ack wait. */
+    if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED)
+        return CW_ERR_OVERLOADED;
+    char *text = encode(env, n->cfg.node);
+    if (!text)
+        return CW_ERR_INVALID;
+    char id[CW_UUID_LEN + 300];
+    bool dup = false;
+    msg_id(id, sizeof(id), &env->cmd, "");
+    int rc = publish(n, text, id, &dup);
+    if (!rc && dup) {
+        /*
+         * A resend within the window: the stream kept the first. Publish it
+         * once more under its own id, so the processor answers this sender
+         * from the command log too.
+         */
+        msg_id(id, sizeof(id), &env->cmd, env->cmd.uuid);
+        rc = publish(n, text, id, &dup);
+    }
+    free(text);
+    if (!rc)
+        cw_envelope_free(env); /* the queue owns it now: it lives on in the stream */
+    return rc;
+}
+
+/* ----------------------------------------------------------- consumer */
+
+/*
+ * Called once this processor leads. The consumer is made anew: what the
+ * last leader fetched and never acked is then delivered at once, in stream
+ * order, ahead of newer commands, instead of after its ack wait (work-queue
+ * retention keeps every unacked command in the stream meanwhile). Safe as
+ * only the leader does this, and a fenced predecessor can commit nothing.
+ */
+static int subscribe(struct nats_queue *q)
+{
+    jsErrCode derr = 0;
+    natsStatus ds = js_DeleteConsumer(q->js, STREAM, DURABLE, NULL, &derr);
+    if (ds != NATS_OK && ds != NATS_NOT_FOUND && derr != JSConsumerNotFoundErr)
+        cw_warn("queue.consumer", "delete status=\"%s\" jetstream_error=%d", natsStatus_GetText(ds),
+                (int)derr);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = STREAM;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = ACK_WAIT;
+    so.Config.MaxAckPending = FETCH_MAX; /* after a takeover, redeliveries first: order kept */
+    so.Config.MaxDeliver = -1;
+    jsErrCode jerr = 0;
+    natsStatus s = js_PullSubscribe(&q->sub, q->js, SUBJECT, DURABLE, NULL, &so, &jerr);
+    if (s != NATS_OK) {
+        cw_warn("queue.subscribe", "status=\"%s\" jetstream_error=%d", natsStatus_GetText(s),
+                (int)jerr);
+        return CW_ERR_AGAIN;
+    }
+    return CW_OK;
+}
+
+/* Decodes the fetched messages into out; one that does not decode is terminated, logged. */
+static size_t unpack(struct nats_queue *q, struct cw_envelope **out)
+{
+    size_t n = 0;
+    for (int i = 0; i < q->taken.Count; i++) {
+        natsMsg *m = q->taken.Msgs[i];
+        struct cw_envelope *env = decode(q->cfg.d, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        if (env) {
+            out[n++] = env;
+            continue;
+        }
+        cw_error("queue.undecodable", "bytes=%d", natsMsg_GetDataLength(m));
+        natsMsg_Term(m, NULL);
+    }
+    return n;
+}
+
+static size_t nats_take(struct cw_queue *q, struct cw_envelope **out, size_t max,
+                        int64_t timeout_us)
+{
+    struct nats_queue *n = nq(q);
+    if (max > FETCH_MAX)
+        max = FETCH_MAX;
+    int64_t waited_us = 0;
+    while (!atomic_load(&n->closed)) {
+        if (!n->sub && subscribe(n)) {
+            /* NATS away: the wait counts toward the timeout. */
+            nats_Sleep(250);
+            waited_us += 250000;
+        } else {
+            /* Short pulls, so a close is noticed within one. */
+            int64_t ms = 250;
+            if (timeout_us >= 0 && timeout_us - waited_us < ms * 1000)
+                ms = (timeout_us - waited_us) / 1000 > 0 ? (timeout_us - waited_us) / 1000 : 1;
+            natsStatus s = natsSubscription_Fetch(&n->taken, n->sub, (int)max, ms, NULL);
+            if (s == NATS_OK && n->taken.Count > 0) {
+                size_t got = unpack(n, out);
+                if (got)
+                    return got;
+                natsMsgList_Destroy(&n->taken);
+            } else if (s != NATS_TIMEOUT && s != NATS_OK) {
+                nats_Sleep(100); /* a lost connection: libnats reconnects meanwhile */
+            }
+            waited_us += ms * 1000;
+        }
+        if (timeout_us >= 0 && waited_us >= timeout_us)
+            break;
+    }
+    return 0;
+}
+
+static void nats_done(struct cw_queue *q, bool committed)
+{
+    struct nats_queue *n = nq(q);
+    for (int i = 0; i < n->taken.Count; i++) {
+        natsMsg *m = n->taken.Msgs[i];
+        if (committed)
+            natsMsg_Ack(m, NULL);
+        else
+            natsMsg_Nak(m, NULL);
+    }
+    natsMsgList_Destroy(&n->taken);
+    memset(&n->taken, 0, sizeof(n->taken));
+    /* Acks go out now: the next processor must not see this batch again. */
+    natsConnection_FlushTimeout(n->nc, 2000);
+    if (!committed && n->sub) {
+        /* The lead was lost (or the processor stops): pull again only after leading again. */
+        natsSubscription_Destroy(n->sub);
+        n->sub = NULL;
+    }
+}
+
+/* ---------------------------------------------------------- the rest */
+
+static void nats_close(struct cw_queue *q)
+{
+    atomic_store(&nq(q)->closed, true);
+}
+
+static bool nats_closed(struct cw_queue *q)
+{
+    return atomic_load(&nq(q)->closed);
+}
+
+static size_t nats_depth(struct cw_queue *q)
+{
+    (void)q;
+    return 0; /* the stream's depth is the server's: JetStream refuses when it is full */
+}
+
+static size_t nats_capacity(struct cw_queue *q)
+{
+    return nq(q)->cfg.capacity;
+}
+
+static void nats_free(struct cw_queue *q)
+{
+    struct nats_queue *n = nq(q);
+    natsMsgList_Destroy(&n->taken); /* unacked: JetStream delivers them again */
+    if (n->sub)
+        natsSubscription_Destroy(n->sub);
+    jsCtx_Destroy(n->js);
+    natsConnection_Destroy(n->nc);
+    free(n);
+}
+
+static const struct cw_queue_ops nats_ops = {
+    .put = nats_put,
+    .take = nats_take,
+    .done = nats_done,
+    .close = nats_close,
+    .closed = nats_closed,
+    .depth = nats_depth,
+    .capacity = nats_capacity,
+    .free = nats_free,
+};
+
+/* Creates the stream, or checks that the one there keeps the promises above. */
+static int ensure_stream(struct nats_queue *q, struct cw_error *err)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, q->js, STREAM, NULL, &jerr);
+    if (s == NATS_OK) {
+        jsStreamConfig *c = si->Config;
+        bool ok = c->Storage == js_FileStorage && c->Discard == js_DiscardNew &&
+                  c->Retention == js_WorkQueuePolicy;
+        jsStreamInfo_Destroy(si);
+        if (!ok)
+            return cw_error_set(err, CW_ERR_INVALID, NULL,
+                                "NATS: the stream " STREAM " exists with other settings (file "
+                                "storage, work-queue retention and discard-new are needed)");
+        return CW_OK;
+    }
+    if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND)
+        return cw_nats_fail(err, CW_ERR_SYSTEM, s, "stream info " STREAM);
+    jsStreamConfig c;
+    jsStreamConfig_Init(&c);
+    const char *subjects[] = {SUBJECT};
+    c.Name = STREAM;
+    c.Subjects = subjects;
+    c.SubjectsLen = 1;
+    c.Storage = js_FileStorage;
+    c.Retention = js_WorkQueuePolicy;
+    c.Discard = js_DiscardNew;
+    c.MaxMsgs = (int64_t)q->cfg.capacity;
+    c.Duplicates = DUP_NS;
+    s = js_AddStream(&si, q->js, &c, NULL, &jerr);
+    jsStreamInfo_Destroy(si);
+    if (s != NATS_OK)
+        return cw_nats_fail(err, CW_ERR_SYSTEM, s, "create stream " STREAM);
+    cw_info("queue.stream", "created=" STREAM " max_msgs=%zu", q->cfg.capacity);
+    return CW_OK;
+}
+
+int cw_queue_nats_open(const struct cw_queue_nats_config *cfg, struct cw_queue **out,
+                       struct cw_error *err)
+{
+    struct nats_queue *q = cw_xcalloc(1, sizeof(*q));
+    q->base.ops = &nats_ops;
+    q->cfg = *cfg;
+    if (!q->cfg.capacity)
+        q->cfg.capacity = 65536;
+    int rc = cw_nats_connect(cfg->urls, cfg->consume ? "calderwood-processor" : "calderwood",
+                             &q->nc, err);
+    if (!rc && natsConnection_JetStream(&q->js, q->nc, NULL) != NATS_OK)
+        rc = cw_error_set(err, CW_ERR_SYSTEM, NULL, "NATS: no JetStream context");
+    if (!rc)
+        rc = ensure_stream(q, err);
+    if (rc) {
+        nats_free(&q->base);
+        return rc;
+    }
+    *out = &q->base;
+    return CW_OK;
+}
