@@ -756,11 +756,25 @@ static int db_commit(struct cw_db *db, struct cw_error *err)
     return rc ? rc : run(db, "COMMIT", err);
 }
 
+/*
+ * After a transaction the disk refused: a WAL that a lagging checkpointer let
+ * grow until it filled the disk stays that size, and no write fits until it
+ * restarts. Copy it all back and truncate it, which gives its space back to
+ * the next attempt (best effort: busy readers make it wait, then fail).
+ */
+static void reclaim_wal(struct cw_db *db)
+{
+    sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
 static void db_rollback(struct cw_db *db)
 {
+    bool full = disk_full(db->conn, sqlite3_extended_errcode(db->conn));
     drop_held(db);
     if (!sqlite3_get_autocommit(db->conn))
         run(db, "ROLLBACK", NULL);
+    if (full && db == db->store->writer)
+        reclaim_wal(db);
 }
 
 static int db_savepoint(struct cw_db *db, struct cw_error *err)
