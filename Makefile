@@ -117,7 +117,7 @@ test: test-deps
 	    (cd $$d && npm ci --no-audit --no-fund --prefer-offline >/dev/null) || exit 1; done
 	$(Q)tests/run-groups.sh \
 	    plain "$(SUBMAKE) test-all && $(SUBMAKE) test-install test-upgrade test-client-types test-examples \
-	           && BUILD=build tests/browser/run.sh && tests/pg/run.sh build && $(SUBMAKE) test-cluster" \
+	           && BUILD=build tests/browser/run.sh && tests/pg/run.sh build && $(SUBMAKE) test-cluster test-cluster-faults" \
 	    sanitized "$(SUBMAKE) test-all $(SAN_TEST) && tests/pg/run.sh build/san && $(SUBMAKE) test-cluster $(SAN_TEST) \
 	           && $(SUBMAKE) fuzz-run FUZZ_SECONDS=$(or $(TEST_FUZZ_SECONDS),20)"
 	@echo "all tests passed: unit, cli, e2e (plain and ASan+UBSan, SQLite and PostgreSQL), install, upgrade, client types, examples, browser, cluster, fuzz"
@@ -189,8 +189,8 @@ test-pg-full: deps
 # gateways and processors of the real binary. test-cluster (in make test, about
 # 40 s idle): across gateways, logout, kill -9 and graceful stop of the active
 # processor; with SANITIZE set, the cross-gateway and takeover tests only.
-# test-cluster-faults (about 45 s): a gateway killed behind nginx, and
-# nats-server restarted, under load.
+# test-cluster-faults (in make test, plain build, about 30 s idle): a gateway
+# killed behind nginx, and nats-server restarted, under load.
 CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9'
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
