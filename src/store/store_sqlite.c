@@ -758,13 +758,19 @@ static int db_commit(struct cw_db *db, struct cw_error *err)
 
 /*
  * After a transaction the disk refused: a WAL that a lagging checkpointer let
- * grow until it filled the disk stays that size, and no write fits until it
- * restarts. Copy it all back and truncate it, which gives its space back to
- * the next attempt (best effort: busy readers make it wait, then fail).
+ * grow past its checkpoint length keeps that size, and may be what fills the
+ * disk. Copy it all back and truncate it, which gives its space to the next
+ * attempt (best effort: busy readers make it wait, then fail). A WAL of its
+ * usual length is left alone: it is reused from its start when it restarts.
  */
 static void reclaim_wal(struct cw_db *db)
 {
-    sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    struct cw_store *s = db->store;
+    pthread_mutex_lock(&s->lock);
+    bool overgrown = s->wal_frames > s->opt.checkpoint_frames;
+    pthread_mutex_unlock(&s->lock);
+    if (overgrown)
+        sqlite3_wal_checkpoint_v2(db->conn, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
 
 static void db_rollback(struct cw_db *db)
