@@ -208,11 +208,13 @@ function burst() {
 async function startClients(users) {
     for (const u of users) {
         let cookie = null;
-        for (let tries = 0; !cookie; tries++) {
+        // A refused login (overloaded while the server starts) is tried again, as a user would, until a deadline.
+        const deadline = Date.now() + 60_000;
+        while (!cookie) {
             const r = await get('/login', { method: 'POST', body: JSON.stringify({ email: u.email, password: u.password }), timeoutMs: 20_000 });
             const sc = (r.headers['set-cookie'] || []).find((c) => c.startsWith('cw_session='));
             if (r.status === 200 && sc) cookie = sc.split(';')[0];
-            else if (tries > 20) throw new Error(`login ${u.email}: ${r.status} ${r.body}`);
+            else if (Date.now() > deadline) throw new Error(`login ${u.email}: ${r.status} ${r.body}, still after 60 s`);
             else await sleep(100);
         }
         // As calderwood.js does on a tab's first connection: start after the newest
