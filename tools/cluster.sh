@@ -93,12 +93,14 @@ up() {
     psql "$CW_TEST_STORE" -qc "CREATE DATABASE calderwood"
     STORE="postgres://calderwood@/calderwood?host=$CW_PG_DIR"
     [ -f "$DIR/secret.key" ] || (umask 077 && head -c 32 /dev/urandom >"$DIR/secret.key")
+    node proc1 processor $((P + 4))
+    node proc2 processor $((P + 5))
+    # Through the queue, as an operator would: the active processor writes it.
     local password
     password=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
     printf '%s\n' "$password" | "$BIN" user add --data "$DIR/cli" --store "$STORE" \
-        --email demo@calderwood.local --first Demo --last User >/dev/null
-    node proc1 processor $((P + 4))
-    node proc2 processor $((P + 5))
+        --queue "nats://127.0.0.1:$((P + 22))" --email demo@calderwood.local --first Demo \
+        --last User >/dev/null
     node gw1 gateway $((P + 1))
     node gw2 gateway $((P + 2))
     node query query $((P + 3))

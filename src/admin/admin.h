@@ -59,6 +59,18 @@ bool cw_admin_allowed(const char *name);
 json_t *cw_admin_run_take(struct cw_engine *e, const struct cw_domain *d, const char *name,
                           json_t *data, json_t *meta, const atomic_bool *stop);
 
+struct cw_envelope;
+
+/*
+ * What cw_admin_run_take does before queueing: checks and prepares the
+ * command and makes its envelope (*out, the caller's: a system command
+ * with a fresh client id "admin:UUID" and sequence 0). Returns NULL then,
+ * or the refusal (and *out NULL). Takes data and meta. For a CLI that
+ * queues the envelope itself (on JetStream, src/cli/admin_queue.c).
+ */
+json_t *cw_admin_envelope_take(const struct cw_domain *d, const char *name, json_t *data,
+                               json_t *meta, struct cw_envelope **out);
+
 /* {"ok": false, "code": code, "message": message}: an answer made before anything was queued. */
 json_t *cw_admin_refusal(const char *code, const char *message);
 
@@ -66,7 +78,10 @@ json_t *cw_admin_refusal(const char *code, const char *message);
  * Listens on DATA/calderwood.sock (a stale file there is replaced: the
  * caller holds the data directory's lock) and serves each connection on a
  * thread of its own (8 at once at most), running its requests on e. e and
- * d are borrowed and must outlive the server.
+ * d are borrowed and must outlive the server. e NULL: a distributed server
+ * (--queue nats://), which runs nothing and answers every request with
+ * the code "distributed": its commands go through the queue, and the CLI
+ * sends them there itself (--queue), waiting on the store for the outcome.
  */
 int cw_admin_server_start(const char *data_dir, struct cw_engine *e, const struct cw_domain *d,
                           struct cw_admin_server **out, struct cw_error *err);

@@ -124,12 +124,13 @@ static json_t *wait_answer(struct ticket *t, const atomic_bool *stop)
 
 /* ---------------------------------------------------------------- run */
 
-json_t *cw_admin_run_take(struct cw_engine *e, const struct cw_domain *d, const char *name,
-                          json_t *data, json_t *meta, const atomic_bool *stop)
+json_t *cw_admin_envelope_take(const struct cw_domain *d, const char *name, json_t *data,
+                               json_t *meta, struct cw_envelope **out)
 {
     struct cw_error err = {0};
     const struct cw_command_def *def = NULL;
     int rc = CW_OK;
+    *out = NULL;
     if (!cw_admin_allowed(name))
         rc = cw_error_set(&err, CW_ERR_NOT_FOUND, "unknown-command",
                           "not an administration command");
@@ -146,14 +147,24 @@ json_t *cw_admin_run_take(struct cw_engine *e, const struct cw_domain *d, const 
     }
     char client_id[CW_UUID_LEN + 8] = "admin:"; /* a fresh one each time: never a resend */
     cw_uuid_v7(client_id + 6);
-    struct cw_envelope *env = cw_envelope_new(def, "", client_id, 0, data, meta, 0);
+    *out = cw_envelope_new(def, "", client_id, 0, data, meta, 0);
+    return NULL;
+}
+
+json_t *cw_admin_run_take(struct cw_engine *e, const struct cw_domain *d, const char *name,
+                          json_t *data, json_t *meta, const atomic_bool *stop)
+{
+    struct cw_envelope *env = NULL;
+    json_t *refused = cw_admin_envelope_take(d, name, data, meta, &env);
+    if (refused)
+        return refused;
     struct ticket *t = cw_xcalloc(1, sizeof(*t));
     atomic_init(&t->refs, 2);
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     env->done = on_done;
     env->done_arg = t;
-    rc = cw_engine_submit(e, env);
+    int rc = cw_engine_submit(e, env);
     json_t *a;
     if (rc) {
         env->done = NULL;

@@ -83,6 +83,11 @@ static json_t *answer_line(struct client *c, const char *line, size_t len)
     json_t *a;
     if (!json_is_object(req) || !name || !json_is_object(data)) {
         a = cw_admin_refusal("malformed", "a request is {\"command\": NAME, \"data\": {...}}");
+    } else if (!c->s->e) {
+        a = cw_admin_refusal("distributed",
+                             "this server is one role of a distributed deployment: send the "
+                             "command through its queue (--queue nats://HOST:PORT --store "
+                             "postgres://...)");
     } else {
         json_t *meta = json_pack("{s:{s:i,s:i,s:s}}", "admin", "uid", (json_int_t)c->peer.uid,
                                  "pid", (json_int_t)c->peer.pid, "via", "socket");

@@ -4,7 +4,8 @@
  * socket when `calderwood serve` holds the data directory, and is run here,
  * under the directory's lock with an engine of this process, when nothing
  * does; a reading one (user list, session list) reads a snapshot of the
- * store directly, server or not.
+ * store directly, server or not. In a distributed deployment (--queue
+ * nats://) a writing one goes through the queue instead (admin_queue.c).
  */
 #include "admin/admin.h"
 #include "cli.h"
@@ -28,7 +29,10 @@ static int run_here(struct cw_cli_common *c, const char *command, json_t *data, 
 {
     struct cw_domain *d = NULL;
     struct cw_engine *e = NULL;
-    int rc = cw_cli_domain(c, &d, err);
+    struct cw_store *lead = NULL; /* held while this process writes */
+    int rc = cw_cli_hold_lead(c, &lead, err);
+    if (!rc)
+        rc = cw_cli_domain(c, &d, err);
     struct cw_engine_config cfg = {.db_path = c->store_url};
     if (!rc)
         rc = cw_engine_open(&cfg, d, &e, err);
@@ -41,12 +45,15 @@ static int run_here(struct cw_cli_common *c, const char *command, json_t *data, 
     json_decref(data);
     cw_engine_close(e);
     cw_domain_free(d);
+    cw_store_close(lead);
     return rc;
 }
 
 int cw_cli_admin(struct cw_cli_common *c, const char *what, const char *command, json_t *data,
                  json_t **answer, struct cw_error *err)
 {
+    if (c->queue && strcmp(c->queue, "local"))
+        return cw_cli_admin_queue(c, command, data, answer, err);
     int64_t deadline = cw_mono_us() + SERVER_WAIT_US;
     for (;;) {
         int rc = cw_cli_lock(c, what, err);

@@ -21,6 +21,7 @@ struct cw_cli_common {
     bool no_demo;
     const char *log_level;
     const char *store;     /* --store as given, or NULL */
+    const char *queue;     /* --queue of the writing subcommands, or NULL (local) */
     char store_url[4096];  /* --store, or sqlite:DATA/calderwood.db */
     char store_label[512]; /* store_url without a password, for messages */
 };
@@ -46,6 +47,15 @@ struct cw_cli_common {
     {                                                                                               \
         "log-level", CW_OPT_STRING, &(c)->log_level, "info", 0, 0, "LEVEL",                         \
             "debug, info, warn, error or off"                                                       \
+    }
+
+/* The --queue row of the subcommands that write (user, session). */
+#define CW_CLI_QUEUE_OPTION(c)                                                                     \
+    {                                                                                              \
+        "queue", CW_OPT_STRING, &(c)->queue, "local", 0, 0, "URL",                                 \
+            "local, or nats://HOST:PORT[,...] to send the command through a distributed "          \
+            "deployment's JetStream queue and wait (30 s) for its outcome in the --store "         \
+            "(PostgreSQL)"                                                                         \
     }
 
 /*
@@ -125,15 +135,37 @@ int cw_cli_version(void);
 void cw_cli_notify(const char *state);
 
 /*
- * Runs one administration command (src/admin/admin.h) on c's data: sends
+ * Runs one administration command (src/admin/admin.h) on c's data: with
+ * c->queue nats://..., through the queue (cw_cli_admin_queue); else sends
  * it to the server when `calderwood serve` holds the directory (waiting up
  * to 30 s for a starting server's socket), else takes the lock (recorded
- * as what) and runs it with an engine of this process. c must be
+ * as what) and runs it with an engine of this process (refusing a
+ * PostgreSQL store that an active processor leads: cw_cli_hold_lead). c must be
  * prepared. Takes data. CW_OK when *answer (the caller's) was received,
  * whether it says ok or not; otherwise err says why no answer came.
  */
 int cw_cli_admin(struct cw_cli_common *c, const char *what, const char *command, json_t *data,
                  json_t **answer, struct cw_error *err);
+
+/*
+ * cw_cli_admin's way in a distributed deployment (admin_queue.c): publishes
+ * the command on the JetStream queue at c->queue (Nats-Msg-Id = its
+ * idempotency key) and polls the command log of c's PostgreSQL store for
+ * its outcome, 30 s at most. Takes data; *answer as cw_cli_admin's.
+ */
+int cw_cli_admin_queue(struct cw_cli_common *c, const char *command, json_t *data, json_t **answer,
+                       struct cw_error *err);
+
+/*
+ * Before the CLI writes a PostgreSQL store itself: takes the processors'
+ * lead lock on a connection of its own (*probe; close it with
+ * cw_store_close, which releases the lock), so no processor becomes active
+ * while the CLI writes. CW_ERR_EXISTS with a message when a processor
+ * holds it: such a store is written only through the queue. A SQLite
+ * store: CW_OK, *probe NULL.
+ */
+struct cw_store;
+int cw_cli_hold_lead(struct cw_cli_common *c, struct cw_store **probe, struct cw_error *err);
 
 /* Prints a refused answer as one line (the first failing field, or message and code); 1. */
 int cw_cli_admin_refused(const json_t *answer);

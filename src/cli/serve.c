@@ -256,9 +256,13 @@ static int serve(struct serve_options *o, struct cw_error *err)
         pthread_t signals;
         pthread_create(&signals, NULL, wait_for_signal, NULL);
         pthread_detach(signals);
-        /* The CLI's admin commands come in here from now on (src/admin/). */
+        /*
+         * The CLI's admin commands come in here from now on (src/admin/);
+         * a distributed role refuses them: they go through the queue.
+         */
         struct cw_admin_server *admin = NULL;
-        rc = cw_admin_server_start(o->c.data_dir, e, d, &admin, err);
+        bool local = !strcmp(o->queue, "local");
+        rc = cw_admin_server_start(o->c.data_dir, local ? e : NULL, d, &admin, err);
         if (!rc)
             rc = cw_gateway_run(&g, e, d, &metrics, err);
         cw_engine_drain(e); /* before the admin threads go: their commands' outcomes come */

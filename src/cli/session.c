@@ -17,7 +17,8 @@ static const char usage[] =
     "       calderwood session end --session UUID\n"
     "       calderwood session end --user EMAIL\n"
     "Ending a session is the event a logout writes: its open WebSockets get `unauthorized`.\n"
-    "With a server running on the data directory, end goes through it.";
+    "With a server running on the data directory, end goes through it; in a distributed\n"
+    "deployment, give --queue nats://... and the --store it shares.";
 
 struct session_options {
     struct cw_cli_common c;
@@ -110,6 +111,7 @@ int cw_cli_session(int argc, char **argv)
     struct session_options o = {0};
     const struct cw_option opts[] = {
         CW_CLI_COMMON_OPTIONS(&o.c),
+        CW_CLI_QUEUE_OPTION(&o.c),
         {"session", CW_OPT_STRING, &o.session, NULL, 0, 0, "UUID", "the session to end (end)"},
         {"user", CW_OPT_STRING, &o.user, NULL, 0, 0, "EMAIL",
          "every open session of this user (end), or only theirs (list)"},

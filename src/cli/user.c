@@ -22,7 +22,8 @@ static const char usage[] =
     "       calderwood user list [--format table|jsonl]\n"
     "A password is read from FILE, or else from the first line of standard input.\n"
     "passwd and disable end the user's open sessions; a disabled user cannot log in.\n"
-    "With a server running on the data directory, the command goes through it.";
+    "With a server running on the data directory, the command goes through it; in a\n"
+    "distributed deployment, give --queue nats://... and the --store it shares.";
 
 struct user_options {
     struct cw_cli_common c;
@@ -163,6 +164,7 @@ int cw_cli_user(int argc, char **argv)
     struct user_options o = {0};
     const struct cw_option opts[] = {
         CW_CLI_COMMON_OPTIONS(&o.c),
+        CW_CLI_QUEUE_OPTION(&o.c),
         {"email", CW_OPT_STRING, &o.email, NULL, 0, 0, "EMAIL",
          "the user's email (add, passwd, disable, enable)"},
         {"first", CW_OPT_STRING, &o.first, NULL, 0, 0, "NAME", "first name (add)"},

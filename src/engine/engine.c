@@ -12,9 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The advisory lock processors compete for: "CWLEAD" in ASCII. */
-#define LEAD_KEY 0x43574C454144LL
-
 struct cw_engine {
     struct cw_store *store;
     struct cw_queue *queue;
@@ -86,7 +83,7 @@ static int open_parts(struct cw_engine *e, const struct cw_engine_config *cfg,
         .sink = dist ? cw_feed_publish : NULL,
         .sink_arg = e->feed_out,
         .lead = dist,
-        .lead_key = LEAD_KEY,
+        .lead_key = CW_LEAD_KEY,
         .heartbeat_us = dist ? 1000000 : 0,
     };
     rc = cw_processor_start(e->store, d, e->queue, e->bus, &pc, &e->processor);

@@ -25,6 +25,13 @@ enum cw_role {
     CW_ROLE_QUERY,     /* queries only */
 };
 
+/*
+ * The PostgreSQL advisory lock processors compete for ("CWLEAD" in ASCII).
+ * The CLI probes it too: a store a processor leads is written only through
+ * the queue.
+ */
+#define CW_LEAD_KEY 0x43574C454144LL
+
 /* "all", "gateway", "processor", "query". */
 const char *cw_role_name(int role);
 /* The role named name; -1 when none is. */
