@@ -190,8 +190,9 @@ test-pg-full: deps
 # 40 s idle): across gateways, logout, kill -9 and graceful stop of the active
 # processor, the CLI's administration commands through the queue; with
 # SANITIZE set, the cross-gateway and takeover tests only.
-# test-cluster-faults (in make test, plain build, about 30 s idle): a gateway
-# killed behind nginx, and nats-server restarted, under load.
+# test-cluster-faults (in make test, plain build, about 60 s idle): a gateway
+# killed behind nginx, nats-server restarted, and PostgreSQL crashed and
+# started again, under load.
 CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9'
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
@@ -213,7 +214,7 @@ cluster-down:
 test-cluster-faults: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)BUILD=build tests/cluster/run.sh tests/cluster/gateway-kill.test.mjs \
-	    tests/cluster/nats-restart.test.mjs
+	    tests/cluster/nats-restart.test.mjs tests/cluster/pg-restart.test.mjs
 
 # STORE=postgres://... runs each batch cap on SQLite and then on that
 # (empty, throwaway) database, and prints the ratio; STORE=postgres starts

@@ -44,19 +44,23 @@ export async function connectWhenKnown(gw, cookie) {
     return ws;
 }
 
-/** A database, a secret key and the nodes of one test file, all under DIR/name. */
+/**
+ * A database, a secret key and the nodes of one test file, all under DIR/name.
+ * admin: the maintenance database of the PostgreSQL to use (default run.sh's).
+ */
 export class Cluster {
-    constructor(name, natsUrl = process.env.CW_NATS_URL) {
+    constructor(name, natsUrl = process.env.CW_NATS_URL, admin = ADMIN) {
         this.dir = join(DIR, name);
         this.nats = natsUrl;
+        this.admin = admin;
         this.db = `cw_${name}_${process.pid}`;
-        this.store = ADMIN.replace(/\/postgres\?/, `/${this.db}?`);
+        this.store = admin.replace(/\/postgres\?/, `/${this.db}?`);
         this.key = join(this.dir, 'secret.key');
         this.nodes = [];
         mkdirSync(join(this.dir, 'cli'), { recursive: true });
         writeFileSync(this.key, randomBytes(32));
         chmodSync(this.key, 0o600);
-        psql(ADMIN, `CREATE DATABASE ${this.db}`);
+        psql(admin, `CREATE DATABASE ${this.db}`);
     }
 
     /** Before any processor runs: `user add` writes to the store itself. */
@@ -91,7 +95,7 @@ export class Cluster {
     async stop() {
         for (const n of this.nodes) if (n.proc.exitCode === null && n.proc.signalCode === null) n.proc.kill('SIGTERM');
         await Promise.all(this.nodes.map((n) => n.exited));
-        psql(ADMIN, `DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`);
+        psql(this.admin, `DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`);
         const bad = this.nodes.filter((n) => n.proc.signalCode !== 'SIGKILL' && n.proc.exitCode !== 0);
         for (const n of bad) console.log(`# ${n.name} exited ${n.proc.exitCode}:\n${logOf(n).slice(-3000)}`);
         assert.deepEqual(bad.map((n) => n.name), [], 'nodes that did not stop cleanly');

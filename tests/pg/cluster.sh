@@ -6,6 +6,8 @@
 #   eval "$(tests/pg/cluster.sh start)"   # exports CW_PG_DIR and CW_TEST_STORE
 #   tests/pg/cluster.sh stop "$CW_PG_DIR" # pg_ctl stop on that data directory, then removes it
 #   tests/pg/cluster.sh restart "$CW_PG_DIR"  # immediate stop, then start (a crash and recovery)
+#   tests/pg/cluster.sh crash "$CW_PG_DIR"    # the immediate stop alone (data kept) ...
+#   tests/pg/cluster.sh recover "$CW_PG_DIR"  # ... and the start, for a test that acts between
 #
 # As root the server runs as the unprivileged user postgres (PostgreSQL
 # refuses to run as root). CW_TEST_STORE names the maintenance database;
@@ -45,8 +47,16 @@ restart)
     as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
     start_server "$dir"
     ;;
+crash)
+    dir=${2:?usage: cluster.sh crash DIR}
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    ;;
+recover)
+    dir=${2:?usage: cluster.sh recover DIR}
+    start_server "$dir"
+    ;;
 *)
-    echo "usage: cluster.sh start | stop DIR | restart DIR" >&2
+    echo "usage: cluster.sh start | stop DIR | restart DIR | crash DIR | recover DIR" >&2
     exit 2
     ;;
 esac
