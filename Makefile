@@ -54,7 +54,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins test-threads bench-engine fmt clean check-fmt \
-        chaos soak test-cluster test-cluster-faults cluster cluster-down
+        chaos soak test-cluster test-cluster-faults test-cluster-browser cluster cluster-down
 
 all: $(BIN) $(MAN)
 
@@ -210,6 +210,14 @@ cluster: deps
 
 cluster-down:
 	$(Q)tools/cluster.sh down $(CLUSTER_DIR)
+
+# Not in make test: the local cluster of `make cluster` on free ports in a
+# temporary directory, and two headless Chromium tabs through its nginx whose
+# sockets are on different gateways, seeing each other's page views live
+# (tests/browser/cluster/; about a minute idle).
+test-cluster-browser: deps
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)BUILD=$(BUILD) tests/browser/cluster/run.sh
 
 test-cluster-faults: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
