@@ -91,4 +91,14 @@ describe('administration commands in a distributed deployment', () => {
         assert.equal(end.status, 0, end.stderr);
         assert.match(end.stdout, new RegExp(`^ended 1 session of ${EMAIL}\n$`));
     });
+
+    it('user passwd through the queue: the new password works on both gateways, the old on neither', async () => {
+        const r = await cli(['user', 'passwd', '--email', EMAIL, ...viaQueue()], 'another-password-2\n');
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, new RegExp(`^changed the password of ${EMAIL}; ended \\d+ sessions?\n$`));
+        for (const gw of [gwA, gwB]) {
+            assert.notEqual((await login(gw, EMAIL, PASSWORD, { expectOk: false })).status, 200, 'the old password');
+            assert.equal((await login(gw, EMAIL, 'another-password-2', { committed: false })).status, 200);
+        }
+    });
 });
