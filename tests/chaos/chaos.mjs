@@ -25,7 +25,8 @@
 // (a small --checkpoint-frames is not a flag we have) stand in for that.
 //
 // The clients (client.mjs) live in this process; the server's RSS is sampled
-// from /proc every 200 ms of each life.
+// from /proc every 200 ms of each life. The servers log at warn level
+// (CW_CHAOS_LOG_LEVEL=info for more: every command and connection).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -123,7 +124,7 @@ class Life {
         this.healthy = false;
         this.signalled = null;
         const fd = openSync(logPath, 'a');
-        const argv = ['serve', ...storeArgs, '--listen', `127.0.0.1:${port}`, '--no-demo-user', '--log-level', 'warn'];
+        const argv = ['serve', ...storeArgs, '--listen', `127.0.0.1:${port}`, '--no-demo-user', '--log-level', process.env.CW_CHAOS_LOG_LEVEL || 'warn'];
         argv.push('--login-burst', '100000', '--login-rate', '100000');
         writeFileSync(fd, `# life ${n}: ${BIN} ${argv.join(' ')}\n`);
         this.proc = spawn(BIN, argv, { cwd: ROOT, stdio: ['ignore', fd, fd] });
