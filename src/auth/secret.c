@@ -6,24 +6,58 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Makes the rename or link of a file in path's directory durable. */
+static void sync_dir(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof(dir), ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/*
+ * The key is written whole to PATH.new, synced, and only then linked as
+ * PATH: a process killed while making it (on its first start) leaves no
+ * short key file that every later start would refuse. A PATH.new left by
+ * such a kill is overwritten. link() fails when PATH appeared meanwhile;
+ * the data directory's lock keeps two servers from making keys at once.
+ */
 static int create(const char *path, unsigned char key[CW_SECRET_LEN], struct cw_error *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
+        return cw_error_set(err, CW_ERR_INVALID, NULL, "path too long: %s", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
-        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create %s: %s", path,
-                            strerror(errno));
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create %s: %s", tmp, strerror(errno));
     randombytes_buf(key, CW_SECRET_LEN);
     ssize_t n = write(fd, key, CW_SECRET_LEN);
-    int failed = n != CW_SECRET_LEN || fsync(fd) != 0;
+    int failed = n != CW_SECRET_LEN || fchmod(fd, 0600) != 0 || fsync(fd) != 0;
     close(fd);
-    if (failed) {
-        unlink(path);
-        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot write %s", path);
+    if (!failed && link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot create %s: %s", path, strerror(e));
     }
+    unlink(tmp);
+    if (failed)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "cannot write %s", tmp);
+    sync_dir(path);
     return CW_OK;
 }
 

@@ -39,6 +39,7 @@ struct serve_options {
     int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
     int64_t max_header, gateway_threads, workers, worker_queue, login_rate, login_burst;
     int64_t idle_timeout, header_timeout, body_timeout, ws_ping_interval, ws_pong_timeout;
+    int64_t slow_reader_grace;
     bool no_demo_user, no_migrate;
 };
 
@@ -236,6 +237,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
             .max_message = (size_t)o->max_message,
             .hard_max_message = (size_t)o->hard_max_message,
             .max_output = (size_t)o->max_output,
+            .slow_reader_grace_ms = (int)o->slow_reader_grace,
             .max_body = (size_t)o->max_body,
             .max_header = (size_t)o->max_header,
             .idle_timeout = (int)o->idle_timeout,
@@ -309,6 +311,9 @@ int cw_cli_serve(int argc, char **argv)
          "WebSocket message size that closes the connection (1009)"},
         {"max-output", CW_OPT_INT, &o.max_output, "1048576", 4096, 1 << 30, "BYTES",
          "unsent output per connection before it is closed as too slow (1008)"},
+        {"slow-reader-grace", CW_OPT_INT, &o.slow_reader_grace, "2000", 0, 3600000, "MS",
+         "a connection over --max-output is closed (1008) only once its socket has taken "
+         "nothing more and its output has stayed over the bound this long"},
         {"max-body", CW_OPT_INT, &o.max_body, "1048576", 1024, 1 << 30, "BYTES",
          "HTTP request body limit (413 beyond)"},
         {"max-header", CW_OPT_INT, &o.max_header, "8192", 1024, 65535, "BYTES",

@@ -29,6 +29,9 @@ struct cw_gateway_config {
     size_t max_output;       /* unsent bytes per connection before close 1008 */
     size_t max_body;         /* HTTP request body: 413 beyond */
     size_t max_header;       /* HTTP request headers: 431 beyond */
+
+    /* how long output stays over max_output, its socket full, before close 1008 */
+    int slow_reader_grace_ms;
     /* time limits, in seconds (PROTOCOL.md "Limits and timeouts") */
     int idle_timeout;     /* a kept-alive HTTP connection waiting for a request */
     int header_timeout;   /* a request head, from its first byte to its blank line */

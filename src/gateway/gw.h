@@ -262,6 +262,8 @@ struct cw_conn {
     bool choked;  /* the last write was not taken whole */
     bool dirty;   /* in gw.dirty: has frames from the deferred work */
     struct cw_conn *dirty_next;
+    /* output over --max-output since then (monotonic); 0 when under (the slow-reader grace) */
+    int64_t over_since_us;
     /* resume: a catch-up read from the log in chunks, live updates dropped meanwhile */
     bool resuming;
     bool resume_waiting; /* the next chunk waits for the output to drain */
@@ -307,7 +309,8 @@ void cw_ws_defer_end(void);
 void cw_ws_intake(void);
 /*
  * Pings every connection silent for --ws-ping-interval and closes (1001)
- * every one still silent --ws-pong-timeout after its ping. Called by a
+ * every one still silent --ws-pong-timeout after its ping, and (1008) every
+ * slow reader whose --slow-reader-grace ran out with nothing more queued. Called by a
  * timer every so often (server.c): one pass over the connections costs less
  * than a timer each, and nothing is done per message but noting the time.
  */

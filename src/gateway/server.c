@@ -202,6 +202,10 @@ static void start_sweep(struct cw_gw *gw)
     gw->sweep_every = (lws_usec_t)shorter * LWS_USEC_PER_SEC / 4;
     if (gw->sweep_every > LWS_USEC_PER_SEC)
         gw->sweep_every = LWS_USEC_PER_SEC;
+    /* A slow reader's grace ends at most a quarter of it late (and not every 10 ms). */
+    lws_usec_t grace = (lws_usec_t)cfg->slow_reader_grace_ms * 1000 / 4;
+    if (grace && grace < gw->sweep_every)
+        gw->sweep_every = grace < 10000 ? 10000 : grace;
     lws_sul_schedule(gw->ctx, 0, &gw->sweep, on_sweep, gw->sweep_every);
 }
 

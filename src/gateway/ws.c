@@ -15,7 +15,8 @@
  * routed batch queued is written at its end, up to 128 frames per writev
  * straight from where they lie, so a busy connection costs one system call
  * per turn, not one per message. A connection whose unsent output passes
- * the bound while its socket takes nothing more is closed with 1008.
+ * the bound while its socket takes nothing more, and stays over it for
+ * --slow-reader-grace, is closed with 1008.
  *
  * Alive: any bytes from the peer count. One that says nothing for
  * --ws-ping-interval gets a ping control frame, which every WebSocket client
@@ -67,10 +68,26 @@ struct cw_pending_cmd {
 
 static void continue_resume(struct cw_conn *c);
 
-/* A catch-up chunk's frames, at most; the next chunk waits for the output to drain below it. */
+#define RESUME_MIN_BYTES (64 * 1024) /* a catch-up chunk's frames, at least */
+
+/*
+ * A catch-up chunk's frames, about: a quarter of the bound, but never less
+ * than 64 KiB, so that a small bound does not make a long catch-up a
+ * thousand worker round trips. A chunk may thus be over the bound; the
+ * slow-reader grace lets a reader that keeps up take it.
+ */
 static size_t resume_chunk_bytes(void)
 {
-    return cw_gws->cfg->max_output / 4;
+    size_t quarter = cw_gws->cfg->max_output / 4;
+    return quarter > RESUME_MIN_BYTES ? quarter : RESUME_MIN_BYTES;
+}
+
+/* The next chunk is read once the output is down to this: under the bound, so the grace restarts.
+ */
+static size_t resume_drain_bytes(void)
+{
+    size_t chunk = resume_chunk_bytes(), bound = cw_gws->cfg->max_output;
+    return chunk < bound ? chunk : bound;
 }
 
 /* A long pipeline, or a paused intake, stops reading: TCP then holds the client back. */
@@ -98,29 +115,46 @@ static bool choked(struct cw_conn *c)
  */
 #define SLOW_CLOSE_GRACE_S 5
 
-static void close_slow(struct cw_conn *c)
+static void close_slow(struct cw_conn *c, int64_t now)
 {
+    long long over_ms = c->over_since_us ? (now - c->over_since_us) / 1000 : 0;
     cw_outq_drop_unstarted(&c->out);
     cw_count(cw_gws->metrics->connections_closed_slow);
-    cw_warn("ws.slow_consumer", "conn=%llu user=%s", (unsigned long long)c->id, c->user_uuid);
+    cw_warn("ws.slow_consumer", "conn=%llu user=%s over_ms=%lld", (unsigned long long)c->id,
+            c->user_uuid, over_ms);
     cw_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "output bound exceeded: read faster");
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, SLOW_CLOSE_GRACE_S);
+}
+
+/*
+ * What marks a slow reader is a socket that takes no more while the output
+ * stays over the bound, not the moment it passes it: one committed batch,
+ * a catch-up chunk, or a reader descheduled on a busy machine can put a
+ * reader that keeps up over it for a while. So the output must have stayed
+ * over the bound for --slow-reader-grace (over_since_us is cleared each
+ * time it drains under it). (A lagging gateway stops reading commands
+ * instead: cw_ws_intake.)
+ */
+static bool too_slow(struct cw_conn *c, int64_t now)
+{
+    int64_t grace = (int64_t)cw_gws->cfg->slow_reader_grace_ms * 1000;
+    return c->over_since_us && c->out.bytes > cw_gws->cfg->max_output && choked(c) &&
+           now - c->over_since_us >= grace;
 }
 
 /* Output was queued: write it now, at the end of the current work, or when writable. */
 static void queued(struct cw_conn *c)
 {
-    /*
-     * One committed batch can queue more than the bound at once for a reader
-     * that keeps up, and a busy gateway may lag behind all of them; what
-     * marks a slow reader is a socket that takes no more. (A lagging gateway
-     * stops reading commands instead: cw_ws_intake.) Far past the bound,
-     * memory decides regardless.
-     */
     size_t bound = cw_gws->cfg->max_output;
-    if (c->out.bytes > bound && (c->out.bytes > 64 * bound || choked(c))) {
-        close_slow(c);
-        return;
+    if (c->out.bytes > bound) {
+        int64_t now = cw_mono_us();
+        if (!c->over_since_us)
+            c->over_since_us = now;
+        /* Far past the bound, memory decides regardless of the grace. */
+        if (c->out.bytes > 64 * bound || too_slow(c, now)) {
+            close_slow(c, now);
+            return;
+        }
     }
     if (c->reading && c->out.bytes > bound / 2)
         set_reading(c);
@@ -253,6 +287,8 @@ static int flush(struct cw_conn *c)
         if (write_some(c, &full))
             return -1;
     c->choked = full;
+    if (c->out.bytes <= cw_gws->cfg->max_output)
+        c->over_since_us = 0; /* it drained: a new grace when it next passes the bound */
     if (c->close_sent && !was_sent && !c->peer_closed && !c->failed)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, CLOSE_ACK_WAIT_S);
     maybe_end(c);
@@ -260,7 +296,7 @@ static int flush(struct cw_conn *c)
         lws_callback_on_writable(c->wsi);
     if (!c->reading)
         set_reading(c);
-    if (c->resume_waiting && c->out.bytes <= resume_chunk_bytes())
+    if (c->resume_waiting && c->out.bytes <= resume_drain_bytes())
         continue_resume(c);
     return 0;
 }
@@ -614,13 +650,13 @@ static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
 /*
  * A catch-up is read in chunks, each in one read snapshot on a worker, and
  * the next chunk is read only once the connection's output has drained
- * below resume_chunk_bytes(), so a long catch-up never trips the slow-reader
- * bound. Live updates routed meanwhile are not held: the catch-up goes on
- * until a chunk ends at or past the last position the gateway has routed,
- * so everything routed while it ran is read from the log, and everything
- * routed after it comes live with a higher position. Events that went out
- * live before the resume started (live_from, last_sent] are skipped. Every
- * position after the client's thus reaches it exactly once, in order.
+ * below resume_drain_bytes() (under the bound), so a reader that takes each
+ * chunk within --slow-reader-grace is never closed as a slow one. Live updates routed meanwhile are
+ * not held: the catch-up goes on until a chunk ends at or past the last position the gateway has
+ * routed, so everything routed while it ran is read from the log, and everything routed after it
+ * comes live with a higher position. Events that went out live before the resume started
+ * (live_from, last_sent] are skipped. Every position after the client's thus reaches it exactly
+ * once, in order.
  */
 struct resume_job {
     struct cw_job job;
@@ -698,7 +734,7 @@ static void fail_resume(struct cw_conn *c, const char *why)
 /* Reads the next chunk now, or once the output has drained. */
 static void continue_resume(struct cw_conn *c)
 {
-    c->resume_waiting = c->out.bytes > resume_chunk_bytes();
+    c->resume_waiting = c->out.bytes > resume_drain_bytes();
     if (!c->resume_waiting && !start_resume(c, c->resume_next))
         fail_resume(c, "the server is busy; resume again from the last position received");
 }
@@ -923,7 +959,11 @@ void cw_ws_sweep(void)
     int64_t timeout = (int64_t)cw_gws->cfg->ws_pong_timeout * 1000000;
     for (struct cw_conn *c = cw_gw->conns; c; c = c->all_next) {
         if (c->close_code)
-            continue;    /* closing has its own time limits */
+            continue; /* closing has its own time limits */
+        if (too_slow(c, now)) {
+            close_slow(c, now); /* nothing more was queued for it to be judged then */
+            continue;
+        }
         if (!c->reading) /* we are not reading it: its silence is ours */
             c->last_rx_us = now;
         if (c->ping_sent_us && c->last_rx_us >= c->ping_sent_us)

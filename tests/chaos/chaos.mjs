@@ -4,7 +4,13 @@
 // lost, doubled or reordered (check.mjs) and prints a one-line verdict.
 //
 //   node tests/chaos/chaos.mjs [--kills N] [--minutes M] [--users U] [--conns C] ...
+//   node tests/chaos/chaos.mjs --store postgres://... ...   # the log in PostgreSQL
 //
+// With --store (a PostgreSQL database of its own, empty: make chaos
+// STORE=postgres makes a throwaway cluster for it), every life serves from it
+// and the final checks read it with psql, compare the projections with a
+// replay by `calderwood check` and check the tables and indexes with
+// pg_amcheck (check.mjs).
 // It runs until --kills lives have ended by a signal (and at least --min-seconds
 // have passed), or --minutes have passed, whichever comes first (a run that
 // ends on time with fewer than --min-kills fails). Each life ends one of four ways, drawn at random:
@@ -19,15 +25,16 @@
 // (a small --checkpoint-frames is not a flag we have) stand in for that.
 //
 // The clients (client.mjs) live in this process; the server's RSS is sampled
-// from /proc every 200 ms of each life.
+// from /proc every 200 ms of each life. The servers log at warn level
+// (CW_CHAOS_LOG_LEVEL=info for more: every command and connection).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BIN, ROOT, addUser, freePort } from '../e2e/lib/server.mjs';
+import { BIN, ROOT, freePort } from '../e2e/lib/server.mjs';
 import { ChaosClient } from './client.mjs';
 import { checkRun } from './check.mjs';
 
@@ -49,6 +56,7 @@ const opt = parseArgs(process.argv.slice(2), {
     'no-resend': false, // a broken client, to see the checks fail
     soak: false, // print a progress line, judge RSS
     keep: false, // keep the data directory
+    store: '', // a postgres:// URL: the store, instead of DIR/calderwood.db
 });
 
 const rng = mulberry32(Number(opt.seed));
@@ -62,6 +70,7 @@ function parseArgs(argv, defaults) {
         const k = argv[i].replace(/^--/, '');
         if (!(k in defaults)) throw new Error(`unknown option ${argv[i]}`);
         if (typeof defaults[k] === 'boolean') o[k] = true;
+        else if (typeof defaults[k] === 'string') o[k] = argv[++i] ?? '';
         else o[k] = Number(argv[++i]);
         if (Number.isNaN(o[k])) throw new Error(`${argv[i - 1]} needs a number`);
     }
@@ -81,6 +90,8 @@ function mulberry32(a) {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'cw-chaos-'));
 const logPath = `${dataDir}.log`;
+// The flags that name the store: the directory (lock, secret key) and, on PostgreSQL, the URL.
+const storeArgs = ['--data', dataDir, ...(opt.store ? ['--store', opt.store] : [])];
 let port = 0;
 
 /** GET path; resolves { status, body } or rejects (refused, timeout). */
@@ -113,7 +124,7 @@ class Life {
         this.healthy = false;
         this.signalled = null;
         const fd = openSync(logPath, 'a');
-        const argv = ['serve', '--data', dataDir, '--listen', `127.0.0.1:${port}`, '--no-demo-user', '--log-level', 'warn'];
+        const argv = ['serve', ...storeArgs, '--listen', `127.0.0.1:${port}`, '--no-demo-user', '--log-level', process.env.CW_CHAOS_LOG_LEVEL || 'warn'];
         argv.push('--login-burst', '100000', '--login-rate', '100000');
         writeFileSync(fd, `# life ${n}: ${BIN} ${argv.join(' ')}\n`);
         this.proc = spawn(BIN, argv, { cwd: ROOT, stdio: ['ignore', fd, fd] });
@@ -165,6 +176,17 @@ class Life {
         if (sig === 'SIGTERM' && e.code !== 0) stats.crashes.push(`life ${this.n}: SIGTERM exit ${JSON.stringify(e)}`);
         return e;
     }
+}
+
+/** `calderwood user add` on the run's store; returns the user's uuid. */
+function addUser(u) {
+    const r = spawnSync(BIN, ['user', 'add', ...storeArgs, '--email', u.email, '--first', 'Chaos', '--last', `User${u.n}`], {
+        input: `${u.password}\n`,
+        encoding: 'utf8',
+        timeout: 60_000,
+    });
+    if (r.status !== 0) throw new Error(`user add ${u.email} failed (exit ${r.status}): ${r.stderr.trim()}`);
+    return /([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/.exec(r.stdout)?.[1] ?? null;
 }
 
 // ------------------------------------------------------------ the clients
@@ -333,7 +355,7 @@ async function begin(users) {
     // Life 0 on an empty directory dies during start-up: inside the migrations
     // or just after. `user add` then opens the same database and must cope.
     await runLife('startup');
-    for (const u of users) u.user_uuid = addUser(dataDir, { ...u, first: 'Chaos', last: `User${u.n}` });
+    for (const u of users) u.user_uuid = addUser(u);
     const life = new Life(lifeNo++);
     stats.lives.push(life);
     await life.ready();
@@ -387,7 +409,8 @@ function verdict(counts, problems) {
         `chaos: ${ok ? 'PASS' : 'FAIL'} commands=${c.sent} (processed=${c.processed} rejected=${c.rejected}) kills=${stats.kills} ` +
             `(startup=${stats.startup} burst=${stats.burst} live=${stats.live}) terms=${stats.terms} term-unsettled=${stats.termBad} ` +
             `resends=${c.resends} lost=${c.lost} doubled=${c.doubled} gaps=${c.gaps} dups=${c.dups} positions=1..${c.positions} ` +
-            `projections==replay=${c.replay.equal}/${c.replay.total} integrity=${c.integrity} ${c.rss} seed=${opt.seed} time=${elapsed().toFixed(0)}s`,
+            `projections==replay=${c.replay.equal}/${c.replay.total} integrity=${c.integrity} ${c.rss} store=${opt.store ? 'postgres' : 'sqlite'} ` +
+            `seed=${opt.seed} time=${elapsed().toFixed(0)}s`,
     );
     return ok;
 }
@@ -412,7 +435,7 @@ async function main() {
     for (const t of timers) clearInterval(t);
     if (opt.soak) progress(true);
 
-    const { counts, problems } = checkRun({ bin: BIN, dataDir, clients });
+    const { counts, problems } = checkRun({ bin: BIN, dataDir, store: opt.store, clients });
     if (settleError) problems.unshift({ kind: 'settle', text: settleError });
     for (const c of stats.crashes) problems.unshift({ kind: 'crash', text: c });
     if (stats.termBad) problems.push({ kind: 'term', text: `${stats.termBad} connections closed by a graceful stop with acked commands not ended` });

@@ -1,5 +1,6 @@
-// check.mjs - the crash harness's verdict: reads the final database with the
-// sqlite3 CLI and holds it against what the clients sent and received.
+// check.mjs - the crash harness's verdict: reads the final database (with
+// the sqlite3 CLI, or psql for a PostgreSQL store) and holds it against what
+// the clients sent and received.
 //
 // Commands: every command a client made ended once at the client (its events
 // or one rejection), has exactly one row in the command log with the same
@@ -8,6 +9,10 @@
 // its user's audience after its first resume exactly once and in order.
 // Projections: every projection table equals, value for value, the one
 // `calderwood replay` builds from the log. Finally PRAGMA integrity_check.
+// On PostgreSQL the projections are compared with a replay by `calderwood
+// check --store URL` (which checks positions and the command log once more
+// on its own), and the pages by pg_amcheck: every table and index, with
+// --heapallindexed and --parent-check.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
@@ -21,6 +26,39 @@ const EXPECTED_REJECTS = { 'remove-from-cart': 'not-in-cart', 'register-user': '
 export function sql(db, query) {
     const out = execFileSync('sqlite3', ['-json', db, query], { encoding: 'utf8', maxBuffer: 1 << 30 });
     return out.trim() ? JSON.parse(out) : [];
+}
+
+/** The same on PostgreSQL: psql, the rows aggregated as JSON by the server. */
+function pgSql(url, query) {
+    const wrapped = `SELECT coalesce(json_agg(q), '[]'::json) FROM (${query}) q`;
+    const out = execFileSync('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', wrapped], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    return JSON.parse(out);
+}
+
+const PG_BIN = process.env.PG_BIN || '/usr/lib/postgresql/15/bin';
+
+/**
+ * `calderwood check --store URL`: its projections line says whether every
+ * projection table equals a replay of the log, value for value.
+ */
+function pgCheckReplay(bin, url) {
+    const r = spawnSync(bin, ['check', '--store', url, '--log-level', 'warn'], { encoding: 'utf8', timeout: 600_000 });
+    const out = `${r.stdout || ''}${r.stderr || ''}`;
+    const ok = /^projections +ok \((\d+) tables/m.exec(out);
+    if (r.status === 0 && ok) return { equal: Number(ok[1]), total: Number(ok[1]), differing: [] };
+    const failed = out.split('\n').filter((l) => /FAILED/.test(l));
+    return { equal: 0, total: ok ? Number(ok[1]) : 0, differing: failed.length ? failed : [`calderwood check exit ${r.status}: ${out.trim().slice(0, 300)}`] };
+}
+
+/** pg_amcheck over every table and index of the database: 'ok' or what it found. */
+function pgAmcheck(url) {
+    const r = spawnSync(join(PG_BIN, 'pg_amcheck'), ['--install-missing', '--heapallindexed', '--parent-check', '-v', url], {
+        encoding: 'utf8',
+        timeout: 600_000,
+    });
+    const checked = (r.stderr.match(/: checking (heap table|btree index) /g) || []).length;
+    if (r.status === 0 && checked > 0) return 'ok';
+    return `pg_amcheck exit ${r.status} after ${checked} relations: ${`${r.stdout}${r.stderr}`.split('\n').filter((l) => !/: checking /.test(l)).join(' ').slice(0, 300)}`;
 }
 
 function keyOf(user, clientId, seq) {
@@ -187,11 +225,12 @@ function checkStream(r, cl) {
  * of problems ({kind, text}, text null past the fifth of a kind); an empty
  * list means the run passed.
  */
-export function checkRun({ bin, dataDir, clients }) {
+export function checkRun({ bin, dataDir, store, clients }) {
     const db = join(dataDir, 'calderwood.db');
+    const query = store ? (q) => pgSql(store, q) : (q) => sql(db, q);
     const r = {
         problems: problemList(),
-        events: sql(db, 'SELECT position, name, user_uuid, client_id, client_seq FROM events ORDER BY position'),
+        events: query('SELECT position, name, user_uuid, client_id, client_seq FROM events ORDER BY position'),
         eventsByKey: new Map(), // idempotency key -> positions
         logByKey: new Map(), // idempotency key -> command-log rows
         mine: new Set(), // the keys the clients made
@@ -203,7 +242,7 @@ export function checkRun({ bin, dataDir, clients }) {
         const k = keyOf(e.user_uuid, e.client_id, e.client_seq);
         r.eventsByKey.set(k, (r.eventsByKey.get(k) || []).concat([e.position]));
     }
-    const commands = sql(db, 'SELECT user_uuid, client_id, client_seq, name, outcome, first_position, last_position, reject_code FROM commands');
+    const commands = query('SELECT user_uuid, client_id, client_seq, name, outcome, first_position, last_position, reject_code FROM commands');
     for (const c of commands) {
         const k = keyOf(c.user_uuid, c.client_id, c.client_seq);
         r.logByKey.set(k, (r.logByKey.get(k) || []).concat([c]));
@@ -213,9 +252,13 @@ export function checkRun({ bin, dataDir, clients }) {
     for (const cl of clients) for (const cmd of cl.commands.values()) checkCommand(r, cl, cmd);
     checkOtherCommands(r, clients);
     for (const cl of clients) checkStream(r, cl);
-    const replay = checkReplay(bin, dataDir, db);
+    const replay = store ? pgCheckReplay(bin, store) : checkReplay(bin, dataDir, db);
     for (const d of replay.differing) r.problems.note('projection', `projection ${d} differs from a replay of the log`);
-    const integrity = sql(db, 'PRAGMA integrity_check').map((x) => x.integrity_check).join(' ');
+    const integrity = store
+        ? pgAmcheck(store)
+        : sql(db, 'PRAGMA integrity_check')
+              .map((x) => x.integrity_check)
+              .join(' ');
     if (integrity !== 'ok') r.problems.note('integrity', `integrity_check: ${integrity.slice(0, 300)}`);
 
     const n = r.counts;

@@ -5,7 +5,8 @@
 // must reach the resuming connection exactly once, in order.
 //
 // The server runs with a small --max-output, so a catch-up of a few thousand
-// events spans dozens of chunks (each a quarter of the bound) and dozens of
+// events spans many chunks (each 64 KiB, the least a chunk is, and sixteen
+// times this bound: --slow-reader-grace lets the reader take it) and many
 // hand-offs between a chunk and the events committed while it was read.
 
 import { test, before, after } from 'node:test';

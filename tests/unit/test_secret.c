@@ -1,7 +1,7 @@
 /*
  * test_secret.c - the server's secret key file (src/auth/secret.h): made
- * on first load (0600, 32 random bytes), read back afterwards, and refused
- * when its size is wrong or others may read it.
+ * on first load (0600, 32 random bytes; whole or not at all), read back
+ * afterwards, and refused when its size is wrong or others may read it.
  */
 #include "auth/secret.h"
 
@@ -199,6 +199,31 @@ static void test_readable_by_others(void **state)
     }
 }
 
+/*
+ * A first start killed while making the key left PATH.new, perhaps short;
+ * PATH itself never exists in part. The next start makes a whole key and
+ * leaves no PATH.new behind.
+ */
+static void test_stale_partial_new_file(void **state)
+{
+    struct fixture *f = *state;
+    char tmp[400];
+    snprintf(tmp, sizeof(tmp), "%s.new", f->path);
+    write_file(tmp, "short", 5, 0644);
+    unsigned char key[CW_SECRET_LEN], again[CW_SECRET_LEN];
+    bool created = false;
+    assert_int_equal(cw_secret_load(f->path, key, &created, &f->err), CW_OK);
+    assert_true(created);
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_size, CW_SECRET_LEN);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_equal(cw_secret_load(f->path, again, &created, &f->err), CW_OK);
+    assert_false(created);
+    assert_memory_equal(key, again, CW_SECRET_LEN);
+}
+
 static void test_missing_directory(void **state)
 {
     struct fixture *f = *state;
@@ -235,6 +260,7 @@ int main(void)
         T(test_existing_key_is_read),
         T(test_wrong_size),
         T(test_readable_by_others),
+        T(test_stale_partial_new_file),
         T(test_missing_directory),
         T(test_path_is_directory),
     };
