@@ -12,6 +12,9 @@
  */
 #include "wire.h"
 
+#include "envscan.h"
+
+#include <stddef.h>
 #include <string.h>
 
 static int malformed(struct cw_error *err, const char *msg)
@@ -173,9 +176,24 @@ static int parse_ping(json_t *msg, struct cw_client_msg *out, struct cw_error *e
     return CW_OK;
 }
 
+/* Zeroes what the decoders read and fill; the scanner's buffers are written before use. */
+static void clear(struct cw_client_msg *m)
+{
+    memset(m, 0, offsetof(struct cw_client_msg, id_buf));
+}
+
 int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struct cw_error *err)
 {
-    memset(out, 0, sizeof(*out));
+    clear(out);
+    if (cw_envscan_cmd(text, len, out))
+        return CW_OK;
+    return cw_wire_parse_full(text, len, out, err);
+}
+
+int cw_wire_parse_full(const char *text, size_t len, struct cw_client_msg *out,
+                       struct cw_error *err)
+{
+    clear(out);
     if (!text || len == 0)
         return malformed(err, "message is empty");
 
@@ -204,12 +222,36 @@ int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struc
     return malformed(err, "unknown message type (expected cmd, resume or ping)");
 }
 
+static json_t *take(struct cw_client_msg *m, json_t **v)
+{
+    json_t *taken = *v;
+    if (m->scanned)
+        *v = NULL; /* owned: handed over */
+    else
+        json_incref(taken);
+    return taken;
+}
+
+json_t *cw_wire_take_data(struct cw_client_msg *m)
+{
+    return take(m, &m->data);
+}
+
+json_t *cw_wire_take_meta(struct cw_client_msg *m)
+{
+    return take(m, &m->meta);
+}
+
 void cw_wire_msg_release(struct cw_client_msg *m)
 {
     if (!m)
         return;
     json_decref(m->root);
-    memset(m, 0, sizeof(*m));
+    if (m->scanned) {
+        json_decref(m->data);
+        json_decref(m->meta);
+    }
+    clear(m);
 }
 
 /* ---------------------------------------------------------------- encoders */
