@@ -11,7 +11,6 @@
 #include "core/alloc.h"
 #include "gw.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,9 +26,35 @@ static struct {
     struct cw_strmap table; /* {lock} key -> struct entry */
 } inflight = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/*
+ * Three keys are made per command (added, joined, routed): written by hand,
+ * not by snprintf, whose format interpretation was most of their cost. The
+ * caller's buffer holds any key the decoder lets through (a UUID, at most
+ * CW_WIRE_CLIENT_ID_MAX bytes of client id, 20 of sequence); a longer one is
+ * cut, as snprintf cut it.
+ */
 static void make_key(char *out, size_t len, const char *user, const char *client_id, int64_t seq)
 {
-    snprintf(out, len, "%s\n%s\n%lld", user, client_id, (long long)seq);
+    char digits[24], *d = digits + sizeof(digits);
+    uint64_t u = seq < 0 ? 0 - (uint64_t)seq : (uint64_t)seq;
+    do {
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (seq < 0)
+        *--d = '-';
+    const char *parts[] = {user, "\n", client_id, "\n"};
+    size_t at = 0;
+    for (size_t i = 0; i < 4; i++) {
+        size_t n = strnlen(parts[i], len - 1 - at);
+        memcpy(out + at, parts[i], n);
+        at += n;
+    }
+    size_t n = (size_t)(digits + sizeof(digits) - d);
+    if (n > len - 1 - at)
+        n = len - 1 - at;
+    memcpy(out + at, d, n);
+    out[at + n] = '\0';
 }
 
 static uint64_t all_threads(void)
