@@ -265,6 +265,15 @@ static size_t utf8_prefix(const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
+        /* ASCII, the usual case (ids, UUIDs, codes), 8 bytes a step. */
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = p[i];
         size_t len;
         unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
