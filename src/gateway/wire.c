@@ -3,9 +3,11 @@
  *
  * Sits between the WebSocket callbacks and the engine: the gateway hands
  * each text frame to cw_wire_parse() and sends the text the cw_wire_*
- * encoders append. Parsing is jansson's (strict: UTF-8 checked, duplicate
- * keys and NUL characters refused, nesting capped by the library); encoding
- * goes through the compact writer of core/buf.h, without jansson objects.
+ * encoders append. A command of the usual shape is read by envscan.c
+ * without a JSON tree; everything else, and every error, is parsed by
+ * jansson (strict: UTF-8 checked, duplicate keys and NUL characters refused,
+ * nesting capped by the library). Encoding goes through the compact writer
+ * of core/buf.h, without jansson objects.
  *
  * It does not look up command names, validate command data, or know about
  * sessions and size limits: those belong to the gateway and the registry.
