@@ -137,8 +137,9 @@ static json_t *flat_object(struct cur *c)
         json_t *v;
         if (!string(c, &key, &key_len) || !take(c, ':') || !(v = flat_value(c)))
             goto decline;
-        /* A key seen before is an error the full parse words; the key has no NUL. */
-        if (json_object_getn(obj, key, key_len) ||
+        /* A key seen before is an error the full parse words (none before the first); the
+         * key has no NUL. */
+        if ((json_object_size(obj) && json_object_getn(obj, key, key_len)) ||
             json_object_setn_new_nocheck(obj, key, key_len, v)) {
             json_decref(v);
             goto decline;
