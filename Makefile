@@ -272,9 +272,11 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -Wall -Wex
                 $(shell pkg-config --cflags jansson libsodium 2>/dev/null)
 FUZZ_LIBS    := $(shell pkg-config --libs jansson libsodium 2>/dev/null) -lm
 FUZZ_CORE    := src/core/buf.c src/core/alloc.c src/core/error.c
-FUZZ_HDRS    := $(wildcard include/*.h src/core/*.h src/gateway/wire.h src/auth/*.h) \
+FUZZ_HDRS    := $(wildcard include/*.h src/core/*.h src/gateway/wire.h src/gateway/envscan.h \
+                  src/auth/*.h) \
                 src/gateway/wsframe.h src/gateway/httpreq.h
-FUZZ_wire_SRC   := tests/fuzz/fuzz_wire.c src/gateway/wire.c $(FUZZ_CORE)
+FUZZ_wire_SRC   := tests/fuzz/fuzz_wire.c src/gateway/wire.c src/gateway/envscan.c \
+                   src/core/utf8.c $(FUZZ_CORE)
 FUZZ_cookie_SRC := tests/fuzz/fuzz_cookie.c src/auth/cookie.c $(FUZZ_CORE)
 FUZZ_frame_SRC  := tests/fuzz/fuzz_frame.c src/gateway/wsframe.c src/core/utf8.c
 FUZZ_http_SRC   := tests/fuzz/fuzz_http.c src/gateway/httpreq.c

@@ -119,6 +119,9 @@ struct cw_gw {
     struct cw_buf out;            /* scratch for frames and responses */
     lws_sorted_usec_list_t sweep; /* the timer of cw_ws_sweep */
     lws_usec_t sweep_every;
+    /* ws.c's free list of pending-command records, and how many it holds */
+    struct cw_pending_cmd *pending_spare;
+    size_t pending_spares;
     /* shared with the accepting thread and /metrics */
     pthread_mutex_t inbox_lock;
     int inbox[CW_GW_INBOX]; /* {inbox_lock} sockets handed over, not yet adopted */

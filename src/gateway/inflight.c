@@ -11,15 +11,14 @@
 #include "core/alloc.h"
 #include "gw.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct entry {
-    char *key; /* user \n client_id \n seq */
     char command_uuid[CW_UUID_LEN + 1];
     uint64_t also[CW_INFLIGHT_ALSO]; /* further connections that resent it; 0 = none */
     uint64_t routed;                 /* a bit per thread that has routed its outcome */
+    char key[];                      /* user \n client_id \n seq: one allocation with the entry */
 };
 
 static struct {
@@ -27,21 +26,41 @@ static struct {
     struct cw_strmap table; /* {lock} key -> struct entry */
 } inflight = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void make_key(char *out, size_t len, const char *user, const char *client_id, int64_t seq)
+/*
+ * Three keys are made per command (added, joined, routed): written by hand,
+ * not by snprintf, whose format interpretation was most of their cost. The
+ * caller's buffer holds any key the decoder lets through (a UUID, at most
+ * CW_WIRE_CLIENT_ID_MAX bytes of client id, 20 of sequence); a longer one is
+ * cut, as snprintf cut it. Returns the key's length.
+ */
+static size_t make_key(char *out, size_t len, const char *user, const char *client_id, int64_t seq)
 {
-    snprintf(out, len, "%s\n%s\n%lld", user, client_id, (long long)seq);
+    char digits[24], *d = digits + sizeof(digits);
+    uint64_t u = seq < 0 ? 0 - (uint64_t)seq : (uint64_t)seq;
+    do {
+        *--d = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (seq < 0)
+        *--d = '-';
+    const char *parts[] = {user, "\n", client_id, "\n"};
+    size_t at = 0;
+    for (size_t i = 0; i < 4; i++) {
+        size_t n = strnlen(parts[i], len - 1 - at);
+        memcpy(out + at, parts[i], n);
+        at += n;
+    }
+    size_t n = (size_t)(digits + sizeof(digits) - d);
+    if (n > len - 1 - at)
+        n = len - 1 - at;
+    memcpy(out + at, d, n);
+    out[at + n] = '\0';
+    return at + n;
 }
 
 static uint64_t all_threads(void)
 {
     return cw_gws->n_threads >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << cw_gws->n_threads) - 1;
-}
-
-static void free_entry(struct entry *f)
-{
-    if (f)
-        free(f->key);
-    free(f);
 }
 
 void cw_inflight_init(void)
@@ -53,22 +72,22 @@ void cw_inflight_release(void)
 {
     for (size_t i = 0; i < inflight.table.cap; i++)
         if (inflight.table.keys[i])
-            free_entry(inflight.table.values[i]);
+            free(inflight.table.values[i]);
     cw_strmap_release(&inflight.table);
 }
 
 bool cw_inflight_add(const char *user, const char *client_id, int64_t seq, const char *command_uuid)
 {
     char key[256];
-    make_key(key, sizeof(key), user, client_id, seq);
-    struct entry *f = cw_xcalloc(1, sizeof(*f));
-    f->key = cw_xstrdup(key);
+    size_t key_len = make_key(key, sizeof(key), user, client_id, seq) + 1;
+    struct entry *f = cw_xcalloc(1, sizeof(*f) + key_len);
+    memcpy(f->key, key, key_len);
     memcpy(f->command_uuid, command_uuid, sizeof(f->command_uuid));
     pthread_mutex_lock(&inflight.lock);
     bool added = cw_strmap_put(&inflight.table, f->key, f) == 0;
     pthread_mutex_unlock(&inflight.lock);
     if (!added)
-        free_entry(f); /* already in flight: the first entry stays */
+        free(f); /* already in flight: the first entry stays */
     return added;
 }
 
@@ -79,7 +98,7 @@ void cw_inflight_drop(const char *user, const char *client_id, int64_t seq)
     pthread_mutex_lock(&inflight.lock);
     struct entry *f = cw_strmap_del(&inflight.table, key);
     pthread_mutex_unlock(&inflight.lock);
-    free_entry(f);
+    free(f);
 }
 
 bool cw_inflight_join(const char *user, const char *client_id, int64_t seq, uint64_t conn,
@@ -121,6 +140,6 @@ size_t cw_inflight_routed(const char *user, const char *client_id, int64_t seq,
             gone = cw_strmap_del(&inflight.table, key);
     }
     pthread_mutex_unlock(&inflight.lock);
-    free_entry(gone);
+    free(gone);
     return n;
 }

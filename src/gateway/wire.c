@@ -3,15 +3,20 @@
  *
  * Sits between the WebSocket callbacks and the engine: the gateway hands
  * each text frame to cw_wire_parse() and sends the text the cw_wire_*
- * encoders append. Parsing is jansson's (strict: UTF-8 checked, duplicate
- * keys and NUL characters refused, nesting capped by the library); encoding
- * goes through the compact writer of core/buf.h, without jansson objects.
+ * encoders append. A command of the usual shape is read by envscan.c
+ * without a JSON tree; everything else, and every error, is parsed by
+ * jansson (strict: UTF-8 checked, duplicate keys and NUL characters refused,
+ * nesting capped by the library). Encoding goes through the compact writer
+ * of core/buf.h, without jansson objects.
  *
  * It does not look up command names, validate command data, or know about
  * sessions and size limits: those belong to the gateway and the registry.
  */
 #include "wire.h"
 
+#include "envscan.h"
+
+#include <stddef.h>
 #include <string.h>
 
 static int malformed(struct cw_error *err, const char *msg)
@@ -173,9 +178,24 @@ static int parse_ping(json_t *msg, struct cw_client_msg *out, struct cw_error *e
     return CW_OK;
 }
 
+/* Zeroes what the decoders read and fill; the scanner's buffers are written before use. */
+static void clear(struct cw_client_msg *m)
+{
+    memset(m, 0, offsetof(struct cw_client_msg, id_buf));
+}
+
 int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struct cw_error *err)
 {
-    memset(out, 0, sizeof(*out));
+    clear(out);
+    if (cw_envscan_cmd(text, len, out))
+        return CW_OK;
+    return cw_wire_parse_full(text, len, out, err);
+}
+
+int cw_wire_parse_full(const char *text, size_t len, struct cw_client_msg *out,
+                       struct cw_error *err)
+{
+    clear(out);
     if (!text || len == 0)
         return malformed(err, "message is empty");
 
@@ -204,12 +224,36 @@ int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struc
     return malformed(err, "unknown message type (expected cmd, resume or ping)");
 }
 
+static json_t *take(struct cw_client_msg *m, json_t **v)
+{
+    json_t *taken = *v;
+    if (m->scanned)
+        *v = NULL; /* owned: handed over */
+    else
+        json_incref(taken);
+    return taken;
+}
+
+json_t *cw_wire_take_data(struct cw_client_msg *m)
+{
+    return take(m, &m->data);
+}
+
+json_t *cw_wire_take_meta(struct cw_client_msg *m)
+{
+    return take(m, &m->meta);
+}
+
 void cw_wire_msg_release(struct cw_client_msg *m)
 {
     if (!m)
         return;
     json_decref(m->root);
-    memset(m, 0, sizeof(*m));
+    if (m->scanned) {
+        json_decref(m->data);
+        json_decref(m->meta);
+    }
+    clear(m);
 }
 
 /* ---------------------------------------------------------------- encoders */
@@ -223,6 +267,15 @@ static size_t utf8_prefix(const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
+        /* ASCII, the usual case (ids, UUIDs, codes), 8 bytes a step. */
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = p[i];
         size_t len;
         unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */

@@ -8,7 +8,8 @@
  * is decided elsewhere.
  *
  * Ownership: arguments are borrowed. A decoded struct cw_client_msg owns its
- * parsed JSON (root); every other pointer in it points into root and lives
+ * parsed JSON (root); every other pointer in it points into root (or, for a
+ * scanned command, into the struct and its own data and meta) and lives
  * until cw_wire_msg_release(). Encoders copy what they are given into the
  * caller's buffer.
  *
@@ -26,6 +27,7 @@
 
 #define CW_WIRE_CLIENT_ID_MAX 128         /* bytes */
 #define CW_WIRE_SEQ_LIMIT     (1LL << 53) /* client_seq < this */
+#define CW_WIRE_NAME_SCAN_MAX 63          /* longer command names take the full parse */
 
 enum cw_msg_type { CW_MSG_CMD, CW_MSG_RESUME, CW_MSG_PING };
 
@@ -40,6 +42,11 @@ struct cw_client_msg {
     json_t *meta;           /* cmd: borrowed object, or NULL when absent or null */
     int64_t after_position; /* resume */
     json_t *ping;           /* ping: the payload, borrowed (any value, even null) */
+    /* Set by the scanner (envscan.h): root is NULL, client_id and name point into the
+     * buffers below, and data and meta are owned here rather than borrowed from root. */
+    bool scanned;
+    char id_buf[CW_WIRE_CLIENT_ID_MAX + 1];
+    char name_buf[CW_WIRE_NAME_SCAN_MAX + 1];
 };
 
 /*
@@ -64,10 +71,27 @@ struct cw_client_msg {
  *
  * Whatever the result, the caller releases *out with cw_wire_msg_release().
  * Allocates only in proportion to len.
+ *
+ * A command of the common shape (flat data and meta, no escapes: envscan.h)
+ * is read by the scanner without a JSON tree; anything else, and every
+ * error, goes through cw_wire_parse_full(). The result is the same either
+ * way but for where the strings live.
  */
 int cw_wire_parse(const char *text, size_t len, struct cw_client_msg *out, struct cw_error *err);
 
-/* Frees m->root and zeroes *m. Safe on a zeroed struct and on NULL. */
+/* The same decoding, always through jansson: the reference the scanner is tested against. */
+int cw_wire_parse_full(const char *text, size_t len, struct cw_client_msg *out,
+                       struct cw_error *err);
+
+/*
+ * A reference to a decoded command's data (or meta, NULL when it has none)
+ * for the caller to keep: a scanned message hands over its own, which it
+ * then no longer holds; a parsed one gives a new reference into its tree.
+ */
+json_t *cw_wire_take_data(struct cw_client_msg *m);
+json_t *cw_wire_take_meta(struct cw_client_msg *m);
+
+/* Frees what *m owns and zeroes its header. Safe on a zeroed struct and on NULL. */
 void cw_wire_msg_release(struct cw_client_msg *m);
 
 /*

@@ -51,17 +51,19 @@
 #define PIPE_PAUSE      256         /* commands waiting in a pipeline before reading pauses */
 #define MAX_CLIENT_IDS  1024        /* client ids remembered per connection */
 #define RESUME_CHUNK    10000       /* events per catch-up job */
+#define PENDING_SPARE   1024        /* pending-command records a thread keeps for reuse */
 
 #define CLOSE_ACK_WAIT_S 5 /* after our close frame, how long the peer has to answer */
 
+/* Records are reused through the thread's free list (cw_gw->pending_spare): one per command. */
 struct cw_pending_cmd {
     struct cw_pending_cmd *next;
     const struct cw_command_def *def;
-    char *client_id;
     int64_t seq;
     json_t *data, *meta;
     bool prepared, checked, found;
     char found_uuid[CW_UUID_LEN + 1];
+    char client_id[CW_WIRE_CLIENT_ID_MAX + 1];
 };
 
 /* ---------------------------------------------------------------- output */
@@ -403,12 +405,29 @@ static void send_ack(struct cw_conn *c, const char *client_id, int64_t seq, cons
 
 /* ------------------------------------------------------------ pipeline */
 
+/* A record from the thread's spares, or a new one; its fields are set by the caller. */
+static struct cw_pending_cmd *new_pending(void)
+{
+    struct cw_pending_cmd *pc = cw_gw->pending_spare;
+    if (!pc)
+        return cw_xmalloc(sizeof(*pc));
+    cw_gw->pending_spare = pc->next;
+    cw_gw->pending_spares--;
+    return pc;
+}
+
+/* Back to the spares, up to PENDING_SPARE of them: a burst does not stay allocated. */
 static void free_pending(struct cw_pending_cmd *pc)
 {
     json_decref(pc->data);
     json_decref(pc->meta);
-    free(pc->client_id);
-    free(pc);
+    if (cw_gw->pending_spares >= PENDING_SPARE) {
+        free(pc);
+        return;
+    }
+    pc->next = cw_gw->pending_spare;
+    cw_gw->pending_spare = pc;
+    cw_gw->pending_spares++;
 }
 
 static void pop_pending(struct cw_conn *c)
@@ -494,7 +513,7 @@ struct cmd_job {
     json_t *data;              /* a reference of its own: the connection may go away */
     const struct cw_command_def *def;
     char user_uuid[CW_UUID_LEN + 1];
-    char *client_id;
+    char client_id[CW_WIRE_CLIENT_ID_MAX + 1];
     int64_t seq;
     int rc;
     struct cw_error err;
@@ -552,7 +571,6 @@ static void done_cmd_job(struct cw_job *job, bool cancelled)
         cw_ws_pump(c);
     }
     json_decref(j->data);
-    free(j->client_id);
     cw_error_release(&j->err);
     free(j);
 }
@@ -569,11 +587,10 @@ static bool submit_job(struct cw_conn *c, struct cw_pending_cmd *pc,
     j->data = json_incref(pc->data);
     j->def = pc->def;
     memcpy(j->user_uuid, c->user_uuid, sizeof(j->user_uuid));
-    j->client_id = cw_xstrdup(pc->client_id);
+    memcpy(j->client_id, pc->client_id, strlen(pc->client_id) + 1);
     j->seq = pc->seq;
     if (cw_workers_submit(cw_gw->workers, &j->job)) {
         json_decref(j->data);
-        free(j->client_id);
         free(j);
         cw_count(cw_gws->metrics->cmd_overloaded);
         send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
@@ -632,13 +649,15 @@ static void on_cmd(struct cw_conn *c, struct cw_client_msg *m)
         cw_error_release(&err);
         return;
     }
-    struct cw_pending_cmd *pc = cw_xcalloc(1, sizeof(*pc));
-    pc->def = def;
-    pc->client_id = cw_xstrdup(m->client_id);
-    pc->seq = m->client_seq;
-    pc->data = json_incref(m->data);
-    pc->meta = m->meta ? json_incref(m->meta) : NULL;
+    struct cw_pending_cmd *pc = new_pending();
     pc->next = NULL;
+    pc->def = def;
+    pc->seq = m->client_seq;
+    pc->data = cw_wire_take_data(m);
+    pc->meta = cw_wire_take_meta(m);
+    pc->prepared = pc->checked = pc->found = false;
+    /* The decoder bounds client_id by CW_WIRE_CLIENT_ID_MAX. */
+    memcpy(pc->client_id, m->client_id, strlen(m->client_id) + 1);
     *c->pipe_tail = pc;
     c->pipe_tail = &pc->next;
     c->pipe_len++;
@@ -1026,6 +1045,12 @@ static void index_remove(struct cw_conn *c)
 
 void cw_ws_release(void)
 {
+    while (cw_gw->pending_spare) {
+        struct cw_pending_cmd *pc = cw_gw->pending_spare;
+        cw_gw->pending_spare = pc->next;
+        free(pc);
+    }
+    cw_gw->pending_spares = 0;
     for (size_t i = 0; i < cw_gw->users.cap; i++)
         if (cw_gw->users.keys[i])
             free(cw_gw->users.values[i]);

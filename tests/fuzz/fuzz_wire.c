@@ -4,10 +4,15 @@
  * Each input is one client text message. Whatever cw_wire_parse() answers,
  * the frame the server would send back is encoded, and every frame must
  * parse back as strict JSON (so also as valid UTF-8) with the values that
- * went in. Run by `make fuzz`; seeds in tests/fuzz/corpus/wire/.
+ * went in. The command scanner (envscan.h) and the full jansson parse are
+ * held side by side: what the scanner takes, the full parse must decode to
+ * the same values (data and meta written out byte for byte), and
+ * cw_wire_parse() must answer as the full parse does, errors included. Run
+ * by `make fuzz`; seeds in tests/fuzz/corpus/wire/.
  */
 #include "core/buf.h"
 #include "core/error.h"
+#include "gateway/envscan.h"
 #include "gateway/wire.h"
 
 #include <stdio.h>
@@ -45,6 +50,62 @@ static void check_head(json_t *f, struct cw_buf *b, const char *client_id, bool 
         die("client_seq not echoed", b);
 }
 
+static bool same_json(const json_t *a, const json_t *b)
+{
+    if (!a || !b)
+        return a == b;
+    char *da = json_dumps(a, JSON_COMPACT), *db = json_dumps(b, JSON_COMPACT);
+    bool same = da && db && strcmp(da, db) == 0;
+    free(da);
+    free(db);
+    return same;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/* The echo and, on success, the command that a caller reads. */
+static bool same_msg(const struct cw_client_msg *a, const struct cw_client_msg *b, bool ok)
+{
+    if (!same_str(a->client_id, b->client_id) || a->has_seq != b->has_seq ||
+        a->client_seq != b->client_seq)
+        return false;
+    if (!ok || a->type != b->type)
+        return !ok;
+    if (a->type != CW_MSG_CMD)
+        return true;
+    return same_str(a->name, b->name) && same_json(a->data, b->data) && same_json(a->meta, b->meta);
+}
+
+/* The scanner against the full parse, and the gateway's entry against both. */
+static void cross_check(const char *text, size_t len)
+{
+    struct cw_client_msg s = {0}, full, entry;
+    struct cw_error e_full = {0}, e_entry = {0};
+    struct cw_buf b = CW_BUF_INIT;
+    bool scanned = cw_envscan_cmd(text, len, &s);
+    int rc_full = cw_wire_parse_full(text, len, &full, &e_full);
+    int rc_entry = cw_wire_parse(text, len, &entry, &e_entry);
+    cw_buf_add(&b, text, len);
+    if (scanned && (rc_full != CW_OK || !same_msg(&s, &full, true)))
+        die("the scanner took what the full parse decodes otherwise", &b);
+    if (!scanned && (s.data || s.meta || s.client_id || s.has_seq || s.scanned))
+        die("a declined scan left something behind", &b);
+    if (entry.scanned != scanned || rc_entry != rc_full ||
+        !same_msg(&entry, &full, rc_full == CW_OK))
+        die("cw_wire_parse and the full parse differ", &b);
+    if (rc_full != CW_OK && strcmp(e_full.message, e_entry.message) != 0)
+        die("cw_wire_parse and the full parse word an error differently", &b);
+    cw_wire_msg_release(&s);
+    cw_wire_msg_release(&full);
+    cw_wire_msg_release(&entry);
+    cw_error_release(&e_full);
+    cw_error_release(&e_entry);
+    cw_buf_release(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct cw_client_msg m;
@@ -52,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct cw_buf b = CW_BUF_INIT;
     json_t *f;
 
+    cross_check((const char *)data, size);
     int rc = cw_wire_parse((const char *)data, size, &m, &err);
     if (rc != CW_OK) {
         if (rc != CW_ERR_MALFORMED || strcmp(err.code, "malformed") != 0 || !err.message[0])
