@@ -1,17 +1,16 @@
 #!/usr/bin/env python3
 """syscalls-table.py OUT_DIR: the table of tools/bench/syscalls.sh.
 
-Reads OUT_DIR/trace.txt (`perf trace -s`: per thread, per system call),
+Reads OUT_DIR/counts.csv (`perf stat --per-thread`: per thread, per system call),
 OUT_DIR/{before,after}.threads (tid, name, voluntary and involuntary context
 switches) and OUT_DIR/{before,after}.engine (commands and batches committed).
 
-perf trace starts counting some time after the `before` snapshot, so the
-engine's counters span a little more than the trace does. The commits inside
-the trace are therefore counted by the processor's own fdatasync calls (one
-per commit), and commands as commits times the commands per commit of the
-snapshots' window. Context switches are per snapshot window.
+The counters span the same interval as the engine's counters (the whole run),
+so calls per command and per commit are exact ratios; the processor's
+fdatasync calls are shown as a check (one per commit).
+Context switches and CPU time (/proc, 10 ms ticks) span it too.
 """
-import re
+import os
 import sys
 from pathlib import Path
 
@@ -20,22 +19,29 @@ def read_threads(path):
     out = {}
     for line in Path(path).read_text().split("\n"):
         f = line.split()
-        if len(f) == 4:
-            out[f[0]] = (f[1], int(f[2]), int(f[3]))
+        if len(f) == 6:
+            out[f[0]] = (f[1], int(f[2]), int(f[3]), int(f[4]), int(f[5]))
     return out
 
 
-def read_trace(path):
-    """{(name, tid): {syscall: calls}} from perf trace's summary."""
-    threads, cur = {}, None
+def read_counts(path):
+    """{(name, tid): {syscall: calls}} from `perf stat --per-thread -x,`;
+    "other" is every call (raw_syscalls) less the ones counted one by one."""
+    threads = {}
     for line in Path(path).read_text().split("\n"):
-        m = re.match(r"^\s*(\S.*?) \((\d+)\), \d+ events", line)
-        if m:
-            cur = threads.setdefault((m.group(1), m.group(2)), {})
+        f = line.split(",")
+        if len(f) < 4 or not f[1].strip().isdigit():
             continue
-        m = re.match(r"^\s+([a-z_0-9]+)\s+(\d+)\s+\d+\s+[\d.]+", line)
-        if m and cur is not None:
-            cur[m.group(1)] = cur.get(m.group(1), 0) + int(m.group(2))
+        name, _, tid = f[0].strip().rpartition("-")
+        calls = threads.setdefault((name, tid), {})
+        event = f[3]
+        if event == "raw_syscalls:sys_enter":
+            calls["all"] = int(f[1])
+        else:
+            calls[event.replace("syscalls:sys_enter_", "")] = int(f[1])
+    for calls in threads.values():
+        total = calls.pop("all", 0)
+        calls["other"] = total - sum(calls.values())
     return threads
 
 
@@ -45,12 +51,12 @@ def main():
     e1 = [int(x) for x in (out / "after.engine").read_text().split()]
     cmds, batches = e1[0] - e0[0], e1[1] - e0[1]
     per_commit = cmds / batches if batches else 0
-    trace = read_trace(out / "trace.txt")
-    commits = sum(c.get("fdatasync", 0) for (n, _), c in trace.items() if n == "cw-processor")
-    tcmds = commits * per_commit
+    trace = read_counts(out / "counts.csv")
+    syncs = sum(c.get("fdatasync", 0) for (n, _), c in trace.items() if n == "cw-processor")
+    commits, tcmds = batches, cmds
     t0, t1 = read_threads(out / "before.threads"), read_threads(out / "after.threads")
-    print(f"window: {cmds} commands in {batches} commits ({per_commit:.2f} per commit); "
-          f"traced: {commits} processor fdatasyncs = commits, ~{tcmds:.0f} commands")
+    print(f"run: {cmds} commands in {batches} commits ({per_commit:.2f} per commit); "
+          f"processor fdatasyncs: {syncs}")
     print(f"load: {(out / 'uptime').read_text().strip()}\n")
     print("| thread | syscall | calls | per command | per commit |")
     print("|---|---|---|---|---|")
@@ -68,16 +74,20 @@ def main():
     grand = sum(totals.values())
     if tcmds:
         print(f"| all threads | **all** | {grand} | **{grand / tcmds:.3f}** | {grand / commits:.2f} |")
-    print("\n| thread | voluntary switches | involuntary | voluntary per command |")
-    print("|---|---|---|---|")
-    for tid, (name, v1, i1) in sorted(t1.items()):
-        if tid not in t0:
+    hz = os.sysconf("SC_CLK_TCK")
+    print("\n| thread | voluntary switches | involuntary | voluntary per command "
+          "| user CPU µs per command | system CPU µs per command | CPU µs per commit |")
+    print("|---|---|---|---|---|---|---|")
+    for tid, (name, v1, i1, u1, s1) in sorted(t1.items()):
+        if tid not in t0 or not cmds:
             continue
-        dv, di = v1 - t0[tid][1], i1 - t0[tid][2]
-        if dv or di:
-            per = f"{dv / cmds:.3f}" if cmds else "-"
-            print(f"| {name} {tid} | {dv} | {di} | {per} |")
-
+        _, v0, i0, u0, s0 = t0[tid]
+        dv, di = v1 - v0, i1 - i0
+        us = 1e6 / hz
+        du, ds = (u1 - u0) * us, (s1 - s0) * us
+        if dv or di or du or ds:
+            print(f"| {name} {tid} | {dv} | {di} | {dv / cmds:.3f} | {du / cmds:.1f} "
+                  f"| {ds / cmds:.1f} | {(du + ds) / batches:.0f} |")
 
 if __name__ == "__main__":
     main()
