@@ -90,7 +90,7 @@ for sc in $SYSCALLS; do EVENTS+=,syscalls:sys_enter_$sc; done
 perf stat --per-thread -x, -e "$EVENTS" -p "$SPID" -o "$OUT/counts.csv" >/dev/null 2>&1 &
 PERF=$!
 for _ in $(seq 100); do # until perf has its counters open
-    ls -l /proc/$PERF/fd 2>/dev/null | grep -q perf_event && break
+    readlink /proc/"$PERF"/fd/* 2>/dev/null | grep -q perf_event && break
     sleep 0.1
 done
 "$BENCH" "${LOAD[@]}" --duration "$DURATION" --server "$ADDR" --server-pid "$SPID" \
