@@ -4,22 +4,28 @@
  * One table for every gateway thread, under its own lock: a client that
  * reconnects may land on another thread and resend a command still queued;
  * it is acked as a duplicate with the original UUID and hears the outcome.
- * Every thread routes every outcome, so each entry carries a bit per thread
- * that has routed it; a resend on a thread whose bit is set is no longer in
- * flight there (the log has it), and the entry goes when every bit is set.
+ *
+ * An entry goes when its outcome is published on the bus, before any
+ * thread routes it: the bus filter takes the connections that resent it
+ * into the outcome, whose threads it then wakes. A resend after that finds
+ * no entry, and the log, which has the command by then, answers it. So
+ * the lock is taken once per command queued and once per committed batch.
  */
 #include "core/alloc.h"
+#include "engine/envelope.h"
+#include "engine/update.h"
 #include "gw.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(CW_INFLIGHT_ALSO == CW_OUTCOME_RESENT_BY, "an entry's resenders fit its outcome");
+
 struct entry {
     char *key; /* user \n client_id \n seq */
     char command_uuid[CW_UUID_LEN + 1];
     uint64_t also[CW_INFLIGHT_ALSO]; /* further connections that resent it; 0 = none */
-    uint64_t routed;                 /* a bit per thread that has routed its outcome */
 };
 
 static struct {
@@ -30,11 +36,6 @@ static struct {
 static void make_key(char *out, size_t len, const char *user, const char *client_id, int64_t seq)
 {
     snprintf(out, len, "%s\n%s\n%lld", user, client_id, (long long)seq);
-}
-
-static uint64_t all_threads(void)
-{
-    return cw_gws->n_threads >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << cw_gws->n_threads) - 1;
 }
 
 static void free_entry(struct entry *f)
@@ -87,10 +88,9 @@ bool cw_inflight_join(const char *user, const char *client_id, int64_t seq, uint
 {
     char key[256];
     make_key(key, sizeof(key), user, client_id, seq);
-    uint64_t me = (uint64_t)1 << cw_gw->index;
     pthread_mutex_lock(&inflight.lock);
     struct entry *f = cw_strmap_get(&inflight.table, key);
-    bool found = f && !(f->routed & me);
+    bool found = f != NULL;
     for (size_t i = 0; found && i < CW_INFLIGHT_ALSO; i++) {
         if (!f->also[i] || f->also[i] == conn) {
             f->also[i] = conn;
@@ -103,24 +103,32 @@ bool cw_inflight_join(const char *user, const char *client_id, int64_t seq, uint
     return found;
 }
 
-size_t cw_inflight_routed(const char *user, const char *client_id, int64_t seq,
-                          uint64_t also[CW_INFLIGHT_ALSO])
+/* {inflight.lock} The entry of o's command goes; the connections that resent it go into o. */
+static struct entry *take_resenders(struct cw_outcome *o)
 {
     char key[256];
-    make_key(key, sizeof(key), user, client_id, seq);
-    size_t n = 0;
-    struct entry *gone = NULL;
-    pthread_mutex_lock(&inflight.lock);
-    struct entry *f = cw_strmap_get(&inflight.table, key);
-    if (f) {
-        f->routed |= (uint64_t)1 << cw_gw->index;
-        for (size_t i = 0; i < CW_INFLIGHT_ALSO; i++)
-            if (f->also[i])
-                also[n++] = f->also[i];
-        if (f->routed == all_threads())
-            gone = cw_strmap_del(&inflight.table, key);
+    make_key(key, sizeof(key), o->env->cmd.user_uuid, o->env->cmd.client_id,
+             o->env->cmd.client_seq);
+    memset(o->resent_by, 0, sizeof(o->resent_by));
+    struct entry *f = cw_strmap_del(&inflight.table, key);
+    if (f)
+        memcpy(o->resent_by, f->also, sizeof(o->resent_by));
+    return f;
+}
+
+void cw_inflight_committed(struct cw_outcome_batch *b)
+{
+    struct entry *gone[64];
+    size_t i = 0;
+    while (i < b->n) {
+        /* The entries are freed outside the lock, up to 64 at a time. */
+        size_t n = 0;
+        pthread_mutex_lock(&inflight.lock);
+        for (; i < b->n && n < 64; i++)
+            if ((gone[n] = take_resenders(&b->items[i])))
+                n++;
+        pthread_mutex_unlock(&inflight.lock);
+        for (size_t k = 0; k < n; k++)
+            free_entry(gone[k]);
     }
-    pthread_mutex_unlock(&inflight.lock);
-    free_entry(gone);
-    return n;
 }
