@@ -2,8 +2,9 @@
 # compare-fanout.sh - fan-out figures of two server binaries side by side,
 # interleaved round by round so the machine's other load disturbs both alike:
 # one page-view to K idle connections (delivery p99, server CPU per
-# delivery) and 1 sender + 49 receivers at a fixed rate (deliveries/s,
-# server CPU per delivery). Each run gets a fresh server and data directory.
+# delivery), 1 sender + 49 receivers at a fixed rate (deliveries/s,
+# server CPU per delivery), and 50 users' private add-to-cart at that rate
+# (server CPU per command: what waking only the concerned threads saves). Each run gets a fresh server and data directory.
 #
 # Usage: tools/bench/compare-fanout.sh [--rounds N] [--conns K] [--rate R]
 #            [--threads T] NAME=BINARY...
@@ -45,10 +46,12 @@ run_case() { # label binary case args...
 import json, sys
 d = json.loads(sys.stdin.read())
 dl = d.get("delivery_us", {})
-print("%-6s %-15s load=%s delivery_p50=%6.1fms p99=%6.1fms deliveries=%9s/s server_cpu=%5.1f%% us/delivery=%6.3f rss/conn=%s KiB other_cpu=%5.1f%%" % (
+if "delivery_us" not in d:
+    dl = d.get("update_us", {})
+print("%-6s %-15s load=%s delivery_p50=%6.1fms p99=%6.1fms deliveries=%9s/s server_cpu=%5.1f%% us/delivery=%6.3f us/cmd=%s rss/conn=%s KiB other_cpu=%5.1f%%" % (
     sys.argv[1], sys.argv[2], sys.argv[3], dl.get("p50", 0) / 1000, dl.get("p99", 0) / 1000,
     d.get("deliveries_per_s", "-"), d.get("server_cpu_pct", -1), d.get("server_cpu_us_per_delivery", -1),
-    d.get("rss_per_conn_kib", "-"), d.get("other_cpu_pct", 0)))
+    d.get("server_cpu_us_per_cmd", "-"), d.get("rss_per_conn_kib", "-"), d.get("other_cpu_pct", 0)))
 ' "$label" "$name" "$(cut -d' ' -f1 /proc/loadavg)"
     kill -TERM "$spid"
     wait "$spid"
@@ -63,6 +66,8 @@ for round in $(seq "$ROUNDS"); do
             --events "$EVENTS" --settle 2
         run_case "$label" "$bin" "fanout50-$RATE" rate --command visit-page --connections 1 \
             --receivers 49 --threads 2 --rate "$RATE" --duration 10 --warmup 1
+        run_case "$label" "$bin" "50users-$RATE" rate --command add-to-cart --users 50 \
+            --connections 50 --rate "$RATE" --duration 10 --warmup 1
     done
 done
 echo "# load after: $(cat /proc/loadavg)"
