@@ -16,7 +16,6 @@
 #include "engine/update.h"
 #include "gw.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +32,37 @@ static struct {
     struct cw_strmap table; /* {lock} key -> struct entry */
 } inflight = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Appends s to out (at *at), keeping the last byte for the NUL. */
+static void put(char *out, size_t len, size_t *at, const char *s, size_t n)
+{
+    if (n > len - 1 - *at)
+        n = len - 1 - *at;
+    memcpy(out + *at, s, n);
+    *at += n;
+}
+
+/*
+ * user \n client_id \n seq, cut to len - 1 bytes. By hand rather than with
+ * snprintf: the bus filter builds one per committed command on the
+ * publisher's thread, which is the processor's.
+ */
 static void make_key(char *out, size_t len, const char *user, const char *client_id, int64_t seq)
 {
-    snprintf(out, len, "%s\n%s\n%lld", user, client_id, (long long)seq);
+    char digits[24];
+    size_t n = sizeof(digits), at = 0;
+    uint64_t v = seq < 0 ? (uint64_t)0 - (uint64_t)seq : (uint64_t)seq;
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (seq < 0)
+        digits[--n] = '-';
+    put(out, len, &at, user, strlen(user));
+    put(out, len, &at, "\n", 1);
+    put(out, len, &at, client_id, strlen(client_id));
+    put(out, len, &at, "\n", 1);
+    put(out, len, &at, digits + n, sizeof(digits) - n);
+    out[at] = '\0';
 }
 
 static void free_entry(struct entry *f)
