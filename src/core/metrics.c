@@ -3,6 +3,7 @@
  */
 #include "metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,7 +56,51 @@ void cw_metrics_render_store(const struct cw_store_health *h, struct cw_buf *out
            h->retries);
 }
 
-void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_capacity,
+/* One counter of every thread, summed. */
+static unsigned long long sum(struct cw_thread_metrics *const *t, size_t n, size_t offset)
+{
+    unsigned long long s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += get((atomic_ullong *)((char *)t[i] + offset));
+    return s;
+}
+
+#define SUM(field) sum(threads, n_threads, offsetof(struct cw_thread_metrics, field))
+
+/* Each thread's value of one counter, labelled thread="I". */
+static void per_thread(struct cw_buf *out, const char *name, const char *help,
+                       struct cw_thread_metrics *const *t, size_t n, size_t offset)
+{
+    for (size_t i = 0; i < n; i++) {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "{thread=\"%zu\"}", i);
+        metric(out, name, i ? NULL : "counter", help, labels,
+               get((atomic_ullong *)((char *)t[i] + offset)));
+    }
+}
+
+#define PER_THREAD(name, help, field)                                                              \
+    per_thread(out, name, help, threads, n_threads, offsetof(struct cw_thread_metrics, field))
+
+static void render_threads(struct cw_thread_metrics *const *threads, size_t n_threads,
+                           struct cw_buf *out)
+{
+    PER_THREAD("calderwood_gateway_thread_batches_total",
+               "Committed batches a gateway thread routed to its connections.", batches_routed);
+    PER_THREAD("calderwood_gateway_thread_batches_skipped_total",
+               "Committed batches that concerned none of a gateway thread's connections: it was "
+               "not woken for them.",
+               batches_skipped);
+    PER_THREAD("calderwood_gateway_thread_updates_sent_total",
+               "Update frames a gateway thread queued for its connections.", updates_sent);
+    PER_THREAD("calderwood_gateway_thread_writes_total",
+               "Socket writes (one writev per connection per turn) of a gateway thread.", writes);
+    PER_THREAD("calderwood_gateway_thread_sent_bytes_total",
+               "WebSocket bytes a gateway thread wrote.", bytes_out);
+}
+
+void cw_metrics_render(struct cw_metrics *m, struct cw_thread_metrics *const *threads,
+                       size_t n_threads, size_t queue_depth, size_t queue_capacity,
                        struct cw_buf *out)
 {
     metric(out, "calderwood_connections", "gauge", "Open WebSocket connections.", NULL,
@@ -87,13 +132,13 @@ void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_ca
     metric(out, "calderwood_messages_received_total", "counter", "WebSocket messages received.",
            NULL, get(&m->messages_in));
     metric(out, "calderwood_updates_sent_total", "counter", "Update frames sent to clients.", NULL,
-           get(&m->updates_sent));
+           SUM(updates_sent));
     metric(out, "calderwood_frames_sent_total", "counter", "WebSocket frames sent to clients.",
-           NULL, get(&m->frames_out));
+           NULL, SUM(frames_out));
     metric(out, "calderwood_received_bytes_total", "counter", "WebSocket payload bytes received.",
            NULL, get(&m->bytes_in));
     metric(out, "calderwood_sent_bytes_total", "counter", "WebSocket bytes sent.", NULL,
-           get(&m->bytes_out));
+           SUM(bytes_out));
     metric(out, "calderwood_logins_total", "counter", "Login attempts by result.",
            "{result=\"ok\"}", get(&m->logins_ok));
     metric(out, "calderwood_logins_total", NULL, NULL, "{result=\"failed\"}",
@@ -125,4 +170,5 @@ void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_ca
              (double)get(&m->commit_us_sum) / 1e6);
     cw_buf_adds(out, sum);
     metric(out, "calderwood_commit_seconds_count", NULL, NULL, NULL, cumulative);
+    render_threads(threads, n_threads, out);
 }

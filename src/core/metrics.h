@@ -1,9 +1,15 @@
 /*
  * metrics.h - counters for /metrics (Prometheus text exposition format).
  *
- * Plain atomics, so the gateway thread, the processor thread and the
+ * Plain atomics, so the gateway threads, the processor thread and the
  * workers all count without locks; relaxed ordering is enough for figures
  * that are only ever read as a snapshot.
+ *
+ * What a gateway thread counts per delivery or per write (the fan-out's hot
+ * path) is in a struct cw_thread_metrics of its own instead: one writer, so
+ * a plain load and store rather than a locked add on a cache line every
+ * thread fights over. /metrics shows their sums under the usual names and
+ * each thread's figures with a thread label.
  */
 #ifndef CW_METRICS_H
 #define CW_METRICS_H
@@ -19,7 +25,7 @@
 struct cw_metrics {
     atomic_ullong connections, connections_total, connections_closed_slow;
     atomic_ullong http_requests, http_errors;
-    atomic_ullong messages_in, bytes_in, bytes_out, frames_out, updates_sent;
+    atomic_ullong messages_in, bytes_in;
     atomic_ullong cmd_acked, cmd_duplicate, cmd_error, cmd_overloaded;
     atomic_ullong cmd_processed, cmd_rejected;
     atomic_ullong logins_ok, logins_failed, logins_limited, queries, query_errors;
@@ -27,6 +33,24 @@ struct cw_metrics {
     atomic_ullong commit_bucket[CW_COMMIT_BUCKETS + 1]; /* last: +Inf */
     atomic_ullong commit_us_sum;
 };
+
+/*
+ * Counters of one gateway thread: only it writes them (cw_count_own), any
+ * thread reads; except batches_skipped, which the bus's publisher counts
+ * (cw_count), since the thread is not woken for those.
+ */
+struct cw_thread_metrics {
+    _Alignas(64) atomic_ullong updates_sent; /* update frames queued */
+    atomic_ullong frames_out, bytes_out;     /* written to sockets */
+    atomic_ullong batches_routed;            /* bus batches this thread routed */
+    atomic_ullong batches_skipped;           /* bus batches that did not concern it */
+    atomic_ullong writes;                    /* writev (or TLS write) calls */
+};
+
+/* Counts n on a counter only the calling thread writes: no locked instruction. */
+#define cw_count_own(field, n)                                                                     \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (n),    \
+                          memory_order_relaxed)
 
 /* Counts one: relaxed, for figures read as snapshots. */
 #define cw_count(field)      atomic_fetch_add_explicit(&(field), 1, memory_order_relaxed)
@@ -48,8 +72,13 @@ struct cw_store_health {
  */
 void cw_metrics_render_store(const struct cw_store_health *h, struct cw_buf *out);
 
-/* Appends every metric in the text exposition format. queue_depth is sampled by the caller. */
-void cw_metrics_render(struct cw_metrics *m, size_t queue_depth, size_t queue_capacity,
+/*
+ * Appends every metric in the text exposition format: m's, and the n_threads
+ * gateway threads' counters summed and per thread (threads may be NULL when
+ * n_threads is 0). queue_depth is sampled by the caller.
+ */
+void cw_metrics_render(struct cw_metrics *m, struct cw_thread_metrics *const *threads,
+                       size_t n_threads, size_t queue_depth, size_t queue_capacity,
                        struct cw_buf *out);
 
 #endif

@@ -12,8 +12,15 @@
  *
  * Bounded: when the slowest consumer falls max_batches behind, publish
  * waits, so a slow gateway slows the processor instead of growing the heap.
- * The wake hooks run on the publisher's thread after each publish; a
- * gateway thread passes one that calls lws_cancel_service() on its context.
+ * The wake hooks run on the publisher's thread; a gateway thread passes one
+ * that calls lws_cancel_service() on its context.
+ *
+ * Readers that a batch does not concern are passed over: a filter (set by
+ * the gateway) names, for each batch, the reader tags it concerns; another
+ * reader is not woken for it and skips it when it reads next, taking only
+ * its position. A reader is woken when a batch that concerns it arrives
+ * while it has read everything (once, not once per batch: it reads on
+ * until cw_bus_read says there is nothing more).
  */
 #ifndef CW_BUS_H
 #define CW_BUS_H
@@ -26,6 +33,13 @@ struct cw_bus;
 struct cw_bus_reader;
 
 typedef void (*cw_wake_cb)(void *arg);
+/*
+ * The tags of the readers batch b concerns (a bit each; see
+ * cw_bus_reader_tag). Called on the publisher's thread with the bus locked,
+ * before any reader can see b: it must not call the bus, and may annotate
+ * b for its readers.
+ */
+typedef uint64_t (*cw_bus_filter_cb)(void *arg, struct cw_outcome_batch *b);
 
 /* Readers a bus can have at most. */
 #define CW_BUS_MAX_READERS 64
@@ -35,6 +49,9 @@ struct cw_bus *cw_bus_new(size_t max_batches);
 void cw_bus_free(struct cw_bus *bus);
 /* Sets the wake hook of the take consumer. Call before the processor starts. */
 void cw_bus_set_wake(struct cw_bus *bus, cw_wake_cb fn, void *arg);
+
+/* Sets (or, with NULL, removes) the filter; without one every batch concerns every reader. */
+void cw_bus_set_filter(struct cw_bus *bus, cw_bus_filter_cb fn, void *arg);
 
 /* Takes ownership of b. Waits while the bus is full, unless closed (then b is freed). */
 void cw_bus_publish(struct cw_bus *bus, struct cw_outcome_batch *b);
@@ -53,8 +70,23 @@ void cw_bus_close(struct cw_bus *bus);
  * bus.
  */
 struct cw_bus_reader *cw_bus_subscribe(struct cw_bus *bus, cw_wake_cb fn, void *arg);
+/* r reads the batches whose filter mask has a bit of tag (default: all of them). */
+void cw_bus_reader_tag(struct cw_bus_reader *r, uint64_t tag);
 /*
- * The next batch r has not read, or NULL (never waits). It is borrowed,
+ * The highest event position published so far (0 before the first batch
+ * with one). A reader that takes this after it began to be concerned by
+ * something (see the filter) has every later batch about it delivered, and
+ * every earlier one is at or below it.
+ */
+int64_t cw_bus_position(struct cw_bus *bus);
+/*
+ * The highest position r has passed: skipped, or read and done. Reader's
+ * thread. *skipped, when not NULL, gets how many batches r skipped so far.
+ */
+int64_t cw_bus_passed(struct cw_bus_reader *r, uint64_t *skipped);
+/*
+ * The next batch that concerns r, or NULL (never waits); the ones before it
+ * that do not are skipped. It is borrowed,
  * read-only (other readers read it at the same time), until cw_bus_done(r).
  * Reader's thread.
  */

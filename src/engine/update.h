@@ -42,6 +42,9 @@ void cw_update_unref(struct cw_update *u);
  */
 json_t *cw_event_to_json(const struct cw_event_def *def, const struct cw_event *ev);
 
+/* Connections an outcome can name as having resent its command while it was queued. */
+#define CW_OUTCOME_RESENT_BY 4
+
 /* The outcome of one command, in the order the processor handled them. */
 struct cw_outcome {
     struct cw_envelope *env;            /* owned */
@@ -51,6 +54,9 @@ struct cw_outcome {
     struct cw_error reject;    /* code and message when rejected */
     struct cw_update **events; /* owned references, position order */
     size_t n_events;
+    /* Gateway ids of the connections that resent it while in flight (0: none), set by the
+     * gateway's bus filter before any gateway thread reads the batch. */
+    uint64_t resent_by[CW_OUTCOME_RESENT_BY];
 };
 
 /* One committed batch. Events of non-duplicates are new; those of duplicates are resends. */

@@ -95,6 +95,18 @@ extern struct cw_gws *cw_gws;
 /* Accepted sockets waiting for their thread: thread 0 accepts, the owner adopts. */
 #define CW_GW_INBOX 1024
 
+/* Slots of a thread's user presence hash (a power of two). */
+#define CW_GW_USER_SLOTS 1024
+
+/* The presence slot of a user: FNV-1a of the UUID. */
+static inline unsigned cw_gw_user_slot(const char *user_uuid)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)user_uuid; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h & (CW_GW_USER_SLOTS - 1);
+}
+
 /* One gateway thread: its loop, its connections, and everything they need. */
 struct cw_gw {
     int index; /* 0 .. n_threads-1; thread 0 also accepts */
@@ -127,7 +139,16 @@ struct cw_gw {
     int inbox[CW_GW_INBOX]; /* {inbox_lock} sockets handed over, not yet adopted */
     size_t inbox_len;       /* {inbox_lock} */
     atomic_int load;        /* sockets open or handed over: the balance of the hand-off */
-    atomic_int ws_conns;    /* open WebSocket connections (/metrics) */
+    atomic_int ws_conns;    /* open WebSocket connections (/metrics; the bus filter) */
+    /*
+     * This thread's WebSocket connections by the presence slot of their
+     * user, read by the bus filter (hub.c) on the publisher's thread: a
+     * batch for users whose slots are all 0 here, and not for everyone, does
+     * not wake this thread. A count per slot, so collisions only cost a
+     * wake-up.
+     */
+    atomic_uint user_slots[CW_GW_USER_SLOTS];
+    struct cw_thread_metrics stats; /* written by this thread alone; read by /metrics */
 };
 
 extern _Thread_local struct cw_gw *cw_gw; /* the thread's own gateway; NULL off the loops */
@@ -247,7 +268,7 @@ struct cw_conn {
     struct lws *wsi;
     char user_uuid[CW_UUID_LEN + 1];
     char session_uuid[CW_UUID_LEN + 1];
-    struct cw_conn *user_next; /* in the user's list */
+    struct cw_conn *user_next, **user_prev; /* in the user's list */
     struct cw_conn *all_next, **all_prev;
     /* receive */
     struct cw_wsdec dec;
@@ -329,8 +350,8 @@ void cw_ws_release(void);
 /*
  * inflight.c: commands acked and queued but not yet committed, one table
  * for every thread under its own lock, so a resend on any thread is acked
- * as the duplicate it is and hears the outcome. An entry goes once every
- * thread has routed its outcome.
+ * as the duplicate it is and hears the outcome. An entry goes when its
+ * outcome is published (cw_inflight_committed, from the bus filter).
  */
 void cw_inflight_init(void);
 void cw_inflight_release(void);
@@ -343,23 +364,33 @@ bool cw_inflight_add(const char *user, const char *client_id, int64_t seq,
 /* The command could not be queued after all. */
 void cw_inflight_drop(const char *user, const char *client_id, int64_t seq);
 /*
- * A resend from conn: when the command is in flight and this thread has not
- * routed its outcome yet, conn will hear it too; its UUID goes to uuid_out.
+ * A resend from conn: when the command is in flight (its outcome not yet
+ * published), conn will hear it too; its UUID goes to uuid_out.
  */
 bool cw_inflight_join(const char *user, const char *client_id, int64_t seq, uint64_t conn,
                       char *uuid_out);
 /*
- * This thread routes the command's outcome: the ids of connections that
- * resent it (up to CW_INFLIGHT_ALSO, 0 for none) go to also. Returns how
- * many.
+ * b is being published: the entries of its commands go, and the ids of the
+ * connections that resent each one (up to CW_INFLIGHT_ALSO) go into its
+ * outcome's resent_by. One lock for the batch. Publisher's thread.
  */
-#define CW_INFLIGHT_ALSO 4
-size_t cw_inflight_routed(const char *user, const char *client_id, int64_t seq,
-                          uint64_t also[CW_INFLIGHT_ALSO]);
+#define CW_INFLIGHT_ALSO 4 /* = CW_OUTCOME_RESENT_BY */
+void cw_inflight_committed(struct cw_outcome_batch *b);
 
 /* ------------------------------------------------------------------ hub */
 
 /* Routes every outcome batch waiting on the bus for this thread. */
 void cw_hub_drain_bus(void);
+/*
+ * The bus filter (arg: the struct cw_gws): the gateway threads a batch
+ * concerns, a bit per thread index. Publisher's thread, bus locked.
+ */
+uint64_t cw_hub_filter(void *arg, struct cw_outcome_batch *b);
+/*
+ * Where live routing starts for a connection this thread has just put in
+ * its user index: every batch published after this is delivered to it,
+ * every one before is at or below it.
+ */
+int64_t cw_hub_live_from(void);
 
 #endif

@@ -377,7 +377,7 @@ static int handle_health(struct cw_http *req)
              "\"position\":%lld}",
              status, cw_condition_name(condition),
              (unsigned long long)atomic_load(&cw_gws->metrics->connections),
-             cw_engine_queue_depth(cw_gws->engine), (long long)cw_gw->last_position);
+             cw_engine_queue_depth(cw_gws->engine), (long long)cw_hub_live_from());
     return respond_json(req, ok ? 200 : 503, body);
 }
 
@@ -410,7 +410,11 @@ static void render_threads(struct cw_buf *b)
 static int handle_metrics(struct cw_http *req)
 {
     struct cw_buf b = CW_BUF_INIT;
-    cw_metrics_render(cw_gws->metrics, cw_engine_queue_depth(cw_gws->engine),
+    struct cw_thread_metrics *threads[CW_GW_MAX_THREADS];
+    for (int i = 0; i < cw_gws->n_threads; i++)
+        threads[i] = &cw_gws->threads[i]->stats;
+    cw_metrics_render(cw_gws->metrics, threads, (size_t)cw_gws->n_threads,
+                      cw_engine_queue_depth(cw_gws->engine),
                       cw_engine_queue_capacity(cw_gws->engine), &b);
     struct cw_processor_stats st = {0};
     int condition = CW_CONDITION_OK;

@@ -361,7 +361,11 @@ static int create_context(struct cw_gw *gw, struct cw_error *err)
 /* One gateway thread's state, its loop, its workers and its reader of the bus. */
 static int setup_thread(int index, struct cw_error *err)
 {
-    struct cw_gw *gw = cw_xcalloc(1, sizeof(*gw));
+    /* Aligned: its counters take a cache line of their own (struct cw_thread_metrics). */
+    struct cw_gw *gw = aligned_alloc(_Alignof(struct cw_gw), sizeof(*gw));
+    if (!gw)
+        return cw_error_set(err, CW_ERR_SYSTEM, NULL, "out of memory");
+    memset(gw, 0, sizeof(*gw));
     gw->index = index;
     cw_idmap_init(&gw->endpoints);
     cw_strmap_init(&gw->users);
@@ -382,6 +386,7 @@ static int setup_thread(int index, struct cw_error *err)
     gw->bus = cw_bus_subscribe(cw_engine_bus(cw_gws->engine), wake, gw);
     if (!gw->bus)
         return cw_error_set(err, CW_ERR_INVALID, NULL, "too many gateway threads for the bus");
+    cw_bus_reader_tag(gw->bus, (uint64_t)1 << index); /* the bit cw_hub_filter gives it */
     return CW_OK;
 }
 
@@ -436,6 +441,8 @@ static int setup(struct cw_gws *g, struct cw_error *err)
         rc = setup_thread(i, err);
     if (!rc)
         rc = load_state(g, err);
+    if (!rc) /* every thread is there: batches wake only the threads they concern */
+        cw_bus_set_filter(cw_engine_bus(g->engine), cw_hub_filter, g);
     if (!rc)
         rc = cw_gateway_listen(g->cfg, err);
     if (!rc)
@@ -475,6 +482,7 @@ static void teardown_thread(struct cw_gw *gw)
 static void teardown(struct cw_gws *g)
 {
     atomic_store(&running, NULL);
+    cw_bus_set_filter(cw_engine_bus(g->engine), NULL, NULL); /* it reads the threads */
     for (int i = 0; i < g->n_threads; i++) {
         teardown_thread(g->threads[i]);
         g->threads[i] = NULL;

@@ -190,7 +190,7 @@ void cw_ws_send_update(struct cw_conn *c, struct cw_update *u, bool live)
     if (live)
         c->last_sent = u->ev.position;
     cw_outq_push_update(&c->out, u);
-    cw_count(cw_gws->metrics->updates_sent);
+    cw_count_own(cw_gw->stats.updates_sent, 1);
     queued(c);
 }
 
@@ -255,8 +255,9 @@ static int write_some(struct cw_conn *c, bool *full)
     size_t frames = cw_outq_advance(&c->out, (size_t)w, &close_done);
     if (close_done)
         c->close_sent = true;
-    cw_count_n(cw_gws->metrics->bytes_out, (uint64_t)w);
-    cw_count_n(cw_gws->metrics->frames_out, frames);
+    cw_count_own(cw_gw->stats.bytes_out, (uint64_t)w);
+    cw_count_own(cw_gw->stats.frames_out, frames);
+    cw_count_own(cw_gw->stats.writes, 1);
     return 0;
 }
 
@@ -967,8 +968,9 @@ static void send_ping(struct cw_conn *c)
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
         return;
     }
-    cw_count_n(cw_gws->metrics->bytes_out, 2);
-    cw_count(cw_gws->metrics->frames_out);
+    cw_count_own(cw_gw->stats.bytes_out, 2);
+    cw_count_own(cw_gw->stats.frames_out, 1);
+    cw_count_own(cw_gw->stats.writes, 1);
 }
 
 void cw_ws_sweep(void)
@@ -1006,6 +1008,12 @@ struct cw_conn *cw_ws_user_conns(const char *user_uuid)
     return u ? u->conns : NULL;
 }
 
+/*
+ * Both lists are doubly linked, so a connection leaves in constant time:
+ * a logout that closes K connections of one user costs K, not K squared.
+ * The presence counts the bus filter reads go up before the connection
+ * takes its live position (cw_hub_live_from) and down once it is gone.
+ */
 static void index_add(struct cw_conn *c)
 {
     struct cw_user *u = cw_strmap_get(&cw_gw->users, c->user_uuid);
@@ -1015,24 +1023,25 @@ static void index_add(struct cw_conn *c)
         cw_strmap_put(&cw_gw->users, u->user_uuid, u);
     }
     c->user_next = u->conns;
+    if (u->conns)
+        u->conns->user_prev = &c->user_next;
+    c->user_prev = &u->conns;
     u->conns = c;
     c->all_next = cw_gw->conns;
     if (cw_gw->conns)
         cw_gw->conns->all_prev = &c->all_next;
     c->all_prev = &cw_gw->conns;
     cw_gw->conns = c;
+    atomic_fetch_add(&cw_gw->user_slots[cw_gw_user_slot(c->user_uuid)], 1);
     atomic_fetch_add(&cw_gw->ws_conns, 1);
 }
 
 static void index_remove(struct cw_conn *c)
 {
+    *c->user_prev = c->user_next;
+    if (c->user_next)
+        c->user_next->user_prev = c->user_prev;
     struct cw_user *u = cw_strmap_get(&cw_gw->users, c->user_uuid);
-    for (struct cw_conn **p = u ? &u->conns : NULL; p && *p; p = &(*p)->user_next) {
-        if (*p == c) {
-            *p = c->user_next;
-            break;
-        }
-    }
     if (u && !u->conns) {
         cw_strmap_del(&cw_gw->users, u->user_uuid);
         free(u);
@@ -1040,6 +1049,7 @@ static void index_remove(struct cw_conn *c)
     *c->all_prev = c->all_next;
     if (c->all_next)
         c->all_next->all_prev = c->all_prev;
+    atomic_fetch_sub(&cw_gw->user_slots[cw_gw_user_slot(c->user_uuid)], 1);
     atomic_fetch_sub(&cw_gw->ws_conns, 1);
 }
 
@@ -1066,7 +1076,6 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     memcpy(c->user_uuid, session->user_uuid, sizeof(c->user_uuid));
     memcpy(c->session_uuid, session->session_uuid, sizeof(c->session_uuid));
     c->pipe_tail = &c->pipe;
-    c->live_from = c->last_sent = cw_gw->last_position;
     c->reading = true;
     c->last_rx_us = cw_mono_us();
     c->dec.max_frame = cw_gws->cfg->hard_max_message;
@@ -1074,6 +1083,8 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     cw_strmap_init(&c->seqs);
     cw_idmap_put(&cw_gw->endpoints, c->id, c);
     index_add(c);
+    /* After index_add: from here on the bus filter wakes this thread for c's events. */
+    c->live_from = c->last_sent = cw_hub_live_from();
     *slot = c;
     cw_count(cw_gws->metrics->connections);
     cw_count(cw_gws->metrics->connections_total);

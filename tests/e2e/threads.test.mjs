@@ -3,7 +3,8 @@
 // keeps its guarantees: a page view reaches every connection on every
 // thread once and in order, a resend on another thread is one command,
 // logout closes the user's sockets everywhere, resume works on any thread,
-// and SIGTERM drains every thread.
+// SIGTERM drains every thread, and a private event wakes only the threads
+// where its user has a connection.
 //
 // The server runs with the thread count of the run (the default: one per
 // core), or what CW_SERVER_ARGS says ("--gateway-threads 4"); the file reads
@@ -39,6 +40,29 @@ async function connsSettle(total, server = srv) {
     for (;;) {
         const m = await threadMetrics(server);
         if (m.conns.reduce((a, b) => a + b, 0) === total || Date.now() > until) return m;
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
+
+/** Per thread: committed batches routed and skipped (calderwood_gateway_thread_batches*_total). */
+async function batchMetrics(server = srv) {
+    const res = await request(server, 'GET', '/metrics');
+    const routed = [], skipped = [];
+    for (const m of res.text.matchAll(/^calderwood_gateway_thread_batches_total\{thread="(\d+)"\} (\d+)$/gm)) routed[Number(m[1])] = Number(m[2]);
+    for (const m of res.text.matchAll(/^calderwood_gateway_thread_batches_skipped_total\{thread="(\d+)"\} (\d+)$/gm)) skipped[Number(m[1])] = Number(m[2]);
+    return { routed, skipped };
+}
+
+/** Waits until every thread has routed or skipped every batch published (the sums agree twice). */
+async function batchesSettle(server = srv) {
+    const until = Date.now() + 20_000;
+    let last = '';
+    for (;;) {
+        const b = await batchMetrics(server);
+        const sums = b.routed.map((r, i) => r + b.skipped[i]);
+        const key = JSON.stringify(sums);
+        if ((new Set(sums).size === 1 && key === last) || Date.now() > until) return b;
+        last = key;
         await new Promise((r) => setTimeout(r, 50));
     }
 }
@@ -136,6 +160,29 @@ it('logout closes the session\'s sockets on every thread', async () => {
     await keep.roundTrip();
     assert.ok(keep.isOpen, 'the other session stays open');
     keep.close();
+});
+
+it('a private event wakes only the threads where its user has a connection: the others skip it', async () => {
+    await connsSettle(0);
+    const cookie = (await loginAs(srv, CAL.email)).cookie;
+    const ws = await connect(srv, cookie, 'private');
+    const home = (await connsSettle(1)).conns.indexOf(1);
+    const cid = newClientId('private');
+    await ws.run(cid, 1, 'add-to-cart', { sku: 'private-0', quantity: 1 }); // the login's session is routed by now
+    const before = await batchesSettle();
+    const N = 20;
+    for (let s = 2; s <= N; s++) ws.cmd(cid, s, 'add-to-cart', { sku: `private-${s}`, quantity: 1 });
+    await ws.outcome(cid, N, 30_000);
+    const after = await batchesSettle();
+    const routedHome = after.routed[home] - before.routed[home];
+    assert.ok(routedHome >= 1, `thread ${home}, with the connection, routed them: ${JSON.stringify([before, after])}`);
+    for (let t = 0; t < threads; t++) {
+        if (t === home) continue;
+        assert.equal(after.routed[t], before.routed[t], `thread ${t} was not woken: ${JSON.stringify([before, after])}`);
+        assert.equal(after.skipped[t] - before.skipped[t], routedHome, `thread ${t} skipped what thread ${home} routed`);
+    }
+    ws.close();
+    await ws.waitClose();
 });
 
 it('resume works on every thread: each position after the point once, in order, then live', async () => {

@@ -264,8 +264,9 @@ static void test_readers_fan_out(void **state)
     assert_non_null(b);
     cw_bus_publish(bus, batch_with(1, u));
     cw_bus_publish(bus, batch_with(2, u));
-    assert_int_equal(atomic_load(&wakes_a), 2);
-    assert_int_equal(atomic_load(&wakes_b), 2);
+    /* Woken once each: a reader reads on until there is nothing more. */
+    assert_int_equal(atomic_load(&wakes_a), 1);
+    assert_int_equal(atomic_load(&wakes_b), 1);
     assert_int_equal(refs(u), 3);
     for (int64_t tag = 1; tag <= 2; tag++) {
         const struct cw_outcome_batch *got = cw_bus_read(a);
@@ -311,11 +312,12 @@ static void test_leave_releases_and_silences(void **state)
     }
     assert_int_equal(refs(u), 1);
     /* The bus holds 2: two more publishes would block if b still counted. */
+    assert_null(cw_bus_read(a)); /* it has read everything: the next batch wakes it */
     cw_bus_publish(bus, batch(3));
     cw_bus_publish(bus, batch(4));
     cw_bus_close(bus);
-    assert_int_equal(atomic_load(&wakes_b), 2);
-    assert_int_equal(atomic_load(&wakes_a), 5);
+    assert_int_equal(atomic_load(&wakes_b), 1);
+    assert_int_equal(atomic_load(&wakes_a), 3); /* 1 and 2, 3 (not 4), the close */
     cw_bus_free(bus);
     cw_update_unref(u);
     cw_domain_free(d);
@@ -346,6 +348,126 @@ static void test_slow_reader_blocks_publish(void **state)
     assert_int_equal(got->committed_at_us, 2);
     cw_bus_done(fast);
     cw_bus_free(bus); /* frees batch 2, which slow never read */
+}
+
+/* The test filter: a batch concerns the readers whose tags are in its committed_at_us. */
+static uint64_t by_tag(void *arg, struct cw_outcome_batch *b)
+{
+    (void)arg;
+    return (uint64_t)b->committed_at_us;
+}
+
+/* A batch at a position (last_position), for the readers of mask. */
+static struct cw_outcome_batch *batch_at(uint64_t mask, int64_t position)
+{
+    struct cw_outcome_batch *b = batch((int64_t)mask);
+    b->last_position = position;
+    return b;
+}
+
+/* A reader a batch does not concern is not woken, and skips it taking its position. */
+static void test_filter_skips(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(8);
+    cw_bus_set_filter(bus, by_tag, NULL);
+    atomic_int wakes_a, wakes_b;
+    atomic_init(&wakes_a, 0);
+    atomic_init(&wakes_b, 0);
+    struct cw_bus_reader *a = cw_bus_subscribe(bus, count_wake, &wakes_a);
+    struct cw_bus_reader *b = cw_bus_subscribe(bus, count_wake, &wakes_b);
+    cw_bus_reader_tag(a, 1);
+    cw_bus_reader_tag(b, 2);
+    cw_bus_publish(bus, batch_at(1, 10));
+    cw_bus_publish(bus, batch_at(2, 11));
+    cw_bus_publish(bus, batch_at(1, 12));
+    assert_int_equal(cw_bus_position(bus), 12);
+    assert_int_equal(atomic_load(&wakes_a), 1);
+    assert_int_equal(atomic_load(&wakes_b), 1);
+    /* b: only the batch at 11, having skipped the one at 10. */
+    const struct cw_outcome_batch *got = cw_bus_read(b);
+    assert_non_null(got);
+    assert_int_equal(got->last_position, 11);
+    uint64_t skipped = 0;
+    assert_int_equal(cw_bus_passed(b, &skipped), 10);
+    assert_int_equal(skipped, 1);
+    cw_bus_done(b);
+    assert_null(cw_bus_read(b));
+    assert_int_equal(cw_bus_passed(b, &skipped), 12);
+    assert_int_equal(skipped, 2);
+    /* a: 10 and 12. */
+    for (int64_t want = 10; want <= 12; want += 2) {
+        got = cw_bus_read(a);
+        assert_non_null(got);
+        assert_int_equal(got->last_position, want);
+        cw_bus_done(a);
+    }
+    assert_null(cw_bus_read(a));
+    assert_int_equal(cw_bus_passed(a, NULL), 12);
+    /* Both asleep now: a batch for a wakes a only. */
+    cw_bus_publish(bus, batch_at(1, 13));
+    assert_int_equal(atomic_load(&wakes_a), 2);
+    assert_int_equal(atomic_load(&wakes_b), 1);
+    cw_bus_free(bus);
+}
+
+/*
+ * A batch no reader wants leaves at once; a reader that was not concerned by
+ * a whole run of freed batches jumps over them to the position of the last.
+ */
+static void test_filter_frees_and_jumps(void **state)
+{
+    struct cw_domain *d = cw_domain_new();
+    struct cw_update *u = make_update(d);
+    struct cw_bus *bus = cw_bus_new(2);
+    cw_bus_set_filter(bus, by_tag, NULL);
+    atomic_int w;
+    atomic_init(&w, 0);
+    struct cw_bus_reader *a = cw_bus_subscribe(bus, count_wake, &w);
+    struct cw_bus_reader *b = cw_bus_subscribe(bus, count_wake, &w);
+    cw_bus_reader_tag(a, 1);
+    cw_bus_reader_tag(b, 2);
+    struct cw_outcome_batch *nobody = batch_with(4, u);
+    nobody->last_position = 5;
+    cw_bus_publish(bus, nobody);
+    assert_int_equal(refs(u), 1);
+    /* More batches than the bus holds, all for a: b never blocks the publisher. */
+    for (int64_t p = 6; p < 16; p++) {
+        cw_bus_publish(bus, batch_at(1, p));
+        assert_non_null(cw_bus_read(a));
+        cw_bus_done(a);
+    }
+    assert_null(cw_bus_read(b));
+    uint64_t skipped = 0;
+    assert_int_equal(cw_bus_passed(b, &skipped), 15);
+    assert_int_equal(skipped, 11);
+    cw_bus_free(bus);
+    cw_update_unref(u);
+    cw_domain_free(d);
+}
+
+/* A reader leaving counts out only of the batches that concerned it. */
+static void test_filter_leave(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(4);
+    cw_bus_set_filter(bus, by_tag, NULL);
+    atomic_int w;
+    atomic_init(&w, 0);
+    struct cw_bus_reader *a = cw_bus_subscribe(bus, count_wake, &w);
+    struct cw_bus_reader *b = cw_bus_subscribe(bus, count_wake, &w);
+    cw_bus_reader_tag(a, 1);
+    cw_bus_reader_tag(b, 2);
+    cw_bus_publish(bus, batch_at(3, 1));
+    cw_bus_publish(bus, batch_at(1, 2));
+    cw_bus_leave(b);
+    for (int i = 0; i < 2; i++) {
+        assert_non_null(cw_bus_read(a));
+        cw_bus_done(a);
+    }
+    /* Had b's leaving counted it out of the batch for a alone, this would block or free early. */
+    for (int64_t p = 3; p < 7; p++)
+        cw_bus_publish(bus, batch_at(1, p));
+    assert_int_equal(cw_bus_position(bus), 6);
+    cw_bus_free(bus);
 }
 
 /* The distributed feed's receiving end keeps a frame as it is and reads the event from it. */
@@ -386,6 +508,9 @@ int main(void)
         cmocka_unit_test(test_slow_reader_blocks_publish),
         cmocka_unit_test(test_leave_releases_and_silences),
         cmocka_unit_test(test_update_from_frame),
+        cmocka_unit_test(test_filter_skips),
+        cmocka_unit_test(test_filter_frees_and_jumps),
+        cmocka_unit_test(test_filter_leave),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

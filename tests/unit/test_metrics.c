@@ -286,7 +286,7 @@ static void check_histogram(const struct exposition *e, struct hist *h)
 static void render(struct cw_metrics *m, size_t depth, size_t capacity, struct exposition *e)
 {
     struct cw_buf b = CW_BUF_INIT;
-    cw_metrics_render(m, depth, capacity, &b);
+    cw_metrics_render(m, NULL, 0, depth, capacity, &b);
     parse(cw_buf_cstr(&b), e);
     cw_buf_release(&b);
 }
@@ -327,7 +327,7 @@ static void test_render_appends(void **state)
     struct cw_metrics m = {0};
     struct cw_buf b = CW_BUF_INIT;
     cw_buf_adds(&b, "# HELP x y\n");
-    cw_metrics_render(&m, 1, 2, &b);
+    cw_metrics_render(&m, NULL, 0, 1, 2, &b);
     assert_memory_equal(b.data, "# HELP x y\n", 11);
     assert_true(b.len > 100);
     cw_buf_release(&b);
@@ -351,9 +351,6 @@ static void test_every_counter_rendered(void **state)
         {"http_errors", &m.http_errors},
         {"messages_in", &m.messages_in},
         {"bytes_in", &m.bytes_in},
-        {"bytes_out", &m.bytes_out},
-        {"frames_out", &m.frames_out},
-        {"updates_sent", &m.updates_sent},
         {"cmd_acked", &m.cmd_acked},
         {"cmd_duplicate", &m.cmd_duplicate},
         {"cmd_error", &m.cmd_error},
@@ -397,6 +394,43 @@ static void test_every_counter_rendered(void **state)
     release(&e);
     if (missing)
         fail_msg("counters missing from the rendered metrics (see above)");
+}
+
+/*
+ * Gateway threads' own counters: summed under the usual names, and each
+ * thread's under a thread label.
+ */
+static void test_thread_counters(void **state)
+{
+    struct cw_metrics m = {0};
+    static struct cw_thread_metrics t0, t1;
+    memset(&t0, 0, sizeof(t0));
+    memset(&t1, 0, sizeof(t1));
+    cw_count_own(t0.updates_sent, 3);
+    cw_count_own(t1.updates_sent, 4);
+    cw_count_own(t0.bytes_out, 100);
+    cw_count_own(t1.bytes_out, 20);
+    cw_count_own(t0.frames_out, 5);
+    cw_count_own(t1.batches_routed, 9);
+    cw_count_own(t0.batches_skipped, 2);
+    cw_count_own(t1.writes, 6);
+    struct cw_thread_metrics *threads[] = {&t0, &t1};
+    struct cw_buf b = CW_BUF_INIT;
+    cw_metrics_render(&m, threads, 2, 0, 0, &b);
+    struct exposition e;
+    parse(cw_buf_cstr(&b), &e);
+    cw_buf_release(&b);
+    assert_true(value_of(&e, "calderwood_updates_sent_total", "") == 7);
+    assert_true(value_of(&e, "calderwood_sent_bytes_total", "") == 120);
+    assert_true(value_of(&e, "calderwood_frames_sent_total", "") == 5);
+    assert_true(value_of(&e, "calderwood_gateway_thread_batches_total", "thread=\"1\"") == 9);
+    assert_true(value_of(&e, "calderwood_gateway_thread_batches_total", "thread=\"0\"") == 0);
+    assert_true(value_of(&e, "calderwood_gateway_thread_batches_skipped_total", "thread=\"0\"") ==
+                2);
+    assert_true(value_of(&e, "calderwood_gateway_thread_updates_sent_total", "thread=\"1\"") == 4);
+    assert_true(value_of(&e, "calderwood_gateway_thread_writes_total", "thread=\"1\"") == 6);
+    assert_true(value_of(&e, "calderwood_gateway_thread_sent_bytes_total", "thread=\"0\"") == 100);
+    release(&e);
 }
 
 static void test_labelled_families(void **state)
@@ -546,10 +580,15 @@ static void test_render_store(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_empty),           cmocka_unit_test(test_render_appends),
-        cmocka_unit_test(test_every_counter_rendered), cmocka_unit_test(test_labelled_families),
-        cmocka_unit_test(test_observe_commit_buckets), cmocka_unit_test(test_observe_commit_totals),
-        cmocka_unit_test(test_render_large_histogram), cmocka_unit_test(test_render_store),
+        cmocka_unit_test(test_render_empty),
+        cmocka_unit_test(test_render_appends),
+        cmocka_unit_test(test_every_counter_rendered),
+        cmocka_unit_test(test_labelled_families),
+        cmocka_unit_test(test_thread_counters),
+        cmocka_unit_test(test_observe_commit_buckets),
+        cmocka_unit_test(test_observe_commit_totals),
+        cmocka_unit_test(test_render_large_histogram),
+        cmocka_unit_test(test_render_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
