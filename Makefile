@@ -187,15 +187,16 @@ test-pg-full: deps
 
 # The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
 # gateways and processors of the real binary. test-cluster (in make test, about
-# 40 s idle): across gateways, logout, kill -9 and graceful stop of the active
-# processor; with SANITIZE set, the cross-gateway and takeover tests only.
+# 55 s idle): across gateways, logout, kill -9 and graceful stop of the active
+# processor, and the asynchronous publish's acks (order, a full stream); with
+# SANITIZE set, the cross-gateway, takeover and acks tests only.
 # test-cluster-faults (in make test, plain build, about 30 s idle): a gateway
 # killed behind nginx, and nats-server restarted, under load.
-CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9'
+CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9|asynchronous publish'
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)BUILD=$(BUILD) tests/cluster/run.sh $(if $(SANITIZE),$(CLUSTER_SAN_TESTS)) \
-	    tests/cluster/cluster.test.mjs
+	    tests/cluster/cluster.test.mjs tests/cluster/acks.test.mjs
 
 # A local cluster on loopback (tools/cluster.sh): nats-server, PostgreSQL, two
 # processors, two gateways, a query node and nginx in front, all under
