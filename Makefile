@@ -54,7 +54,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins test-threads bench-engine fmt clean check-fmt \
-        chaos soak test-cluster test-cluster-faults cluster cluster-down
+        chaos soak test-cluster test-cluster-faults cluster cluster-down bench-cluster
 
 all: $(BIN) $(MAN)
 
@@ -314,6 +314,13 @@ $(BUILD)/calderwood-bench: $(BENCH_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
 
 .PHONY: bench
+# The distributed mode against --role all on SQLite, in one run of at most 10
+# minutes (tools/bench/run-cluster.sh): bench/results/cluster-<date>/report.md.
+bench-cluster:
+	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
+	$(Q)BUILD=$(BUILD) tools/bench/run-cluster.sh $(BENCH_ARGS)
+
 bench:
 	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
