@@ -54,7 +54,7 @@ MAN      := $(BUILD)/calderwood.1
 FAULTS   := $(patsubst tests/faults/%.c,$(BUILD)/tests/%.so,$(wildcard tests/faults/*.c))
 
 .PHONY: all deps test-deps test-build run test test-all test-asan test-pg test-pg-browser test-pg-full test-bins test-threads bench-engine fmt clean check-fmt \
-        chaos soak test-cluster test-cluster-faults test-cluster-browser cluster cluster-down
+        chaos soak test-cluster test-cluster-faults test-cluster-browser cluster cluster-down bench-cluster
 
 all: $(BIN) $(MAN)
 
@@ -193,17 +193,19 @@ test-pg-full: deps
 
 # The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
 # gateways and processors of the real binary. test-cluster (in make test, about
-# 40 s idle): across gateways, logout, kill -9 and graceful stop of the active
-# processor, the CLI's administration commands through the queue; with
-# SANITIZE set, the cross-gateway and takeover tests only.
+# 55 s idle): across gateways, logout, kill -9 and graceful stop of the active
+# processor, the CLI's administration commands through the queue, and the
+# asynchronous publish's acks (order, a full stream); with SANITIZE set, the
+# cross-gateway, takeover and acks tests only.
 # test-cluster-faults (in make test, plain build, about 60 s idle): a gateway
 # killed behind nginx, nats-server restarted, and PostgreSQL crashed and
 # started again, under load.
-CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9'
+CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9|asynchronous publish'
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)BUILD=$(BUILD) tests/cluster/run.sh $(if $(SANITIZE),$(CLUSTER_SAN_TESTS)) \
-	    tests/cluster/cluster.test.mjs $(if $(SANITIZE),,tests/cluster/admin-queue.test.mjs)
+	    tests/cluster/cluster.test.mjs tests/cluster/acks.test.mjs \
+	    $(if $(SANITIZE),,tests/cluster/admin-queue.test.mjs)
 
 # A local cluster on loopback (tools/cluster.sh): nats-server, PostgreSQL, two
 # processors, two gateways, a query node and nginx in front, all under
@@ -331,6 +333,13 @@ $(BUILD)/calderwood-bench: $(BENCH_OBJ)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
 
 .PHONY: bench
+# The distributed mode against --role all on SQLite, in one run of at most 10
+# minutes (tools/bench/run-cluster.sh): bench/results/cluster-<date>/report.md.
+bench-cluster:
+	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
+	$(Q)BUILD=$(BUILD) tools/bench/run-cluster.sh $(BENCH_ARGS)
+
 bench:
 	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench

@@ -10,6 +10,8 @@
 #
 # BASE_PORT (default 8000): nginx on it, gateways +1 and +2, the query node
 # +3, processors +4 and +5, nats-server +22. BUILD selects the binary.
+# NODE_ARGS: more `serve` flags for every node (e.g. --login-rate 100000);
+# DEMO_PASSWORD: the demo user's password (default: random, printed).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/${BUILD:-build}/calderwood}
@@ -48,9 +50,10 @@ wait_health() {
 }
 
 node() { # node NAME ROLE PORT
+    # shellcheck disable=SC2086 # NODE_ARGS is a list of flags: split on purpose
     "$BIN" serve --role "$2" --queue "nats://127.0.0.1:$((P + 22))" --store "$STORE" \
         --data "$DIR/$1" --listen "127.0.0.1:$3" --secret-key-file "$DIR/secret.key" \
-        </dev/null >"$DIR/$1.log" 2>&1 &
+        ${NODE_ARGS:-} </dev/null >"$DIR/$1.log" 2>&1 &
     echo $! >"$DIR/$1.pid"
     wait_health "$3" "$1"
 }
@@ -97,7 +100,7 @@ up() {
     node proc2 processor $((P + 5))
     # Through the queue, as an operator would: the active processor writes it.
     local password
-    password=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
+    password=${DEMO_PASSWORD:-$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')}
     printf '%s\n' "$password" | "$BIN" user add --data "$DIR/cli" --store "$STORE" \
         --queue "nats://127.0.0.1:$((P + 22))" --email demo@calderwood.local --first Demo \
         --last User >/dev/null

@@ -36,7 +36,8 @@ struct serve_options {
     struct cw_cli_common c;
     const char *secret_key_file, *listen, *tls_cert, *tls_key, *web_dir, *role, *queue;
     struct cw_strlist origins;
-    int64_t queue_capacity, max_batch, max_message, hard_max_message, max_output, max_body;
+    int64_t queue_capacity, queue_pending, max_batch, max_message, hard_max_message, max_output,
+        max_body;
     int64_t max_header, gateway_threads, workers, worker_queue, login_rate, login_burst;
     int64_t idle_timeout, header_timeout, body_timeout, ws_ping_interval, ws_pong_timeout;
     int64_t slow_reader_grace;
@@ -206,6 +207,7 @@ static int serve(struct serve_options *o, struct cw_error *err)
     struct cw_engine_config cfg = {
         .db_path = o->c.store_url,
         .queue_capacity = (size_t)o->queue_capacity,
+        .queue_pending = (size_t)o->queue_pending,
         .max_batch = (size_t)o->max_batch,
         .observer = cw_metrics_observe_commit,
         .observer_arg = &metrics,
@@ -303,6 +305,9 @@ int cw_cli_serve(int argc, char **argv)
          "the 32-byte key sealing cookies (default DIR/secret.key, made on first start)"},
         {"queue-capacity", CW_OPT_INT, &o.queue_capacity, "65536", 1, 1 << 24, "N",
          "commands waiting for the processor at most; beyond, clients get `overloaded`"},
+        {"queue-pending", CW_OPT_INT, &o.queue_pending, "4096", 1, 1 << 20, "N",
+         "a gateway's commands published to NATS and not yet acknowledged by JetStream, at most; "
+         "beyond, clients get `overloaded` (a distributed --queue only)"},
         {"max-batch", CW_OPT_INT, &o.max_batch, "2048", 1, 65536, "N",
          "commands per write transaction at most"},
         {"max-message", CW_OPT_INT, &o.max_message, "65536", 256, 1 << 30, "BYTES",

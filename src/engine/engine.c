@@ -64,7 +64,13 @@ static int open_parts(struct cw_engine *e, const struct cw_engine_config *cfg,
         e->queue = cw_queue_new(cap);
     } else {
         struct cw_queue_nats_config qc = {
-            .urls = cfg->queue_url, .d = d, .node = node, .consume = processes, .capacity = cap};
+            .urls = cfg->queue_url,
+            .d = d,
+            .node = node,
+            .consume = processes,
+            .capacity = cap,
+            .max_pending = cfg->queue_pending,
+        };
         rc = cw_queue_nats_open(&qc, &e->queue, err);
     }
     struct cw_feed_config fc = {
@@ -157,6 +163,19 @@ int cw_engine_submit(struct cw_engine *e, struct cw_envelope *env)
     if (!e->queue)
         return CW_ERR_SHUTDOWN;
     return cw_queue_put(e->queue, env);
+}
+
+bool cw_engine_async(struct cw_engine *e)
+{
+    return e->queue && cw_queue_async(e->queue);
+}
+
+int cw_engine_submit_async(struct cw_engine *e, struct cw_envelope *env,
+                           void (*cb)(void *arg, int rc), void *arg)
+{
+    if (!e->queue)
+        return CW_ERR_SHUTDOWN;
+    return cw_queue_put_async(e->queue, env, cb, arg);
 }
 
 struct cw_bus *cw_engine_bus(struct cw_engine *e)

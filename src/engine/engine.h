@@ -40,8 +40,10 @@ int cw_role_parse(const char *name);
 struct cw_engine_config {
     const char *db_path;   /* the store URL (see cw_store_open) */
     size_t queue_capacity; /* commands waiting at most (default 65536) */
-    size_t max_batch;      /* commands per transaction at most (default 4096) */
-    size_t bus_capacity;   /* committed batches waiting for the subscriber (default 1024) */
+    size_t
+        queue_pending; /* distributed: publishes awaiting JetStream's ack at most (default 4096) */
+    size_t max_batch;  /* commands per transaction at most (default 4096) */
+    size_t bus_capacity; /* committed batches waiting for the subscriber (default 1024) */
     cw_commit_observer_cb observer;
     void *observer_arg;
     bool no_migrate; /* refuse a database with migrations pending instead of applying them */
@@ -75,6 +77,16 @@ void cw_engine_close(struct cw_engine *e);
 
 /* cw_queue_put on the engine's queue: CW_OK (env taken), CW_ERR_OVERLOADED, CW_ERR_SHUTDOWN. */
 int cw_engine_submit(struct cw_engine *e, struct cw_envelope *env);
+
+/*
+ * Whether cw_engine_submit_async is available (a distributed queue): the
+ * gateway then streams a connection's commands without waiting for each.
+ */
+bool cw_engine_async(struct cw_engine *e);
+
+/* cw_queue_put_async on the engine's queue (see queue.h for cb's contract). */
+int cw_engine_submit_async(struct cw_engine *e, struct cw_envelope *env,
+                           void (*cb)(void *arg, int rc), void *arg);
 
 struct cw_bus *cw_engine_bus(struct cw_engine *e);
 struct cw_store *cw_engine_store(struct cw_engine *e);

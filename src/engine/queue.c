@@ -100,6 +100,16 @@ int cw_queue_put(struct cw_queue *q, struct cw_envelope *env)
     return q->ops->put(q, env);
 }
 
+bool cw_queue_async(struct cw_queue *q)
+{
+    return q->ops->put_async != NULL;
+}
+
+int cw_queue_put_async(struct cw_queue *q, struct cw_envelope *env, cw_queue_put_cb cb, void *arg)
+{
+    return q->ops->put_async(q, env, cb, arg);
+}
+
 size_t cw_queue_take(struct cw_queue *q, struct cw_envelope **out, size_t max, int64_t timeout_us)
 {
     return q->ops->take(q, out, max, timeout_us);

@@ -22,9 +22,20 @@
 struct cw_envelope;
 struct cw_queue;
 
+/*
+ * How an asynchronous put ends: rc is CW_OK once the command is durable in
+ * the queue, CW_ERR_OVERLOADED when the queue refused it or did not answer
+ * in time (a resend is safe: the idempotency key dedupes it), or
+ * CW_ERR_SHUTDOWN. Called once, on a thread of the queue's, never inside
+ * cw_queue_put_async itself.
+ */
+typedef void (*cw_queue_put_cb)(void *arg, int rc);
+
 /* One engine's functions; each has the contract of the cw_queue_ call of the same name. */
 struct cw_queue_ops {
     int (*put)(struct cw_queue *q, struct cw_envelope *env);
+    /* NULL when puts are synchronous anyway (the local ring). */
+    int (*put_async)(struct cw_queue *q, struct cw_envelope *env, cw_queue_put_cb cb, void *arg);
     size_t (*take)(struct cw_queue *q, struct cw_envelope **out, size_t max, int64_t timeout_us);
     void (*done)(struct cw_queue *q, bool committed);
     void (*close)(struct cw_queue *q);
@@ -50,7 +61,9 @@ struct cw_queue *cw_queue_new(size_t capacity);
  * retention (an acked command leaves it), at most capacity commands
  * (DiscardNew: a full stream refuses, the client hears `overloaded`) and a
  * 2-minute duplicate window keyed by Nats-Msg-Id = the idempotency key.
- * put publishes and waits for the stream's ack (so CW_OK means durable).
+ * put publishes and waits for the stream's ack (so CW_OK means durable);
+ * put_async publishes and reports the stream's ack later, with at most
+ * max_pending publishes unanswered at once (more are refused, overloaded).
  * With consume, take pulls from the durable consumer cw-processor (created
  * at the first take, so a standby holds no messages) and done acks the
  * batch, or naks it for redelivery.
@@ -61,6 +74,7 @@ struct cw_queue_nats_config {
     uint64_t node;             /* written into each command: its outcome's way home */
     bool consume;              /* the processor's side */
     size_t capacity;           /* the stream's MaxMsgs */
+    size_t max_pending;        /* asynchronous publishes unanswered at once (default 4096) */
 };
 int cw_queue_nats_open(const struct cw_queue_nats_config *cfg, struct cw_queue **out,
                        struct cw_error *err);
@@ -74,6 +88,19 @@ void cw_queue_free(struct cw_queue *q);
  * distributed queue CW_OK means the command is durable in the queue.
  */
 int cw_queue_put(struct cw_queue *q, struct cw_envelope *env);
+
+/* Whether cw_queue_put_async is available: puts that wait on another machine. */
+bool cw_queue_async(struct cw_queue *q);
+
+/*
+ * Sends env without waiting for the queue's answer, which comes to cb
+ * later (see cw_queue_put_cb). On CW_OK env is taken and cb will be
+ * called exactly once; otherwise (CW_ERR_OVERLOADED: too many unanswered
+ * or the queue is unreachable, CW_ERR_SHUTDOWN) env stays the caller's
+ * and cb is never called. Callbacks for one caller come in put order
+ * only as far as the queue answers in order: order is the caller's job.
+ */
+int cw_queue_put_async(struct cw_queue *q, struct cw_envelope *env, cw_queue_put_cb cb, void *arg);
 
 /*
  * Moves up to max envelopes into out, oldest first; the caller owns them.
@@ -89,7 +116,11 @@ size_t cw_queue_take(struct cw_queue *q, struct cw_envelope **out, size_t max, i
  */
 void cw_queue_done(struct cw_queue *q, bool committed);
 
-/* Refuses further puts and wakes the consumer; queued envelopes can still be taken. */
+/*
+ * Refuses further puts and wakes the consumer; queued envelopes can still be
+ * taken. Asynchronous puts still unanswered are waited for (a few seconds
+ * at most), then answered CW_ERR_SHUTDOWN: every callback has run on return.
+ */
 void cw_queue_close(struct cw_queue *q);
 bool cw_queue_closed(struct cw_queue *q);
 size_t cw_queue_depth(struct cw_queue *q);

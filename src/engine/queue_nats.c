@@ -3,8 +3,12 @@
  *
  * A command travels as one JSON object: its uuid, name, user, client id
  * and sequence, data, meta, received_at, and where its outcome goes (node
- * and origin). The gateway's put is a synchronous publish: the client's
- * ack waits for the stream's, so an acked command is on disk in JetStream.
+ * and origin). The gateway's put is a publish that the client's ack waits
+ * for, so an acked command is on disk in JetStream: synchronous (put, for
+ * the CLI) or asynchronous (put_async, for the gateway's connections, whose
+ * commands stream without a round trip each; the stream's answer comes on
+ * libnats's reply thread, is found by its message in the pending map and
+ * handed to the caller's callback).
  * The processor pulls batches from one durable consumer shared by every
  * processor (only the one holding the store's lead pulls) and acks them
  * after their batch committed and its outcomes went out; a processor that
@@ -22,18 +26,31 @@
 #include "natsconn.h"
 #include "queue.h"
 
+#include "core/idmap.h"
+
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM    "CW_COMMANDS"
-#define SUBJECT   "cw.commands"
-#define DURABLE   "cw-processor"
-#define SEC_NS    1000000000LL
-#define DUP_NS    (120 * SEC_NS) /* the duplicate window: a resend within it is dropped */
-#define ACK_WAIT  (2 * SEC_NS)   /* an unacked batch goes to the next processor after this */
-#define FETCH_MAX 512            /* commands per pull at most; also the consumer's unacked bound */
+#define STREAM        "CW_COMMANDS"
+#define SUBJECT       "cw.commands"
+#define DURABLE       "cw-processor"
+#define SEC_NS        1000000000LL
+#define DUP_NS        (120 * SEC_NS) /* the duplicate window: a resend within it is dropped */
+#define ACK_WAIT      (2 * SEC_NS)   /* an unacked batch goes to the next processor after this */
+#define FETCH_MAX     512  /* commands per pull at most; also the consumer's unacked bound */
+#define PUB_WAIT_MS   5000 /* an asynchronous publish unanswered after this fails (overloaded) */
+#define CLOSE_WAIT_MS 5000 /* close waits this long for unanswered publishes */
+
+/* An asynchronous publish the stream has not answered yet. */
+struct pending_put {
+    cw_queue_put_cb cb;
+    void *arg;
+    char uuid[CW_UUID_LEN + 1]; /* the suffix of its id when published again as a resend */
+    bool resent;
+};
 
 struct nats_queue {
     struct cw_queue base; /* first */
@@ -43,6 +60,8 @@ struct nats_queue {
     natsMsgList taken;     /* the batch last taken, until done */
     struct cw_queue_nats_config cfg;
     atomic_bool closed;
+    pthread_mutex_t lock;
+    struct cw_idmap pending; /* {lock} natsMsg address -> struct pending_put */
 };
 
 static struct nats_queue *nq(struct cw_queue *q)
@@ -150,6 +169,150 @@ static int nats_put(struct cw_queue *q, struct cw_envelope *env)
     if (!rc)
         cw_envelope_free(env); /* the queue owns it now: it lives on in the stream */
     return rc;
+}
+
+/* ------------------------------------------------- asynchronous producer */
+
+static uint64_t key_of(natsMsg *m)
+{
+    return (uint64_t)(uintptr_t)m;
+}
+
+static void track(struct nats_queue *n, natsMsg *m, struct pending_put *p)
+{
+    pthread_mutex_lock(&n->lock);
+    cw_idmap_put(&n->pending, key_of(m), p);
+    pthread_mutex_unlock(&n->lock);
+}
+
+/* Before m is destroyed or published again: its address may then name another message. */
+static struct pending_put *untrack(struct nats_queue *n, natsMsg *m)
+{
+    pthread_mutex_lock(&n->lock);
+    struct pending_put *p = cw_idmap_del(&n->pending, key_of(m));
+    pthread_mutex_unlock(&n->lock);
+    return p;
+}
+
+static size_t pending_count(struct nats_queue *n)
+{
+    pthread_mutex_lock(&n->lock);
+    size_t len = n->pending.len;
+    pthread_mutex_unlock(&n->lock);
+    return len;
+}
+
+/* Publishes m (tracked as p) under id; false, m still ours and untracked, when libnats refused. */
+static bool send_async(struct nats_queue *n, natsMsg **m, struct pending_put *p, const char *id)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = id;
+    po.ExpectStream = STREAM;
+    po.MaxWait = PUB_WAIT_MS;
+    natsMsg *sent = *m;
+    track(n, sent, p); /* first: the answer may come before the call returns */
+    natsStatus s = js_PublishMsgAsync(n->js, m, &po);
+    if (s == NATS_OK)
+        return true;
+    untrack(n, sent);
+    cw_warn("queue.publish", "status=\"%s\"", natsStatus_GetText(s));
+    return false;
+}
+
+/*
+ * A resend the stream dropped as a duplicate within its window: published
+ * again under an id of its own (as nats_put does), so the processor
+ * answers this sender from the command log. False when that failed.
+ */
+static bool republish(struct nats_queue *n, natsMsg **m, struct pending_put *p)
+{
+    const char *first = NULL;
+    if (natsMsgHeader_Get(*m, "Nats-Msg-Id", &first) != NATS_OK || !first)
+        return false;
+    char id[CW_UUID_LEN + 400];
+    snprintf(id, sizeof(id), "%s%s", first, p->uuid);
+    p->resent = true;
+    return send_async(n, m, p, id);
+}
+
+/* libnats's reply thread: the stream's answer (or the timeout) for one publish. */
+static void on_pub_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    struct nats_queue *n = closure;
+    struct pending_put *p = untrack(n, m);
+    if (!p) { /* answered already, by close */
+        natsMsg_Destroy(m);
+        return;
+    }
+    if (pa && pa->Duplicate && !p->resent && !atomic_load(&n->closed) && republish(n, &m, p))
+        return; /* answered again later */
+    int rc = pa ? CW_OK : CW_ERR_OVERLOADED;
+    if (pae)
+        cw_warn("queue.publish", "status=\"%s\" jetstream_error=%d", natsStatus_GetText(pae->Err),
+                (int)pae->ErrCode);
+    natsMsg_Destroy(m);
+    p->cb(p->arg, rc);
+    free(p);
+}
+
+static int nats_put_async(struct cw_queue *q, struct cw_envelope *env, cw_queue_put_cb cb,
+                          void *arg)
+{
+    struct nats_queue *n = nq(q);
+    if (atomic_load(&n->closed))
+        return CW_ERR_SHUTDOWN;
+    if (natsConnection_Status(n->nc) != NATS_CONN_STATUS_CONNECTED ||
+        pending_count(n) >= n->cfg.max_pending)
+        return CW_ERR_OVERLOADED;
+    char *text = encode(env, n->cfg.node);
+    if (!text)
+        return CW_ERR_INVALID;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, SUBJECT, NULL, text, (int)strlen(text));
+    free(text);
+    if (s != NATS_OK)
+        return CW_ERR_OVERLOADED;
+    struct pending_put *p = cw_xcalloc(1, sizeof(*p));
+    p->cb = cb;
+    p->arg = arg;
+    memcpy(p->uuid, env->cmd.uuid, sizeof(p->uuid));
+    char id[CW_UUID_LEN + 300];
+    msg_id(id, sizeof(id), &env->cmd, "");
+    if (!send_async(n, &m, p, id)) {
+        natsMsg_Destroy(m);
+        free(p);
+        return CW_ERR_OVERLOADED;
+    }
+    cw_envelope_free(env); /* it lives on in the message */
+    return CW_OK;
+}
+
+/*
+ * At close: waits for the stream's last answers, then answers whatever is
+ * still unanswered itself (CW_ERR_SHUTDOWN), so no caller waits for ever.
+ */
+static void settle_pending(struct nats_queue *n)
+{
+    if (!n->js)
+        return;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = CLOSE_WAIT_MS;
+    if (pending_count(n))
+        js_PublishAsyncComplete(n->js, &po);
+    pthread_mutex_lock(&n->lock);
+    struct cw_idmap left = n->pending;
+    cw_idmap_init(&n->pending);
+    pthread_mutex_unlock(&n->lock);
+    struct pending_put *p;
+    cw_idmap_foreach(&left, i, p)
+    {
+        p->cb(p->arg, CW_ERR_SHUTDOWN);
+        free(p);
+    }
+    cw_idmap_release(&left);
 }
 
 /* ----------------------------------------------------------- consumer */
@@ -261,7 +424,8 @@ static void nats_done(struct cw_queue *q, bool committed)
 
 static void nats_close(struct cw_queue *q)
 {
-    atomic_store(&nq(q)->closed, true);
+    if (!atomic_exchange(&nq(q)->closed, true))
+        settle_pending(nq(q));
 }
 
 static bool nats_closed(struct cw_queue *q)
@@ -284,15 +448,19 @@ static void nats_free(struct cw_queue *q)
 {
     struct nats_queue *n = nq(q);
     natsMsgList_Destroy(&n->taken); /* unacked: JetStream delivers them again */
+    nats_close(q);
     if (n->sub)
         natsSubscription_Destroy(n->sub);
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->nc);
+    cw_idmap_release(&n->pending);
+    pthread_mutex_destroy(&n->lock);
     free(n);
 }
 
 static const struct cw_queue_ops nats_ops = {
     .put = nats_put,
+    .put_async = nats_put_async,
     .take = nats_take,
     .done = nats_done,
     .close = nats_close,
@@ -348,9 +516,19 @@ int cw_queue_nats_open(const struct cw_queue_nats_config *cfg, struct cw_queue *
     q->cfg = *cfg;
     if (!q->cfg.capacity)
         q->cfg.capacity = 65536;
+    if (!q->cfg.max_pending)
+        q->cfg.max_pending = 4096;
+    pthread_mutex_init(&q->lock, NULL);
+    cw_idmap_init(&q->pending);
     int rc = cw_nats_connect(cfg->urls, cfg->consume ? "calderwood-processor" : "calderwood",
                              &q->nc, err);
-    if (!rc && natsConnection_JetStream(&q->js, q->nc, NULL) != NATS_OK)
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.AckHandler = on_pub_ack;
+    jo.PublishAsync.AckHandlerClosure = q;
+    /* Above ours, so libnats never stalls a caller (or a resend on its own reply thread). */
+    jo.PublishAsync.MaxPending = (int64_t)q->cfg.max_pending * 2 + 64;
+    if (!rc && natsConnection_JetStream(&q->js, q->nc, &jo) != NATS_OK)
         rc = cw_error_set(err, CW_ERR_SYSTEM, NULL, "NATS: no JetStream context");
     if (!rc)
         rc = ensure_stream(q, err);

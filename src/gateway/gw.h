@@ -13,6 +13,7 @@
  *   routes.c  the routes: login/logout, /query, pages, /health, /metrics
  *   hub.c     outcomes from the bus to this thread's connections: audience,
  *             the in-flight table, session events
+ *   acks.c    command replies in command order while JetStream answers
  *   ws.c      WebSocket connections: receive, command pipeline, output
  *   respond.c the HTTP response writer (routes.c and http.c both use it)
  *   sessions.c the open sessions (shared by every thread), cookies, Origin
@@ -49,6 +50,8 @@ struct cw_outcome_batch;
 struct cw_bus_reader;
 struct cw_conn;
 struct cw_http;
+struct cw_envelope;
+struct cw_ack_wait;
 
 /* Gateway threads at most (a bit each in the in-flight table; the bus's reader limit). */
 #define CW_GW_MAX_THREADS 64
@@ -149,6 +152,9 @@ struct cw_gw {
      */
     atomic_uint user_slots[CW_GW_USER_SLOTS];
     struct cw_thread_metrics stats; /* written by this thread alone; read by /metrics */
+    /* shared with the queue's threads: answered asynchronous publishes (acks.c) */
+    pthread_mutex_t acks_lock;
+    struct cw_ack_wait *answered; /* {acks_lock} */
 };
 
 extern _Thread_local struct cw_gw *cw_gw; /* the thread's own gateway; NULL off the loops */
@@ -280,6 +286,8 @@ struct cw_conn {
     size_t pipe_len;
     bool job_out;
     struct cw_strmap seqs; /* client_id -> highest seq known to be checked (int64 in a box) */
+    /* command replies in command order, some waiting for JetStream (acks.c) */
+    struct cw_ack_wait *acks, **acks_tail;
     /* output */
     struct cw_outq out;
     bool reading; /* lws reads this connection (flow control) */
@@ -344,6 +352,30 @@ void cw_ws_sweep(void);
 struct cw_conn *cw_ws_user_conns(const char *user_uuid);
 /* Frees this thread's user index (its connections are gone). */
 void cw_ws_release(void);
+
+/* ------------------------------------------------------------------ acks */
+
+/*
+ * acks.c: a connection's command replies (acks, errors) in command order
+ * while some wait for JetStream's answer (distributed mode).
+ */
+/* Sends frame (a reply to one of c's commands) now, or after the replies still waiting. */
+void cw_acks_reply(struct cw_conn *c, const char *frame, size_t len);
+/*
+ * Publishes env without waiting (cw_engine_submit_async); its ack (or
+ * `overloaded`) goes out once JetStream answered and every earlier reply
+ * went. in_flight: the command is in the in-flight table, and leaves it if
+ * the publish fails. On an error the envelope stays the caller's and
+ * nothing is queued for c.
+ */
+int cw_acks_submit(struct cw_conn *c, struct cw_envelope *env, const char *client_id, int64_t seq,
+                   const char *uuid, bool duplicate, bool in_flight);
+/* On the loop: handles the answers that came for this thread. */
+void cw_acks_drain(void);
+/* c is closing: its waiting replies are freed when answered. */
+void cw_acks_closed(struct cw_conn *c);
+/* At the thread's teardown. */
+void cw_acks_release(struct cw_gw *gw);
 
 /* ------------------------------------------------------------- in flight */
 

@@ -176,6 +176,7 @@ static void on_wake(void)
 {
     adopt_inbox();
     cw_workers_complete(cw_gw->workers);
+    cw_acks_drain(); /* before the bus: a command's ack tends to go before its updates */
     cw_hub_drain_bus();
     cw_ws_intake();
     if (atomic_load(&stop_requested) && !cw_gw->stopping)
@@ -370,6 +371,7 @@ static int setup_thread(int index, struct cw_error *err)
     cw_idmap_init(&gw->endpoints);
     cw_strmap_init(&gw->users);
     pthread_mutex_init(&gw->inbox_lock, NULL);
+    pthread_mutex_init(&gw->acks_lock, NULL);
     cw_gws->threads[index] = gw;
     int rc = create_context(gw, err);
     if (rc)
@@ -474,6 +476,7 @@ static void teardown_thread(struct cw_gw *gw)
     cw_ws_release();
     cw_buf_release(&gw->out);
     cw_idmap_release(&gw->endpoints);
+    cw_acks_release(gw);
     pthread_mutex_destroy(&gw->inbox_lock);
     cw_gw = saved;
     free(gw);
@@ -504,6 +507,7 @@ static void service_once(struct cw_gw *gw)
 /* Until every connection has had its close frame, or two seconds have passed. */
 static void finish(struct cw_gw *gw)
 {
+    cw_acks_drain(); /* the queue answered every publish when it closed */
     cw_hub_drain_bus();
     for (struct cw_conn *c = gw->conns; c; c = c->all_next)
         cw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");

@@ -380,7 +380,7 @@ static void send_error(struct cw_conn *c, const char *client_id, bool has_seq, i
 {
     cw_buf_reset(&cw_gw->out);
     cw_wire_error(&cw_gw->out, client_id, has_seq, seq, err);
-    send_buf(c);
+    cw_acks_reply(c, cw_gw->out.data, cw_gw->out.len); /* after earlier commands' replies */
     cw_count(cw_gws->metrics->cmd_error);
 }
 
@@ -397,7 +397,7 @@ static void send_ack(struct cw_conn *c, const char *client_id, int64_t seq, cons
 {
     cw_buf_reset(&cw_gw->out);
     cw_wire_ack(&cw_gw->out, client_id, seq, uuid, duplicate);
-    send_buf(c);
+    cw_acks_reply(c, cw_gw->out.data, cw_gw->out.len);
     if (duplicate)
         cw_count(cw_gws->metrics->cmd_duplicate);
     else
@@ -475,7 +475,9 @@ static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
     memcpy(uuid, env->cmd.uuid, sizeof(uuid));
     /* In the table before the queue: no thread can route its outcome before it is there. */
     bool added = cw_inflight_add(c->user_uuid, pc->client_id, pc->seq, uuid);
-    int rc = cw_engine_submit(cw_gws->engine, env);
+    bool async = cw_engine_async(cw_gws->engine);
+    int rc = async ? cw_acks_submit(c, env, pc->client_id, pc->seq, uuid, false, added)
+                   : cw_engine_submit(cw_gws->engine, env);
     if (rc) {
         if (added)
             cw_inflight_drop(c->user_uuid, pc->client_id, pc->seq);
@@ -486,7 +488,9 @@ static void submit_new(struct cw_conn *c, struct cw_pending_cmd *pc)
                                         : "the command queue is full; retry later");
         return;
     }
-    send_ack(c, pc->client_id, pc->seq, uuid, false);
+    if (!async)
+        send_ack(c, pc->client_id, pc->seq, uuid, false); /* else once JetStream has it */
+    /* Even before that: should the publish fail, a resend is looked up, which is only slower. */
     raise_seq(c, pc->client_id, pc->seq);
 }
 
@@ -497,14 +501,17 @@ static void submit_known(struct cw_conn *c, struct cw_pending_cmd *pc)
     struct cw_envelope *env =
         cw_envelope_new(pc->def, c->user_uuid, pc->client_id, pc->seq, pc->data, pc->meta, c->id);
     pc->data = pc->meta = NULL;
-    if (cw_engine_submit(cw_gws->engine, env)) {
+    bool async = cw_engine_async(cw_gws->engine);
+    if (async ? cw_acks_submit(c, env, pc->client_id, pc->seq, pc->found_uuid, true, false)
+              : cw_engine_submit(cw_gws->engine, env)) {
         cw_envelope_free(env);
         cw_count(cw_gws->metrics->cmd_overloaded);
         send_code(c, pc->client_id, true, pc->seq, CW_ERR_OVERLOADED, "overloaded",
                   "the command queue is full; retry later");
         return;
     }
-    send_ack(c, pc->client_id, pc->seq, pc->found_uuid, true);
+    if (!async)
+        send_ack(c, pc->client_id, pc->seq, pc->found_uuid, true);
 }
 
 struct cmd_job {
@@ -1081,6 +1088,7 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     c->dec.max_frame = cw_gws->cfg->hard_max_message;
     c->out.total = &cw_gw->out_total; /* the output waiting everywhere, for cw_ws_intake */
     cw_strmap_init(&c->seqs);
+    c->acks_tail = &c->acks;
     cw_idmap_put(&cw_gw->endpoints, c->id, c);
     index_add(c);
     /* After index_add: from here on the bus filter wakes this thread for c's events. */
@@ -1098,6 +1106,7 @@ void cw_ws_on_closed(struct cw_conn *c)
     cw_idmap_del(&cw_gw->endpoints, c->id);
     while (c->pipe)
         pop_pending(c);
+    cw_acks_closed(c);
     cw_outq_release(&c->out);
     for (size_t i = 0; i < c->seqs.cap; i++)
         free((char *)c->seqs.keys[i]);

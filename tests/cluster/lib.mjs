@@ -72,11 +72,11 @@ export class Cluster {
         if (r.status !== 0) throw new Error(`user add: ${r.stderr}`);
     }
 
-    /** Starts `serve --role ROLE` and waits until its /health answers. */
-    async start(role, name) {
+    /** Starts `serve --role ROLE` (with extra flags) and waits until its /health answers. */
+    async start(role, name, extra = []) {
         const port = await freePort();
         const log = join(this.dir, `${name}.log`);
-        const args = ['serve', '--role', role, '--queue', this.nats, '--store', this.store, '--data', join(this.dir, name), '--listen', `127.0.0.1:${port}`, '--secret-key-file', this.key];
+        const args = ['serve', '--role', role, '--queue', this.nats, '--store', this.store, '--data', join(this.dir, name), '--listen', `127.0.0.1:${port}`, '--secret-key-file', this.key, ...extra];
         const proc = spawn(BIN, args, { stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')] });
         const node = { role, name, port, host: '127.0.0.1', log, proc, exited: new Promise((r) => proc.on('exit', r)) };
         this.nodes.push(node);

@@ -46,6 +46,8 @@ static void json_escape(char *out, size_t cap, const char *s)
     out[o] = 0;
 }
 
+static int await_session(const struct bench_opts *o, const char *cookie);
+
 static int login(const struct bench_opts *o, const char *email, char *cookie, size_t cap)
 {
     char e[600], p[2100], body[2800], req[4096];
@@ -87,11 +89,38 @@ static int login(const struct bench_opts *o, const char *email, char *cookie, si
         sc[strcspn(sc, ";")] = 0;
         snprintf(cookie, cap, "%s", sc);
         free(ans);
-        return 0;
+        return await_session(o, cookie);
     }
     fprintf(stderr, "calderwood-bench: login as %s still rate-limited after %d s\n", email,
             LOGIN_TIMEOUT_S);
     return -1;
+}
+
+/*
+ * Behind a load balancer the login may be answered by one gateway before
+ * the others know the session (it travels with the feed once committed),
+ * and an upgrade on another answers 401 meanwhile. So the session is tried
+ * until it opens twice in a row (round robin: on two gateways). One server
+ * opens it at once.
+ */
+static int await_session(const struct bench_opts *o, const char *cookie)
+{
+    int64_t deadline = now_ns() + 10 * NS_PER_S;
+    int ok = 0, status = 0;
+    while (ok < 2 && now_ns() < deadline) {
+        struct wsblock w;
+        if (!wsb_try_open(&w, &o->target, cookie, 5000, &status)) {
+            wsb_close(&w);
+            ok++;
+        } else {
+            ok = 0;
+            sleep_ns(20 * NS_PER_MS);
+        }
+    }
+    if (ok < 2)
+        fprintf(stderr, "calderwood-bench: the session does not open /ws (HTTP status %d)\n",
+                status);
+    return ok < 2 ? -1 : 0;
 }
 
 static int create_users(const struct bench_opts *o, const char *cookie)

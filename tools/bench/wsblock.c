@@ -28,23 +28,21 @@ static int write_all(int fd, struct bbuf *out, int64_t deadline)
     return 0;
 }
 
-int wsb_open(struct wsblock *w, const struct net_target *t, const char *cookie, int timeout_ms)
+int wsb_try_open(struct wsblock *w, const struct net_target *t, const char *cookie, int timeout_ms,
+                 int *status)
 {
     memset(w, 0, sizeof(*w));
+    *status = 0;
     int64_t deadline = now_ns() + (int64_t)timeout_ms * NS_PER_MS;
     w->fd = net_connect_blocking(t, timeout_ms);
-    if (w->fd < 0) {
-        fprintf(stderr, "calderwood-bench: connect to %s:%d: %s\n", t->host, t->port,
-                strerror(errno));
+    if (w->fd < 0)
         return -1;
-    }
     uint64_t rng = (uint64_t)now_ns() | 1;
     w->mask = (uint32_t)ws_rand(&rng);
     struct bbuf out = {0};
     ws_upgrade_request(&out, t, cookie, &rng);
     int rc = write_all(w->fd, &out, deadline);
     bbuf_free(&out);
-    int status = 0;
     size_t hl = 0;
     while (!rc && !hl) {
         if (wait_fd(w->fd, POLLIN, deadline)) {
@@ -60,15 +58,27 @@ int wsb_open(struct wsblock *w, const struct net_target *t, const char *cookie, 
             break;
         }
         w->in.len += (size_t)n;
-        hl = ws_upgrade_response(w->in.p, w->in.len, &status);
+        hl = ws_upgrade_response(w->in.p, w->in.len, status);
     }
-    if (rc || status != 101) {
-        fprintf(stderr, "calderwood-bench: /ws upgrade failed (HTTP status %d)\n", status);
+    if (rc || *status != 101) {
         wsb_close(w);
         return -1;
     }
     bbuf_consume(&w->in, hl);
     return 0;
+}
+
+int wsb_open(struct wsblock *w, const struct net_target *t, const char *cookie, int timeout_ms)
+{
+    int status;
+    if (!wsb_try_open(w, t, cookie, timeout_ms, &status))
+        return 0;
+    if (status)
+        fprintf(stderr, "calderwood-bench: /ws upgrade failed (HTTP status %d)\n", status);
+    else
+        fprintf(stderr, "calderwood-bench: /ws at %s:%d: %s\n", t->host, t->port,
+                strerror(errno ? errno : ETIMEDOUT));
+    return -1;
 }
 
 int wsb_send(struct wsblock *w, const char *msg, size_t len)

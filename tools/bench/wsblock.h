@@ -30,4 +30,8 @@ int wsb_read(struct wsblock *w, struct ws_frame *f, int64_t deadline_ns);
 
 void wsb_close(struct wsblock *w);
 
+/* wsb_open without the message: status is the upgrade's HTTP status (0: none came). */
+int wsb_try_open(struct wsblock *w, const struct net_target *t, const char *cookie, int timeout_ms,
+                 int *status);
+
 #endif
