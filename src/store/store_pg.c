@@ -6,14 +6,17 @@
  * here, and in migrations the word INTEGER becomes BIGINT (SQLite's
  * integers are 64-bit). Statements are prepared once per connection and
  * cached by their SQL text; parameters travel as text and PostgreSQL infers
- * their types from the statement. Results are read whole, so a statement
- * can stay open while others run on the same connection, as in SQLite.
+ * their types from the statement (the batch's key lookup alone sends its
+ * arrays in binary). Results are read whole, so a statement can stay open
+ * while others run on the same connection, as in SQLite. The processor's
+ * command-log and event rows go in by binary COPY (see "held rows").
  *
  * Commits are durable (synchronous_commit = on). A lost connection is
  * CW_ERR_AGAIN; the next transaction reconnects and prepares again. SQLSTATEs
  * are translated here and nowhere else.
  */
 #include "backend.h"
+#include "pgcopy.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/registry.h"
@@ -35,18 +38,13 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 #define MAX_PARAMS 1024
 
 /*
- * The processor's event rows are held back and inserted LOG_CHUNK at a
- * time with one multi-row INSERT: a round trip to the server for many
- * events instead of one each.
+ * The processor's command-log and event rows are held back and go to the
+ * server with binary COPY, one stream per table, when the batch commits or
+ * a statement needs them in (see "held rows" below). A held stream that
+ * grows past this many bytes is sent at once, so a batch's memory stays
+ * bounded.
  */
-#define LOG_CHUNK      64
-#define COMMAND_PARAMS 13
-
-/* An event row held back, its strings copied (NULL stays NULL). */
-struct held_event {
-    int64_t position, version, client_seq, recorded_at;
-    char *uuid, *command_uuid, *name, *data, *meta, *user_uuid, *client_id;
-};
+#define COPY_FLUSH_BYTES (8u << 20)
 
 struct cw_stmt {
     const struct cw_store_backend *be; /* first: what db.c reads */
@@ -59,6 +57,8 @@ struct cw_stmt {
     const char **values;
     char **owned;     /* copies made by bind_text */
     char (*ints)[24]; /* integers bound, as text */
+    int *lengths;     /* of the values bound in binary; NULL until one is */
+    int *formats;     /* per parameter: 0 text, 1 binary; NULL until one is binary */
     PGresult *res;    /* the rows of the current step, or NULL */
     bool touches_log; /* names the events or commands table: held-back rows go in first */
     bool writes;      /* INSERT, UPDATE, DELETE or MERGE: counts as a change when deferred */
@@ -81,14 +81,12 @@ struct cw_db {
     bool read_only;     /* a reader, or the writer of a read-only store */
     char message[256];  /* libpq's last connection message, its first line */
     unsigned lead_gen;  /* the connection (gen) that took the advisory lock; 0: none */
-    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    /* Held-back rows (cw_db_hold_events); only ever on the writer. */
     bool hold;
-    bool held_lost; /* inserting held rows failed: the batch must run again */
-    struct held_event held[LOG_CHUNK];
-    size_t n_held;
-    /* Command log rows held back the same way while deferring: COMMAND_PARAMS texts each. */
-    char *held_commands[LOG_CHUNK][COMMAND_PARAMS];
-    size_t n_held_commands;
+    bool held_lost;            /* sending held rows failed: the batch must run again */
+    struct cw_buf held_events; /* binary COPY rows of the events table */
+    struct cw_buf held_commands;
+    size_t n_held_events, n_held_commands;
     /*
      * Statements sent in pipeline mode whose results are not read yet
      * (see "deferred statements" below); 0 when the pipeline is not in use.
@@ -172,11 +170,10 @@ static const struct cw_migration core_migrations[] = {
 static void db_close(struct cw_db *db);
 static int flush_held(struct cw_db *db, struct cw_error *err);
 static void drop_held(struct cw_db *db);
+static bool holding(const struct cw_db *db);
 static int stmt_step(struct cw_stmt *st, struct cw_error *err);
 static void stmt_reset(struct cw_stmt *st);
 static int drain(struct cw_db *db, struct cw_error *err);
-static char *dup_or_null(const char *text);
-static int flush_commands(struct cw_db *db, struct cw_error *err);
 static void forget_expected(struct cw_db *db);
 
 /* ------------------------------------------------------------- errors */
@@ -378,6 +375,8 @@ static void stmt_free(struct cw_stmt *st)
     free(st->owned);
     free(st->values);
     free(st->ints);
+    free(st->lengths);
+    free(st->formats);
     free(st->pg_sql);
     free(st->sql);
     free(st);
@@ -401,6 +400,8 @@ static void db_close(struct cw_db *db)
             stmt_free(db->cache.values[i]);
     cw_strmap_release(&db->cache);
     cw_buf_release(&db->scratch);
+    cw_buf_release(&db->held_events);
+    cw_buf_release(&db->held_commands);
     forget_expected(db);
     cw_strmap_release(&db->expected);
     free(db->expected_keys);
@@ -660,7 +661,24 @@ static bool slot(struct cw_stmt *st, int idx)
         return false;
     free(st->owned[idx - 1]);
     st->owned[idx - 1] = NULL;
+    if (st->formats)
+        st->formats[idx - 1] = 0;
     return true;
+}
+
+/* Binds len bytes at data in binary form (the parameter type's own); not copied. */
+static int bind_binary(struct cw_stmt *st, int idx, const char *data, size_t len)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    if (!st->formats) {
+        st->formats = cw_xcalloc((size_t)st->n_params, sizeof(*st->formats));
+        st->lengths = cw_xcalloc((size_t)st->n_params, sizeof(*st->lengths));
+    }
+    st->values[idx - 1] = data;
+    st->lengths[idx - 1] = (int)len;
+    st->formats[idx - 1] = 1;
+    return CW_OK;
 }
 
 static int bind_null(struct cw_stmt *st, int idx)
@@ -701,7 +719,7 @@ static int bind_int(struct cw_stmt *st, int idx, int64_t value)
 static int execute_once(struct cw_stmt *st, struct cw_error *err)
 {
     struct cw_db *db = st->db;
-    if (st->touches_log && (db->n_held || db->n_held_commands)) {
+    if (st->touches_log && holding(db)) {
         int flushed = flush_held(db, err);
         if (flushed)
             return flushed;
@@ -713,7 +731,8 @@ static int execute_once(struct cw_stmt *st, struct cw_error *err)
         rc = drain(db, err); /* what was sent before comes first, and its errors */
     if (rc)
         return rc;
-    PGresult *res = PQexecPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0);
+    PGresult *res =
+        PQexecPrepared(db->conn, st->name, st->n_params, st->values, st->lengths, st->formats, 0);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         rc = fail(db, res, err, "step");
@@ -824,21 +843,22 @@ static json_t *stmt_json(struct cw_stmt *st, int col)
 /* ------------------------------------------------- deferred statements */
 
 /*
- * While the processor holds events back (cw_db_hold_events, its fast mode),
+ * While the processor holds rows back (cw_db_hold_events, its fast mode),
  * the writes whose answers it does not need are sent in libpq's pipeline
- * mode and not waited for: the command log's rows, outcome corrections,
- * event rows, savepoints, every statement domain code runs with
- * cw_db_exec, and the COMMIT itself. A batch then costs a few round trips
- * (BEGIN, the last position, COMMIT with everything before it) instead of
- * several per command, and the server works through the statements while
- * the processor runs the next commands.
+ * mode and not waited for: outcome corrections, savepoints, every statement
+ * domain code runs with cw_db_exec. The server works through them while the
+ * processor runs the next commands. The held command-log and event rows
+ * then go in by COPY, which pipeline mode does not allow: at commit the
+ * pipeline is drained, the two COPYs run, and COMMIT. A batch costs a few
+ * round trips (BEGIN, the last position, the key lookup, the drain, two
+ * for each COPY, COMMIT) instead of several per command.
  *
  * The results are read, in order, at the next statement whose answer is
  * needed (drain): a failure among them may be any earlier command's, so it
  * makes the batch's rows lost (cw_db_held_lost) and the processor runs the
  * batch again in safe mode, where nothing is deferred and each failure is
- * its own command's. The command log's row goes in without ON CONFLICT: a
- * duplicate key fails the batch the same way, and the safe run answers the
+ * its own command's. The command log's rows go in without ON CONFLICT (COPY
+ * has none): a duplicate key fails the batch the same way, and the safe run answers the
  * duplicate with its original outcome. Duplicates are rare (a client's
  * resend after a lost connection); a batch holding one runs twice.
  */
@@ -872,7 +892,7 @@ static void sent(struct cw_db *db, size_t blame)
 static int defer(struct cw_stmt *st, bool blame, struct cw_error *err)
 {
     struct cw_db *db = st->db;
-    if (st->touches_log && (db->n_held || db->n_held_commands)) {
+    if (st->touches_log && holding(db)) {
         int flushed = flush_held(db, err);
         if (flushed)
             return flushed;
@@ -880,7 +900,8 @@ static int defer(struct cw_stmt *st, bool blame, struct cw_error *err)
     int rc = ensure_prepared(st, err);
     if (!rc)
         rc = enter_pipeline(db, err);
-    if (!rc && !PQsendQueryPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0))
+    if (!rc && !PQsendQueryPrepared(db->conn, st->name, st->n_params, st->values, st->lengths,
+                                    st->formats, 0))
         rc = fail(db, NULL, err, "send");
     if (rc) {
         db->held_lost = true;
@@ -1199,13 +1220,14 @@ static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_
     bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
 }
 
-#define COMMAND_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#define COMMAND_INSERT                                                                             \
+#define COMMAND_INSERT_UNLESS_THERE                                                                \
     "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"               \
     " received_at, outcome, first_position, last_position, reject_code, reject_message)"           \
-    " VALUES " COMMAND_ROW
-#define COMMAND_INSERT_UNLESS_THERE                                                                \
-    COMMAND_INSERT " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"                                              \
+    " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING"
+#define EVENT_INSERT                                                                               \
+    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
+    " client_id, client_seq, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 /* The map key of cmd's idempotency key, in db->scratch. */
 static const char *key_of(struct cw_db *db, const char *user, const char *client, int64_t seq)
@@ -1256,21 +1278,11 @@ static void expect_key(struct cw_db *db, const char *key, bool is_new)
     cw_strmap_put(&db->expected, e->key, e);
 }
 
-/* Appends text to out as the next element of an array literal: quoted, " and \ escaped. */
-static void array_element(struct cw_buf *out, const char *text)
-{
-    cw_buf_adds(out, out->len > 1 ? ",\"" : "\"");
-    for (const char *p = text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            cw_buf_addc(out, '\\');
-        cw_buf_addc(out, *p);
-    }
-    cw_buf_addc(out, '"');
-}
-
 /*
  * Looks up the idempotency keys of the batch's commands in one query, so
  * that each command found absent is inserted without awaiting an answer.
+ * The keys go as three arrays in binary form: the server neither parses
+ * array literals nor converts the sequence numbers from text.
  */
 static int expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
                            struct cw_error *err)
@@ -1279,19 +1291,17 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
     if (!deferring(db) || !n)
         return CW_OK;
     struct cw_buf users = CW_BUF_INIT, clients = CW_BUF_INIT, seqs = CW_BUF_INIT;
-    cw_buf_addc(&users, '{');
-    cw_buf_addc(&clients, '{');
-    cw_buf_addc(&seqs, '{');
+    cw_pgcopy_array_start(&users, OID_TEXT);
+    cw_pgcopy_array_start(&clients, OID_TEXT);
+    cw_pgcopy_array_start(&seqs, OID_INT8);
     for (size_t i = 0; i < n; i++) {
-        array_element(&users, cmds[i]->user_uuid);
-        array_element(&clients, cmds[i]->client_id);
-        if (i)
-            cw_buf_addc(&seqs, ',');
-        cw_buf_add_int(&seqs, cmds[i]->client_seq);
+        cw_pgcopy_array_text(&users, cmds[i]->user_uuid);
+        cw_pgcopy_array_text(&clients, cmds[i]->client_id);
+        cw_pgcopy_array_int8(&seqs, cmds[i]->client_seq);
     }
-    cw_buf_adds(&users, "}");
-    cw_buf_adds(&clients, "}");
-    cw_buf_adds(&seqs, "}");
+    cw_pgcopy_array_end(&users, (uint32_t)n);
+    cw_pgcopy_array_end(&clients, (uint32_t)n);
+    cw_pgcopy_array_end(&seqs, (uint32_t)n);
     struct cw_stmt *st = db_prepare(db,
                                     "SELECT user_uuid, client_id, client_seq FROM commands"
                                     " WHERE (user_uuid, client_id, client_seq) IN"
@@ -1299,9 +1309,9 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
                                     err);
     int rc = st ? CW_OK : CW_ERR_STORE;
     if (!rc) {
-        bind_text_static(st, 1, cw_buf_cstr(&users));
-        bind_text_static(st, 2, cw_buf_cstr(&clients));
-        bind_text_static(st, 3, cw_buf_cstr(&seqs));
+        bind_binary(st, 1, users.data, users.len);
+        bind_binary(st, 2, clients.data, clients.len);
+        bind_binary(st, 3, seqs.data, seqs.len);
         while ((rc = stmt_step(st, err)) == CW_ROW)
             expect_key(db, key_of(db, stmt_text(st, 0), stmt_text(st, 1), stmt_int(st, 2)), false);
         rc = rc == CW_DONE ? CW_OK : rc;
@@ -1332,14 +1342,33 @@ static bool blamed(struct cw_db *db, size_t *index, struct cw_error *why)
     return true;
 }
 
-/* Keeps st's row back, to go in with others in one statement (flush_commands). */
-static int hold_command(struct cw_db *db, struct cw_stmt *st, struct cw_error *err)
+/* Keeps cmd's row back, to go in with the others by COPY (flush_held). */
+static int hold_command(struct cw_db *db, const struct cw_command *cmd,
+                        const struct cw_command_record *rec, const char *data_text,
+                        const char *meta_text, struct cw_error *err)
 {
-    char **row = db->held_commands[db->n_held_commands++];
-    for (int j = 0; j < COMMAND_PARAMS; j++)
-        row[j] = dup_or_null(st->values[j]);
-    stmt_reset(st);
-    return db->n_held_commands < LOG_CHUNK ? CW_OK : flush_commands(db, err);
+    struct cw_buf *b = &db->held_commands;
+    cw_pgcopy_row(b, 13);
+    cw_pgcopy_text(b, cmd->uuid);
+    cw_pgcopy_text(b, cmd->user_uuid);
+    cw_pgcopy_text(b, cmd->client_id);
+    cw_pgcopy_int8(b, cmd->client_seq);
+    cw_pgcopy_text(b, cmd->name);
+    cw_pgcopy_json(b, data_text, cmd->data);
+    cw_pgcopy_json(b, meta_text, cmd->meta);
+    cw_pgcopy_int8(b, cmd->received_at);
+    cw_pgcopy_text(b, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        cw_pgcopy_int8(b, rec->first_position);
+        cw_pgcopy_int8(b, rec->last_position);
+    } else {
+        cw_pgcopy_null(b);
+        cw_pgcopy_null(b);
+    }
+    cw_pgcopy_text(b, rec->rejected ? rec->reject_code : NULL);
+    cw_pgcopy_text(b, rec->rejected ? rec->reject_message : NULL);
+    db->n_held_commands++;
+    return b->len < COPY_FLUSH_BYTES ? CW_OK : flush_held(db, err);
 }
 
 static int insert_command(struct cw_db *db, const struct cw_command *cmd,
@@ -1353,9 +1382,9 @@ static int insert_command(struct cw_db *db, const struct cw_command *cmd,
      * mode, which answers the duplicate.) Otherwise the insert is its own
      * idempotency check and its answer is awaited.
      */
-    bool deferred = deferring(db) && take_key(db, cmd);
-    struct cw_stmt *st =
-        db_prepare(db, deferred ? COMMAND_INSERT : COMMAND_INSERT_UNLESS_THERE, err);
+    if (deferring(db) && take_key(db, cmd))
+        return hold_command(db, cmd, rec, data_text, meta_text, err);
+    struct cw_stmt *st = db_prepare(db, COMMAND_INSERT_UNLESS_THERE, err);
     if (!st)
         return CW_ERR_STORE;
     bind_text_static(st, 1, cmd->uuid);
@@ -1367,8 +1396,6 @@ static int insert_command(struct cw_db *db, const struct cw_command *cmd,
     bind_json(st, 7, meta_text, cmd->meta);
     bind_int(st, 8, cmd->received_at);
     bind_outcome(st, 9, rec);
-    if (deferred)
-        return hold_command(db, st, err);
     int rc = stmt_step(st, err);
     if (rc != CW_DONE)
         return rc;
@@ -1394,107 +1421,86 @@ static int update_command(struct cw_db *db, const struct cw_command *cmd,
 
 /* ------------------------------------------------------------ event log */
 
-static char *dup_or_null(const char *text)
+/* ------------------------------------------------------------ held rows */
+
+static bool holding(const struct cw_db *db)
 {
-    return text ? cw_xstrdup(text) : NULL;
+    return db->n_held_events || db->n_held_commands;
 }
 
-/* Frees the held rows: inserted, or undone with the transaction or savepoint. */
-static void drop_held_commands(struct cw_db *db)
-{
-    for (size_t i = 0; i < db->n_held_commands; i++)
-        for (size_t j = 0; j < COMMAND_PARAMS; j++)
-            free(db->held_commands[i][j]);
-    db->n_held_commands = 0;
-}
-
+/* Forgets the held rows: sent, or undone with the transaction or savepoint. */
 static void drop_held(struct cw_db *db)
 {
-    drop_held_commands(db);
-    for (size_t i = 0; i < db->n_held; i++) {
-        struct held_event *h = &db->held[i];
-        free(h->uuid), free(h->command_uuid), free(h->name), free(h->data), free(h->meta);
-        free(h->user_uuid), free(h->client_id);
+    cw_buf_reset(&db->held_events);
+    cw_buf_reset(&db->held_commands);
+    db->n_held_events = db->n_held_commands = 0;
+}
+
+/* Reads what is left of a COPY's results, so that the connection is free again. */
+static void copy_results_end(struct cw_db *db)
+{
+    PGresult *res;
+    while ((res = PQgetResult(db->conn))) {
+        ExecStatusType s = PQresultStatus(res);
+        PQclear(res);
+        if (s == PGRES_COPY_IN || s == PGRES_COPY_OUT) {
+            db->lost = true; /* stuck in a COPY: only a new connection gets out */
+            break;
+        }
     }
-    db->n_held = 0;
-}
-
-#define EVENT_INSERT                                                                               \
-    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
-    " client_id, client_seq, recorded_at) VALUES "
-#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#define EVENT_PARAMS 11
-
-/* Binds one event row from parameter base + 1 on; strings must outlive the step. */
-static void bind_event(struct cw_stmt *st, int base, const struct held_event *h)
-{
-    bind_int(st, base + 1, h->position);
-    bind_text_static(st, base + 2, h->uuid);
-    bind_text_static(st, base + 3, h->command_uuid);
-    bind_text_static(st, base + 4, h->name);
-    bind_int(st, base + 5, h->version);
-    bind_text_static(st, base + 6, h->data);
-    bind_text_static(st, base + 7, h->meta);
-    bind_text_static(st, base + 8, h->user_uuid);
-    bind_text_static(st, base + 9, h->client_id);
-    bind_int(st, base + 10, h->client_seq);
-    bind_int(st, base + 11, h->recorded_at);
-}
-
-/* Inserts the held command log rows with one statement (see flush_held). */
-static int flush_commands(struct cw_db *db, struct cw_error *err)
-{
-    size_t n = db->n_held_commands;
-    if (!n)
-        return CW_OK;
-    struct cw_buf sql = CW_BUF_INIT;
-    cw_buf_adds(&sql, COMMAND_INSERT);
-    for (size_t i = 1; i < n; i++)
-        cw_buf_adds(&sql, "," COMMAND_ROW);
-    db->n_held_commands = 0; /* first: the insert touches the command log itself */
-    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
-    cw_buf_release(&sql);
-    int rc = st ? CW_OK : CW_ERR_STORE;
-    for (size_t i = 0; !rc && i < n; i++)
-        for (int j = 0; j < COMMAND_PARAMS; j++)
-            bind_text_static(st, (int)i * COMMAND_PARAMS + j + 1, db->held_commands[i][j]);
-    if (!rc)
-        rc = defer(st, false, err); /* rows are held only while deferring */
-    db->n_held_commands = n;
-    drop_held_commands(db);
-    if (rc)
-        db->held_lost = true;
-    return rc;
 }
 
 /*
- * Inserts the held rows, each table's with one statement. A failure loses
- * them, and they may be earlier commands' rows: held_lost tells the
+ * Sends n rows, held in binary COPY form, with sql (COPY ... FROM STDIN):
+ * one round trip to start it, the rows as one stream, one to end it.
+ */
+static int copy_in(struct cw_db *db, const char *sql, struct cw_buf *rows, size_t n,
+                   struct cw_error *err)
+{
+    cw_pgcopy_finish(rows);
+    PGresult *res = PQexec(db->conn, sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+        int rc = fail(db, res, err, "copy");
+        PQclear(res);
+        copy_results_end(db);
+        return rc;
+    }
+    PQclear(res);
+    bool sent = PQputCopyData(db->conn, rows->data, (int)rows->len) == 1;
+    sent = PQputCopyEnd(db->conn, sent ? NULL : "the rows could not be sent") == 1 && sent;
+    res = PQgetResult(db->conn);
+    int rc =
+        sent && res && PQresultStatus(res) == PGRES_COMMAND_OK ? CW_OK : fail(db, res, err, "copy");
+    PQclear(res);
+    copy_results_end(db);
+    if (!rc)
+        db->total_changes += (int64_t)n;
+    return rc;
+}
+
+#define COMMAND_COPY                                                                               \
+    "COPY commands(uuid, user_uuid, client_id, client_seq, name, data, meta, received_at,"         \
+    " outcome, first_position, last_position, reject_code, reject_message)"                        \
+    " FROM STDIN (FORMAT binary)"
+#define EVENT_COPY                                                                                 \
+    "COPY events(position, uuid, command_uuid, name, version, data, meta, user_uuid, client_id,"   \
+    " client_seq, recorded_at) FROM STDIN (FORMAT binary)"
+
+/*
+ * Sends the held rows, the command log's first. COPY cannot run in
+ * pipeline mode: what was deferred is read first (drain). A failure loses
+ * the rows, and they may be earlier commands': held_lost tells the
  * processor to run the batch again without holding.
  */
 static int flush_held(struct cw_db *db, struct cw_error *err)
 {
-    int flushed = flush_commands(db, err);
-    size_t n = db->n_held;
-    if (flushed || !n)
-        return flushed;
-    struct cw_buf sql = CW_BUF_INIT;
-    cw_buf_adds(&sql, EVENT_INSERT EVENT_ROW);
-    for (size_t i = 1; i < n; i++)
-        cw_buf_adds(&sql, "," EVENT_ROW);
-    db->n_held = 0; /* first: the insert touches the log itself */
-    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
-    cw_buf_release(&sql);
-    int rc = st ? CW_OK : CW_ERR_STORE;
-    for (size_t i = 0; !rc && i < n; i++)
-        bind_event(st, (int)i * EVENT_PARAMS, &db->held[i]);
-    if (!rc && deferring(db)) {
-        rc = defer(st, false, err);
-    } else if (!rc) {
-        rc = stmt_step(st, err);
-        rc = rc == CW_DONE ? CW_OK : rc;
-    }
-    db->n_held = n;
+    if (!holding(db))
+        return CW_OK;
+    int rc = drain(db, err);
+    if (!rc && db->n_held_commands)
+        rc = copy_in(db, COMMAND_COPY, &db->held_commands, db->n_held_commands, err);
+    if (!rc && db->n_held_events)
+        rc = copy_in(db, EVENT_COPY, &db->held_events, db->n_held_events, err);
     drop_held(db);
     if (rc)
         db->held_lost = true;
@@ -1511,40 +1517,48 @@ static bool held_lost(struct cw_db *db)
     return db->held_lost;
 }
 
-/* Serialises v (an absent v reads {}) into a new string. */
-static char *json_text(const char *text, const json_t *v)
+/* Keeps ev's row back, to go in with the others by COPY (flush_held). */
+static int hold_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                      const char *meta_text, struct cw_error *err)
 {
-    if (text)
-        return cw_xstrdup(text);
-    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    return s ? s : cw_xstrdup("{}");
+    struct cw_buf *b = &db->held_events;
+    cw_pgcopy_row(b, 11);
+    cw_pgcopy_int8(b, ev->position);
+    cw_pgcopy_text(b, ev->uuid);
+    cw_pgcopy_text(b, ev->command_uuid);
+    cw_pgcopy_text(b, ev->name);
+    cw_pgcopy_int8(b, ev->version); /* BIGINT: migrations make INTEGER so */
+    cw_pgcopy_json(b, data_text, ev->data);
+    cw_pgcopy_json(b, meta_text, ev->meta);
+    cw_pgcopy_text(b, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    cw_pgcopy_text(b, ev->client_id);
+    cw_pgcopy_int8(b, ev->client_seq);
+    cw_pgcopy_int8(b, ev->recorded_at);
+    db->n_held_events++;
+    return b->len < COPY_FLUSH_BYTES ? CW_OK : flush_held(db, err);
 }
 
 static int append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                         const char *meta_text, struct cw_error *err)
 {
-    struct held_event *h = &db->held[db->n_held++];
-    *h = (struct held_event){
-        .position = ev->position,
-        .version = ev->version,
-        .client_seq = ev->client_seq,
-        .recorded_at = ev->recorded_at,
-        .uuid = dup_or_null(ev->uuid),
-        .command_uuid = dup_or_null(ev->command_uuid),
-        .name = dup_or_null(ev->name),
-        .data = json_text(data_text, ev->data),
-        .meta = json_text(meta_text, ev->meta),
-        .user_uuid = dup_or_null(ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL),
-        .client_id = dup_or_null(ev->client_id),
-    };
+    if (db->hold)
+        return hold_event(db, ev, data_text, meta_text, err);
     /* Without holding, the row goes in now, alone, and its failure is its own. */
-    if (db->hold && db->n_held < LOG_CHUNK)
-        return CW_OK;
-    bool lost = db->held_lost;
-    int rc = flush_held(db, err);
-    if (!db->hold)
-        db->held_lost = lost;
-    return rc;
+    struct cw_stmt *st = db_prepare(db, EVENT_INSERT, err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_int(st, 1, ev->position);
+    bind_text_static(st, 2, ev->uuid);
+    bind_text_static(st, 3, ev->command_uuid);
+    bind_text_static(st, 4, ev->name);
+    bind_int(st, 5, ev->version);
+    bind_json(st, 6, data_text, ev->data);
+    bind_json(st, 7, meta_text, ev->meta);
+    bind_text_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    bind_text_static(st, 9, ev->client_id);
+    bind_int(st, 10, ev->client_seq);
+    bind_int(st, 11, ev->recorded_at);
+    return stmt_exec(st, err);
 }
 
 static int64_t total_changes(struct cw_db *db)
