@@ -1072,43 +1072,25 @@ static void snapshot_end(struct cw_db *db)
 
 /* ----------------------------------------------------------- migrations */
 
-static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
-                       struct cw_error *err)
+/* A migration's SQL: several statements, INTEGER read as BIGINT, run in one go. */
+static int run_script(struct cw_db *db, const char *sql, struct cw_error *err)
 {
-    int rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    bool done;
-    rc = cw_known_applied(db, id, &done, err);
-    if (rc || done)
-        goto out;
     struct cw_buf text = CW_BUF_INIT;
     adapt_sql(sql, true, &text);
-    PGresult *res = PQexec(db->conn, text.data);
+    int rc = drain(db, err);
+    PGresult *res = rc ? NULL : PQexec(db->conn, text.data);
     cw_buf_release(&text);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        rc = cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id, message(db, res));
+    if (!rc && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        rc = cw_error_set(err, CW_ERR_STORE, NULL, "%s", message(db, res));
     PQclear(res);
-    if (rc)
-        goto out;
-    struct cw_stmt *st =
-        db_prepare(db, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", err);
-    rc = st ? CW_OK : CW_ERR_STORE;
-    if (!rc) {
-        bind_text_static(st, 1, id);
-        bind_int(st, 2, cw_now_us());
-        rc = stmt_step(st, err);
-        rc = rc == CW_DONE ? CW_OK : rc;
-    }
-    if (!rc && n_applied)
-        ++*n_applied;
-out:
-    if (rc || done)
-        db_rollback(db);
-    else
-        rc = db_commit(db, err);
     return rc;
+}
+
+static struct cw_known_migrations known_migrations(const struct cw_domain *d)
+{
+    return (struct cw_known_migrations){
+        core_migrations, sizeof(core_migrations) / sizeof(core_migrations[0]), d, .pg = true};
 }
 
 static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
@@ -1123,8 +1105,7 @@ static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *
     stmt_reset(st);
     char label[512];
     cw_store_url_label(s->url, label, sizeof(label));
-    struct cw_known_migrations k = {core_migrations,
-                                    sizeof(core_migrations) / sizeof(core_migrations[0]), d};
+    struct cw_known_migrations k = known_migrations(d);
     return cw_known_check(&k, s->writer, has_table, label, n_pending, first_pending, len, err);
 }
 
@@ -1149,49 +1130,15 @@ static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_a
                   " CREATE TABLE IF NOT EXISTS schema_migrations ("
                   " id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); COMMIT",
                   err);
-    if (rc)
+    if (rc) {
         db_rollback(db);
-    for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
-        rc = migrate_one(db, core_migrations[i].id, core_migrations[i].sql, n_applied, err);
-    for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
-        rc = migrate_one(db, d->migrations[i].id,
-                         d->migrations[i].sql_pg ? d->migrations[i].sql_pg : d->migrations[i].sql,
-                         n_applied, err);
-    return rc;
+        return rc;
+    }
+    struct cw_known_migrations k = known_migrations(d);
+    return cw_known_apply(&k, db, n_applied, err);
 }
 
 /* --------------------------------------------------------- command log */
-
-static int find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(
-        db,
-        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
-        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-        err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text_static(st, 1, user_uuid);
-    bind_text_static(st, 2, client_id);
-    bind_int(st, 3, client_seq);
-    int rc = stmt_step(st, err);
-    if (rc == CW_DONE)
-        return CW_ERR_NOT_FOUND;
-    if (rc != CW_ROW)
-        return rc;
-    memset(out, 0, sizeof(*out));
-    snprintf(out->uuid, sizeof(out->uuid), "%s", stmt_text(st, 0));
-    out->rejected = strcmp(stmt_text(st, 1), "rejected") == 0;
-    out->first_position = stmt_int(st, 2);
-    out->last_position = stmt_int(st, 3);
-    if (!stmt_is_null(st, 4))
-        snprintf(out->reject_code, sizeof(out->reject_code), "%s", stmt_text(st, 4));
-    if (!stmt_is_null(st, 5))
-        snprintf(out->reject_message, sizeof(out->reject_message), "%s", stmt_text(st, 5));
-    stmt_reset(st);
-    return CW_OK;
-}
 
 /* Binds text, or v serialised (an absent v reads {}) as an owned copy. */
 static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_t *v)
@@ -1205,29 +1152,8 @@ static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_
     free(s);
 }
 
-/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
-static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
-{
-    bind_text_static(st, first, rec->rejected ? "rejected" : "ok");
-    if (rec->first_position) {
-        bind_int(st, first + 1, rec->first_position);
-        bind_int(st, first + 2, rec->last_position);
-    } else {
-        bind_null(st, first + 1);
-        bind_null(st, first + 2);
-    }
-    bind_text_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
-    bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
-}
-
-#define COMMAND_INSERT_UNLESS_THERE                                                                \
-    "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"               \
-    " received_at, outcome, first_position, last_position, reject_code, reject_message)"           \
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"                                              \
-    " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING"
 #define EVENT_INSERT                                                                               \
-    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
-    " client_id, client_seq, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events(" CW_EVENT_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 /* The map key of cmd's idempotency key, in db->scratch. */
 static const char *key_of(struct cw_db *db, const char *user, const char *client, int64_t seq)
@@ -1342,11 +1268,21 @@ static bool blamed(struct cw_db *db, size_t *index, struct cw_error *why)
     return true;
 }
 
-/* Keeps cmd's row back, to go in with the others by COPY (flush_held). */
+/*
+ * Keeps cmd's row back, to go in with the others by COPY (flush_held),
+ * when the batch's lookup found its key absent and no command of the batch
+ * took it since: nothing to wait for. (Should another process insert it
+ * meanwhile, the batch fails and runs again in safe mode, which answers
+ * the duplicate.) Otherwise db.c's insert is its own idempotency check and
+ * its answer is awaited.
+ */
 static int hold_command(struct cw_db *db, const struct cw_command *cmd,
                         const struct cw_command_record *rec, const char *data_text,
-                        const char *meta_text, struct cw_error *err)
+                        const char *meta_text, bool *held, struct cw_error *err)
 {
+    *held = deferring(db) && take_key(db, cmd);
+    if (!*held)
+        return CW_OK;
     struct cw_buf *b = &db->held_commands;
     cw_pgcopy_row(b, 13);
     cw_pgcopy_text(b, cmd->uuid);
@@ -1370,56 +1306,6 @@ static int hold_command(struct cw_db *db, const struct cw_command *cmd,
     db->n_held_commands++;
     return b->len < COPY_FLUSH_BYTES ? CW_OK : flush_held(db, err);
 }
-
-static int insert_command(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, const char *data_text,
-                          const char *meta_text, struct cw_error *err)
-{
-    /*
-     * Deferred when the batch's lookup found the key absent and no command
-     * of the batch took it since: nothing to wait for. (Should another
-     * process insert it meanwhile, the batch fails and runs again in safe
-     * mode, which answers the duplicate.) Otherwise the insert is its own
-     * idempotency check and its answer is awaited.
-     */
-    if (deferring(db) && take_key(db, cmd))
-        return hold_command(db, cmd, rec, data_text, meta_text, err);
-    struct cw_stmt *st = db_prepare(db, COMMAND_INSERT_UNLESS_THERE, err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text_static(st, 1, cmd->uuid);
-    bind_text_static(st, 2, cmd->user_uuid);
-    bind_text_static(st, 3, cmd->client_id);
-    bind_int(st, 4, cmd->client_seq);
-    bind_text_static(st, 5, cmd->name);
-    bind_json(st, 6, data_text, cmd->data);
-    bind_json(st, 7, meta_text, cmd->meta);
-    bind_int(st, 8, cmd->received_at);
-    bind_outcome(st, 9, rec);
-    int rc = stmt_step(st, err);
-    if (rc != CW_DONE)
-        return rc;
-    return st->changes ? CW_OK : CW_ERR_EXISTS;
-}
-
-static int update_command(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db,
-                                    "UPDATE commands SET outcome = ?, first_position = ?,"
-                                    " last_position = ?, reject_code = ?, reject_message = ?"
-                                    " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-                                    err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_outcome(st, 1, rec);
-    bind_text_static(st, 6, cmd->user_uuid);
-    bind_text_static(st, 7, cmd->client_id);
-    bind_int(st, 8, cmd->client_seq);
-    return stmt_exec(st, err);
-}
-
-/* ------------------------------------------------------------ event log */
 
 /* ------------------------------------------------------------ held rows */
 
@@ -1478,13 +1364,8 @@ static int copy_in(struct cw_db *db, const char *sql, struct cw_buf *rows, size_
     return rc;
 }
 
-#define COMMAND_COPY                                                                               \
-    "COPY commands(uuid, user_uuid, client_id, client_seq, name, data, meta, received_at,"         \
-    " outcome, first_position, last_position, reject_code, reject_message)"                        \
-    " FROM STDIN (FORMAT binary)"
-#define EVENT_COPY                                                                                 \
-    "COPY events(position, uuid, command_uuid, name, version, data, meta, user_uuid, client_id,"   \
-    " client_seq, recorded_at) FROM STDIN (FORMAT binary)"
+#define COMMAND_COPY "COPY commands(" CW_COMMAND_COLUMNS ") FROM STDIN (FORMAT binary)"
+#define EVENT_COPY   "COPY events(" CW_EVENT_COLUMNS ") FROM STDIN (FORMAT binary)"
 
 /*
  * Sends the held rows, the command log's first. COPY cannot run in
@@ -1566,19 +1447,6 @@ static int64_t total_changes(struct cw_db *db)
     return db->total_changes;
 }
 
-static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
-    if (!st)
-        return CW_ERR_STORE;
-    int rc = stmt_step(st, err);
-    if (rc != CW_ROW)
-        return rc == CW_DONE ? CW_ERR_STORE : rc;
-    *out = stmt_int(st, 0);
-    stmt_reset(st);
-    return CW_OK;
-}
-
 /* ------------------------------------------------------------- the lead */
 
 /*
@@ -1631,6 +1499,7 @@ const struct cw_store_backend cw_store_pg = {
     .db_close = db_close,
     .domain = db_domain,
     .prepare = db_prepare,
+    .prepare_unbound = prepare_unbound,
     .begin = db_begin,
     .commit = db_commit,
     .rollback = db_rollback,
@@ -1639,9 +1508,7 @@ const struct cw_store_backend cw_store_pg = {
     .rollback_to = db_rollback_to,
     .snapshot_begin = snapshot_begin,
     .snapshot_end = snapshot_end,
-    .find_command = find_command,
-    .insert_command = insert_command,
-    .update_command = update_command,
+    .hold_command = hold_command,
     .hold_events = hold_events,
     .held_lost = held_lost,
     .expect_commands = expect_commands,
@@ -1649,7 +1516,7 @@ const struct cw_store_backend cw_store_pg = {
     .blamed = blamed,
     .append_event = append_event,
     .total_changes = total_changes,
-    .last_position = last_position,
+    .run_script = run_script,
     .bind_text = bind_text,
     .bind_text_static = bind_text_static,
     .bind_int = bind_int,
