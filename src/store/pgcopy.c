@@ -86,6 +86,38 @@ void cw_pgcopy_finish(struct cw_buf *b)
     put16(b, UINT16_MAX); /* -1: no more rows */
 }
 
+size_t cw_pgcopy_first_row(void)
+{
+    return sizeof(header);
+}
+
+static uint32_t get32(const struct cw_buf *b, size_t at)
+{
+    const unsigned char *p = (const unsigned char *)b->data + at;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int cw_pgcopy_next_row(const struct cw_buf *b, size_t *at)
+{
+    const unsigned char *p = (const unsigned char *)b->data + *at;
+    *at += 2;
+    return p[0] << 8 | p[1];
+}
+
+void cw_pgcopy_field(const struct cw_buf *b, size_t *at, const char **data, size_t *len)
+{
+    uint32_t n = get32(b, *at);
+    *at += 4;
+    if (n == UINT32_MAX) {
+        *data = NULL;
+        *len = 0;
+        return;
+    }
+    *data = b->data + *at;
+    *len = n;
+    *at += n;
+}
+
 /* ndim, has-nulls flag, element type, then the dimension: length and lower bound. */
 void cw_pgcopy_array_start(struct cw_buf *b, uint32_t element_oid)
 {

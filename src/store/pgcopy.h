@@ -27,6 +27,19 @@ void cw_pgcopy_null(struct cw_buf *b);
 void cw_pgcopy_finish(struct cw_buf *b);
 
 /*
+ * Reading the rows back, to send them as binary parameters of an INSERT
+ * instead (each field is then its parameter's value): cw_pgcopy_first_row
+ * gives the offset of the first row, cw_pgcopy_next_row steps over a row's
+ * field count, cw_pgcopy_field reads one field. The stream must be one
+ * these functions wrote, not yet finished.
+ */
+size_t cw_pgcopy_first_row(void);
+/* The field count of the row at *at; *at moves past it. */
+int cw_pgcopy_next_row(const struct cw_buf *b, size_t *at);
+/* The field at *at: *len bytes at *data, or NULL (*data NULL); *at moves past it. */
+void cw_pgcopy_field(const struct cw_buf *b, size_t *at, const char **data, size_t *len);
+
+/*
  * A one-dimensional array without NULLs in binary form, for a parameter
  * sent with format 1: cw_pgcopy_array_start, then each element with
  * cw_pgcopy_array_text or cw_pgcopy_array_int8, then cw_pgcopy_array_end

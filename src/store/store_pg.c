@@ -9,7 +9,8 @@
  * their types from the statement (the batch's key lookup alone sends its
  * arrays in binary). Results are read whole, so a statement can stay open
  * while others run on the same connection, as in SQLite. The processor's
- * command-log and event rows go in by binary COPY (see "held rows").
+ * command-log and event rows go in by binary COPY, or a few of them by a
+ * pipelined INSERT (see "held rows").
  *
  * Commits are durable (synchronous_commit = on). A lost connection is
  * CW_ERR_AGAIN; the next transaction reconnects and prepares again. SQLSTATEs
@@ -38,13 +39,21 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 #define MAX_PARAMS 1024
 
 /*
- * The processor's command-log and event rows are held back and go to the
- * server with binary COPY, one stream per table, when the batch commits or
- * a statement needs them in (see "held rows" below). A held stream that
- * grows past this many bytes is sent at once, so a batch's memory stays
- * bounded.
+ * The processor's command-log and event rows are held back, in binary COPY
+ * form, and go to the server when the batch commits or a statement needs
+ * them in (see "held rows" below). A held stream that grows past this many
+ * bytes is sent at once, so a batch's memory stays bounded.
  */
 #define COPY_FLUSH_BYTES (8u << 20)
+/*
+ * A table's held rows go in by COPY from this many on; fewer go in by
+ * multi-row INSERTs of up to INSERT_CHUNK rows, sent in the pipeline.
+ * COPY saves the server parsing and planning, but cannot be pipelined: it
+ * costs a drain and two round trips, more than it saves on a few rows
+ * (docs/PERFORMANCE.md, "COPY or INSERT").
+ */
+#define COPY_MIN_ROWS 64
+#define INSERT_CHUNK  64 /* 13 * 64 parameters at most: within MAX_PARAMS */
 
 struct cw_stmt {
     const struct cw_store_backend *be; /* first: what db.c reads */
@@ -851,7 +860,10 @@ static json_t *stmt_json(struct cw_stmt *st, int col)
  * then go in by COPY, which pipeline mode does not allow: at commit the
  * pipeline is drained, the two COPYs run, and COMMIT. A batch costs a few
  * round trips (BEGIN, the last position, the key lookup, the drain, two
- * for each COPY, COMMIT) instead of several per command.
+ * for each COPY, COMMIT) instead of several per command. A table with
+ * fewer than COPY_MIN_ROWS held rows goes in by a multi-row INSERT sent in
+ * the pipeline instead, and a small batch costs four round trips: BEGIN,
+ * the last position, the key lookup, and the pipeline ending in COMMIT.
  *
  * The results are read, in order, at the next statement whose answer is
  * needed (drain): a failure among them may be any earlier command's, so it
@@ -1366,22 +1378,88 @@ static int copy_in(struct cw_db *db, const char *sql, struct cw_buf *rows, size_
 
 #define COMMAND_COPY "COPY commands(" CW_COMMAND_COLUMNS ") FROM STDIN (FORMAT binary)"
 #define EVENT_COPY   "COPY events(" CW_EVENT_COLUMNS ") FROM STDIN (FORMAT binary)"
+#define COMMAND_ROWS "INSERT INTO commands(" CW_COMMAND_COLUMNS ") VALUES "
+#define COMMAND_ROW  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define EVENT_ROWS   "INSERT INTO events(" CW_EVENT_COLUMNS ") VALUES "
+#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+/* Binds the next n rows of the held stream rows, from *at on, as st's parameters. */
+static void bind_held_rows(struct cw_stmt *st, const struct cw_buf *rows, size_t *at, size_t n)
+{
+    int idx = 1;
+    for (size_t i = 0; i < n; i++) {
+        int fields = cw_pgcopy_next_row(rows, at);
+        for (int f = 0; f < fields; f++, idx++) {
+            const char *data;
+            size_t len;
+            cw_pgcopy_field(rows, at, &data, &len);
+            if (data)
+                bind_binary(st, idx, data, len);
+            else
+                bind_null(st, idx);
+        }
+    }
+}
 
 /*
- * Sends the held rows, the command log's first. COPY cannot run in
- * pipeline mode: what was deferred is read first (drain). A failure loses
- * the rows, and they may be earlier commands': held_lost tells the
- * processor to run the batch again without holding.
+ * Sends n held rows with multi-row INSERTs (head, then row once per row),
+ * their fields bound in binary as they were encoded for COPY. While
+ * deferring they go in the pipeline, unawaited (libpq copies the values at
+ * the send); otherwise each runs at once.
+ */
+static int insert_held(struct cw_db *db, const char *head, const char *row, struct cw_buf *rows,
+                       size_t n, struct cw_error *err)
+{
+    struct cw_buf sql = CW_BUF_INIT;
+    size_t at = cw_pgcopy_first_row();
+    int rc = CW_OK;
+    for (size_t done = 0, k; !rc && done < n; done += k) {
+        k = n - done < INSERT_CHUNK ? n - done : INSERT_CHUNK;
+        cw_buf_reset(&sql);
+        cw_buf_adds(&sql, head);
+        for (size_t i = 0; i < k; i++) {
+            cw_buf_adds(&sql, i ? ", " : "");
+            cw_buf_adds(&sql, row);
+        }
+        struct cw_stmt *st = prepare_unbound(db, cw_buf_cstr(&sql), err);
+        if (!st) {
+            rc = CW_ERR_STORE;
+            break;
+        }
+        bind_held_rows(st, rows, &at, k);
+        rc = deferring(db) ? defer(st, false, err) : stmt_exec(st, err);
+    }
+    cw_buf_release(&sql);
+    return rc;
+}
+
+/*
+ * Sends the held rows: each table's by COPY when it holds COPY_MIN_ROWS
+ * or more, else by INSERT; the INSERTs first, the command log's before
+ * the events', then the COPYs in the same order. COPY cannot run in
+ * pipeline mode: what was deferred (the INSERTs included) is read first
+ * (drain). A failure loses the rows, and they may be earlier commands':
+ * held_lost tells the processor to run the batch again without holding.
  */
 static int flush_held(struct cw_db *db, struct cw_error *err)
 {
     if (!holding(db))
         return CW_OK;
-    int rc = drain(db, err);
-    if (!rc && db->n_held_commands)
-        rc = copy_in(db, COMMAND_COPY, &db->held_commands, db->n_held_commands, err);
-    if (!rc && db->n_held_events)
-        rc = copy_in(db, EVENT_COPY, &db->held_events, db->n_held_events, err);
+    size_t n_commands = db->n_held_commands, n_events = db->n_held_events;
+    /* First: the INSERTs name the log, and would flush the held rows again. */
+    db->n_held_commands = db->n_held_events = 0;
+    bool copy_commands = n_commands >= COPY_MIN_ROWS, copy_events = n_events >= COPY_MIN_ROWS;
+    int rc = CW_OK;
+    if (n_commands && !copy_commands)
+        rc = insert_held(db, COMMAND_ROWS, COMMAND_ROW, &db->held_commands, n_commands, err);
+    if (!rc && n_events && !copy_events)
+        rc = insert_held(db, EVENT_ROWS, EVENT_ROW, &db->held_events, n_events, err);
+    if (!rc && (copy_commands || copy_events))
+        rc = drain(db, err);
+    if (!rc && copy_commands)
+        rc = copy_in(db, COMMAND_COPY, &db->held_commands, n_commands, err);
+    if (!rc && copy_events)
+        rc = copy_in(db, EVENT_COPY, &db->held_events, n_events, err);
     drop_held(db);
     if (rc)
         db->held_lost = true;

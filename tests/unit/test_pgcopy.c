@@ -89,6 +89,36 @@ static void test_array(void **state)
     cw_buf_release(&b);
 }
 
+/* Rows read back field by field: what store_pg.c binds as an INSERT's parameters. */
+static void test_read_back(void **state)
+{
+    struct cw_buf b = CW_BUF_INIT;
+    cw_pgcopy_row(&b, 2);
+    cw_pgcopy_text(&b, "xyz");
+    cw_pgcopy_null(&b);
+    cw_pgcopy_row(&b, 2);
+    cw_pgcopy_int8(&b, 258);
+    cw_pgcopy_text(&b, "");
+    size_t at = cw_pgcopy_first_row(), len;
+    const char *data;
+    assert_int_equal(cw_pgcopy_next_row(&b, &at), 2);
+    cw_pgcopy_field(&b, &at, &data, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(data, "xyz", 3);
+    cw_pgcopy_field(&b, &at, &data, &len);
+    assert_null(data);
+    assert_int_equal(cw_pgcopy_next_row(&b, &at), 2);
+    cw_pgcopy_field(&b, &at, &data, &len);
+    static const unsigned char v258[] = {0, 0, 0, 0, 0, 0, 1, 2};
+    assert_int_equal(len, 8);
+    assert_memory_equal(data, v258, 8);
+    cw_pgcopy_field(&b, &at, &data, &len);
+    assert_non_null(data);
+    assert_int_equal(len, 0);
+    assert_int_equal(at, b.len);
+    cw_buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_second_row_has_no_header),
         cmocka_unit_test(test_json_field),
         cmocka_unit_test(test_array),
+        cmocka_unit_test(test_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
