@@ -10,7 +10,10 @@
  * for several batch caps to show how throughput scales with batch size.
  * With --store postgres://... each run on PostgreSQL follows the same run
  * on SQLite (unless --side-by-side=no), and a ratio line compares them:
- * both see the same load from whatever else runs on the machine.
+ * both see the same load from whatever else runs on the machine. On
+ * PostgreSQL it also reports the CPU per command of the server backends
+ * that serve the engine (the processor's writer does the work), read from
+ * /proc: the server must run on this machine, as the throwaway one does.
  */
 #include "calderwood.h"
 #include "core/alloc.h"
@@ -104,6 +107,60 @@ static double thread_cpu_us(const char *name)
     return total;
 }
 
+/* CPU microseconds used so far by process pid (utime + stime, from /proc). */
+static double process_cpu_us(long pid)
+{
+    char path[64], stat[1024];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long ut = 0, st = 0;
+    char *p = fgets(stat, sizeof(stat), f) ? strrchr(stat, ')') : NULL;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+        fclose(f);
+        return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+    }
+    fclose(f);
+    return 0;
+}
+
+/*
+ * PostgreSQL: the process ids of the engine's server backends (the
+ * processor's writer among them), found from a connection of the bench's
+ * own, so that their CPU time can be read from /proc. The server must run
+ * on this machine, as the throwaway cluster does. Returns how many.
+ */
+static size_t server_pids(struct cw_store *s, long *pids, size_t max)
+{
+    struct cw_db *db;
+    struct cw_error err = {0};
+    json_t *rows = NULL;
+    size_t n = 0;
+    if (cw_store_reader_open(s, &db, &err) == CW_OK) {
+        if (cw_db_query_json(db, &rows, &err,
+                             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                             "") == CW_OK) {
+            for (size_t i = 0; i < json_array_size(rows) && n < max; i++)
+                pids[n++] =
+                    (long)json_integer_value(json_object_get(json_array_get(rows, i), "pid"));
+            json_decref(rows);
+        }
+        cw_db_close(db);
+    }
+    cw_error_release(&err);
+    return n;
+}
+
+static double pids_cpu_us(const long *pids, size_t n)
+{
+    double total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += process_cpu_us(pids[i]);
+    return total;
+}
+
 static void on_commit(void *arg, size_t batch_size, int64_t commit_us)
 {
     struct run *r = arg;
@@ -167,6 +224,9 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     }
     pthread_t th[64];
     struct producer ps[64];
+    long pids[16];
+    size_t n_pids = store ? server_pids(cw_engine_store(r.e), pids, 16) : 0;
+    double server_us = -pids_cpu_us(pids, n_pids);
     int64_t t0 = cw_mono_us();
     for (int i = 0; i < producers; i++) {
         ps[i] = (struct producer){.r = &r, .id = i};
@@ -190,6 +250,7 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     struct cw_processor_stats st;
     cw_engine_stats(r.e, &st);
     double checkpoint_us = thread_cpu_us("cw-checkpoint");
+    server_us += pids_cpu_us(pids, n_pids);
     cw_engine_close(r.e);
     qsort(r.commit_us.v, r.commit_us.n, sizeof(int64_t), cmp);
     qsort(r.batch.v, r.batch.n, sizeof(int64_t), cmp);
@@ -200,12 +261,12 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     printf(
         "%-8s max_batch %6lld  commands/s %9.0f  batches %6zu  batch p50 %5lld p99 %5lld max %5lld"
         "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  processor_cpu_us/cmd %.2f"
-        "  checkpoint_cpu_us/cmd %.2f  overloaded %lld\n",
+        "  checkpoint_cpu_us/cmd %.2f  server_cpu_us/cmd %.2f  overloaded %lld\n",
         store ? "postgres" : "sqlite", (long long)max_batch, rate, r.batch.n,
         (long long)pct(&r.batch, 50), (long long)pct(&r.batch, 99), (long long)pct(&r.batch, 100),
         (long long)pct(&r.commit_us, 50), (long long)pct(&r.commit_us, 99),
         (long long)pct(&r.commit_us, 99.9), (long long)pct(&r.commit_us, 100),
-        (double)st.cpu_us / (double)done, checkpoint_us / (double)done,
+        (double)st.cpu_us / (double)done, checkpoint_us / (double)done, server_us / (double)done,
         (long long)atomic_load(&r.overloaded));
     fflush(stdout);
     *res = (struct result){.rate = rate,

@@ -12,7 +12,9 @@
  *
  * Every entry has the contract of the public call of the same name in
  * store.h or calderwood.h; open receives the URL's target (the path for
- * sqlite:, the whole URL for postgres://).
+ * sqlite:, the whole URL for postgres://). What is the same on every
+ * backend is written once in db.c over these calls: the command log's
+ * statements, the last position, the migrations' bookkeeping.
  */
 #ifndef CW_STORE_BACKEND_H
 #define CW_STORE_BACKEND_H
@@ -36,6 +38,8 @@ struct cw_store_backend {
     void (*db_close)(struct cw_db *db);
     const struct cw_domain *(*domain)(struct cw_db *db);
     struct cw_stmt *(*prepare)(struct cw_db *db, const char *sql, struct cw_error *err);
+    /* Optional: prepare, its old bindings left, for a caller that binds every parameter. */
+    struct cw_stmt *(*prepare_unbound)(struct cw_db *db, const char *sql, struct cw_error *err);
     int (*begin)(struct cw_db *db, struct cw_error *err);
     int (*commit)(struct cw_db *db, struct cw_error *err);
     void (*rollback)(struct cw_db *db);
@@ -44,13 +48,14 @@ struct cw_store_backend {
     void (*rollback_to)(struct cw_db *db);
     int (*snapshot_begin)(struct cw_db *db, struct cw_error *err);
     void (*snapshot_end)(struct cw_db *db);
-    int (*find_command)(struct cw_db *db, const char *user_uuid, const char *client_id,
-                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err);
-    int (*insert_command)(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, const char *data_text,
-                          const char *meta_text, struct cw_error *err);
-    int (*update_command)(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, struct cw_error *err);
+    /*
+     * Optional: keeps cmd's command-log row back to go in later (*held),
+     * as PostgreSQL does for a key the batch's lookup found absent; else
+     * db.c inserts it with a statement.
+     */
+    int (*hold_command)(struct cw_db *db, const struct cw_command *cmd,
+                        const struct cw_command_record *rec, const char *data_text,
+                        const char *meta_text, bool *held, struct cw_error *err);
     void (*hold_events)(struct cw_db *db, bool on);
     bool (*held_lost)(struct cw_db *db);
     /* Optional (NULL: nothing to do), as are blame_next and blamed. */
@@ -61,7 +66,8 @@ struct cw_store_backend {
     int (*append_event)(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                         const char *meta_text, struct cw_error *err);
     int64_t (*total_changes)(struct cw_db *db);
-    int (*last_position)(struct cw_db *db, int64_t *out, struct cw_error *err);
+    /* Runs a migration's SQL (several statements), adapted to the backend's dialect. */
+    int (*run_script)(struct cw_db *db, const char *sql, struct cw_error *err);
     /* NULL for a backend where the process's own file lock already makes it the only writer. */
     int (*try_lead)(struct cw_db *db, int64_t key, bool *held, struct cw_error *err);
     bool (*leads)(struct cw_db *db);
@@ -101,6 +107,7 @@ struct cw_known_migrations {
     const struct cw_migration *core;
     size_t n_core;
     const struct cw_domain *d; /* may be NULL */
+    bool pg;                   /* the backend takes a migration's sql_pg where it has one */
 };
 
 size_t cw_known_count(const struct cw_known_migrations *k);
@@ -115,6 +122,14 @@ int cw_known_applied(struct cw_db *db, const char *id, bool *yes, struct cw_erro
  * a newer binary recorded a migration unknown here in a namespace known here.
  * has_table: whether schema_migrations exists yet.
  */
+/*
+ * Applies each known migration not yet recorded, each in its own
+ * transaction with its record (backend's run_script for the SQL); counts
+ * them in *n_applied. schema_migrations must exist. Stops at the first
+ * failure, which changes nothing of that migration.
+ */
+int cw_known_apply(const struct cw_known_migrations *k, struct cw_db *db, int *n_applied,
+                   struct cw_error *err);
 int cw_known_check(const struct cw_known_migrations *k, struct cw_db *db, bool has_table,
                    const char *label, int *n_pending, char *first_pending, size_t len,
                    struct cw_error *err);

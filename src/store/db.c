@@ -5,6 +5,7 @@
  * once over the cw_stmt calls: the one-call SQL helpers and the log scan.
  */
 #include "backend.h"
+#include "core/buf.h"
 #include "core/registry.h"
 
 #include <stdarg.h>
@@ -181,25 +182,6 @@ void cw_db_snapshot_end(struct cw_db *db)
     BE(db)->snapshot_end(db);
 }
 
-int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                          int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
-{
-    return BE(db)->find_command(db, user_uuid, client_id, client_seq, out, err);
-}
-
-int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
-                            const struct cw_command_record *rec, const char *data_text,
-                            const char *meta_text, struct cw_error *err)
-{
-    return BE(db)->insert_command(db, cmd, rec, data_text, meta_text, err);
-}
-
-int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
-                            const struct cw_command_record *rec, struct cw_error *err)
-{
-    return BE(db)->update_command(db, cmd, rec, err);
-}
-
 void cw_db_hold_events(struct cw_db *db, bool on)
 {
     BE(db)->hold_events(db, on);
@@ -236,11 +218,6 @@ int cw_store_append_event(struct cw_db *db, const struct cw_event *ev, const cha
 int64_t cw_db_total_changes(struct cw_db *db)
 {
     return BE(db)->total_changes(db);
-}
-
-int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
-{
-    return BE(db)->last_position(db, out, err);
 }
 
 int cw_db_try_lead(struct cw_db *db, int64_t key, bool *held, struct cw_error *err)
@@ -351,20 +328,24 @@ static struct cw_stmt *prepare_bound(struct cw_db *db, struct cw_error *err, con
     return st;
 }
 
-int cw_db_exec(struct cw_db *db, struct cw_error *err, const char *sql, const char *types, ...)
+/* Runs st to its end, its rows unread (a backend may send it without waiting). */
+static int exec_stmt(struct cw_stmt *st, struct cw_error *err)
 {
-    va_list ap;
-    va_start(ap, types);
-    struct cw_stmt *st = prepare_bound(db, err, sql, types, ap);
-    va_end(ap);
-    if (!st)
-        return CW_ERR_STORE;
     if (BE(st)->exec)
         return BE(st)->exec(st, err);
     int rc;
     while ((rc = cw_stmt_step(st, err)) == CW_ROW)
         ;
     return rc == CW_DONE ? CW_OK : rc;
+}
+
+int cw_db_exec(struct cw_db *db, struct cw_error *err, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    struct cw_stmt *st = prepare_bound(db, err, sql, types, ap);
+    va_end(ap);
+    return st ? exec_stmt(st, err) : CW_ERR_STORE;
 }
 
 int cw_db_query_json(struct cw_db *db, json_t **rows, struct cw_error *err, const char *sql,
@@ -435,7 +416,7 @@ static json_t *parse(const char *text)
  */
 #define SCAN_ROWS 512
 
-/* Hands the current row of st to fn, upcast; returns fn's answer. */
+/* Hands the current row of st (CW_EVENT_COLUMNS) to fn, upcast; returns fn's answer. */
 static int scan_row(struct cw_stmt *st, const struct cw_domain *d, cw_event_cb fn, void *arg)
 {
     struct cw_event ev = {
@@ -463,15 +444,12 @@ int cw_db_scan_events(struct cw_db *db, int64_t after, int64_t until, const char
                       const char *const *names, cw_event_cb fn, void *arg, struct cw_error *err)
 {
     /* Two shapes so the (user_uuid, position) index serves per-user scans. */
-    const char *sql =
-        user_uuid
-            ? "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-              " client_id, client_seq, recorded_at FROM events"
-              " WHERE user_uuid = ? AND position > ? AND position <= ? ORDER BY position LIMIT ?"
-            : "SELECT position, uuid, command_uuid, name, version, data, meta, user_uuid,"
-              " client_id, client_seq, recorded_at FROM events"
-              " WHERE CAST(? AS TEXT) IS NULL AND position > ? AND position <= ?"
-              " ORDER BY position LIMIT ?";
+    const char *sql = user_uuid ? "SELECT " CW_EVENT_COLUMNS " FROM events"
+                                  " WHERE user_uuid = ? AND position > ? AND position <= ?"
+                                  " ORDER BY position LIMIT ?"
+                                : "SELECT " CW_EVENT_COLUMNS " FROM events"
+                                  " WHERE CAST(? AS TEXT) IS NULL AND position > ? AND"
+                                  " position <= ? ORDER BY position LIMIT ?";
     const struct cw_domain *d = cw_db_domain(db);
     for (;;) {
         struct cw_stmt *st = cw_db_prepare(db, sql, err);
@@ -514,7 +492,10 @@ const char *cw_known_id(const struct cw_known_migrations *k, size_t i)
 
 const char *cw_known_sql(const struct cw_known_migrations *k, size_t i)
 {
-    return i < k->n_core ? k->core[i].sql : k->d->migrations[i - k->n_core].sql;
+    if (i < k->n_core)
+        return k->pg && k->core[i].sql_pg ? k->core[i].sql_pg : k->core[i].sql;
+    const struct cw_migration_entry *m = &k->d->migrations[i - k->n_core];
+    return k->pg && m->sql_pg ? m->sql_pg : m->sql;
 }
 
 int cw_known_applied(struct cw_db *db, const char *id, bool *yes, struct cw_error *err)
@@ -595,4 +576,184 @@ int cw_known_check(const struct cw_known_migrations *k, struct cw_db *db, bool h
             snprintf(first_pending, len, "%s", id);
     }
     return rc;
+}
+
+/* Applies one migration with its record, in one transaction; a no-op when recorded. */
+static int apply_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
+                     struct cw_error *err)
+{
+    int rc = cw_db_begin(db, err);
+    if (rc)
+        return rc;
+    bool done = false;
+    rc = cw_known_applied(db, id, &done, err);
+    if (!rc && !done) {
+        struct cw_error why = {0};
+        rc = BE(db)->run_script(db, sql, &why);
+        if (rc)
+            cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id, why.message);
+        cw_error_release(&why);
+    }
+    if (!rc && !done)
+        rc = cw_db_exec(db, err, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)",
+                        "ti", id, cw_now_us());
+    if (rc || done) {
+        cw_db_rollback(db);
+        return rc;
+    }
+    rc = cw_db_commit(db, err);
+    if (!rc && n_applied)
+        ++*n_applied;
+    return rc;
+}
+
+int cw_known_apply(const struct cw_known_migrations *k, struct cw_db *db, int *n_applied,
+                   struct cw_error *err)
+{
+    int rc = CW_OK;
+    for (size_t i = 0; !rc && i < cw_known_count(k); i++)
+        rc = apply_one(db, cw_known_id(k, i), cw_known_sql(k, i), n_applied, err);
+    return rc;
+}
+
+/* ----------------------------------------------------------- command log */
+
+/* Reads a command-log row's uuid and outcome (uuid, outcome, positions, code, message). */
+static void stored_outcome(struct cw_stmt *st, struct cw_command_record *out)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->uuid, sizeof(out->uuid), "%s", cw_stmt_text(st, 0));
+    out->rejected = strcmp(cw_stmt_text(st, 1), "rejected") == 0;
+    out->first_position = cw_stmt_int(st, 2);
+    out->last_position = cw_stmt_int(st, 3);
+    if (!cw_stmt_is_null(st, 4))
+        snprintf(out->reject_code, sizeof(out->reject_code), "%s", cw_stmt_text(st, 4));
+    if (!cw_stmt_is_null(st, 5))
+        snprintf(out->reject_message, sizeof(out->reject_message), "%s", cw_stmt_text(st, 5));
+}
+
+int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
+                          int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(
+        db,
+        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
+        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+        err);
+    if (!st)
+        return CW_ERR_STORE;
+    cw_stmt_bind_text_static(st, 1, user_uuid);
+    cw_stmt_bind_text_static(st, 2, client_id);
+    cw_stmt_bind_int(st, 3, client_seq);
+    int rc = cw_stmt_step(st, err);
+    if (rc == CW_DONE)
+        return CW_ERR_NOT_FOUND;
+    if (rc != CW_ROW)
+        return rc;
+    stored_outcome(st, out);
+    cw_stmt_reset(st);
+    return CW_OK;
+}
+
+/* The store's own statements bind every parameter: their old bindings need no clearing. */
+static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct cw_error *err)
+{
+    return BE(db)->prepare_unbound ? BE(db)->prepare_unbound(db, sql, err)
+                                   : cw_db_prepare(db, sql, err);
+}
+
+/* Binds text, or v serialised (copied) when text is NULL (an absent v reads {}). */
+static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_t *v)
+{
+    if (text) {
+        cw_stmt_bind_text_static(st, idx, text);
+        return;
+    }
+    struct cw_buf b = CW_BUF_INIT;
+    if (v)
+        cw_json_add(&b, v);
+    else
+        cw_buf_adds(&b, "{}");
+    cw_stmt_bind_text(st, idx, cw_buf_cstr(&b));
+    cw_buf_release(&b);
+}
+
+/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
+static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
+{
+    cw_stmt_bind_text_static(st, first, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        cw_stmt_bind_int(st, first + 1, rec->first_position);
+        cw_stmt_bind_int(st, first + 2, rec->last_position);
+    } else {
+        cw_stmt_bind_null(st, first + 1);
+        cw_stmt_bind_null(st, first + 2);
+    }
+    cw_stmt_bind_text_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
+    cw_stmt_bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
+}
+
+int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, const char *data_text,
+                            const char *meta_text, struct cw_error *err)
+{
+    bool held = false;
+    int rc = BE(db)->hold_command
+                 ? BE(db)->hold_command(db, cmd, rec, data_text, meta_text, &held, err)
+                 : CW_OK;
+    if (rc || held)
+        return rc;
+    /* The UNIQUE key is the idempotency check: no row inserted means a duplicate. */
+    struct cw_stmt *st = prepare_unbound(db,
+                                         "INSERT INTO commands(" CW_COMMAND_COLUMNS ")"
+                                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                                         " ON CONFLICT (user_uuid, client_id, client_seq)"
+                                         " DO NOTHING",
+                                         err);
+    if (!st)
+        return CW_ERR_STORE;
+    cw_stmt_bind_text_static(st, 1, cmd->uuid);
+    cw_stmt_bind_text_static(st, 2, cmd->user_uuid);
+    cw_stmt_bind_text_static(st, 3, cmd->client_id);
+    cw_stmt_bind_int(st, 4, cmd->client_seq);
+    cw_stmt_bind_text_static(st, 5, cmd->name);
+    bind_json(st, 6, data_text, cmd->data);
+    bind_json(st, 7, meta_text, cmd->meta);
+    cw_stmt_bind_int(st, 8, cmd->received_at);
+    bind_outcome(st, 9, rec);
+    rc = cw_stmt_step(st, err);
+    if (rc != CW_DONE)
+        return rc;
+    return cw_stmt_changes(st) ? CW_OK : CW_ERR_EXISTS;
+}
+
+int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
+                            const struct cw_command_record *rec, struct cw_error *err)
+{
+    struct cw_stmt *st =
+        prepare_unbound(db,
+                        "UPDATE commands SET outcome = ?, first_position = ?,"
+                        " last_position = ?, reject_code = ?, reject_message = ?"
+                        " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
+                        err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_outcome(st, 1, rec);
+    cw_stmt_bind_text_static(st, 6, cmd->user_uuid);
+    cw_stmt_bind_text_static(st, 7, cmd->client_id);
+    cw_stmt_bind_int(st, 8, cmd->client_seq);
+    return exec_stmt(st, err);
+}
+
+int cw_store_last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
+{
+    struct cw_stmt *st = cw_db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
+    if (!st)
+        return CW_ERR_STORE;
+    int rc = cw_stmt_step(st, err);
+    if (rc != CW_ROW)
+        return rc == CW_DONE ? CW_ERR_STORE : rc;
+    *out = cw_stmt_int(st, 0);
+    cw_stmt_reset(st);
+    return CW_OK;
 }

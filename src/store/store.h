@@ -143,6 +143,14 @@ void cw_db_rollback_to(struct cw_db *db);
 int cw_db_snapshot_begin(struct cw_db *db, struct cw_error *err);
 void cw_db_snapshot_end(struct cw_db *db);
 
+/* The columns of the log's tables, in the order every backend writes them. */
+#define CW_COMMAND_COLUMNS                                                                         \
+    "uuid, user_uuid, client_id, client_seq, name, data, meta, received_at, outcome,"              \
+    " first_position, last_position, reject_code, reject_message"
+#define CW_EVENT_COLUMNS                                                                           \
+    "position, uuid, command_uuid, name, version, data, meta, user_uuid, client_id, client_seq,"   \
+    " recorded_at"
+
 /* What the command log remembers of a processed command. */
 struct cw_command_record {
     char uuid[CW_UUID_LEN + 1];
@@ -169,10 +177,11 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err);
 /*
  * Writer only. While holding is on (off when a connection opens),
- * cw_store_append_event keeps event rows back and inserts them 64 to a
- * statement: before any statement that reads or writes the events table
- * steps, before a savepoint, and at commit; a rollback (to a savepoint)
- * drops them. A failure to insert held rows may concern earlier commands
+ * cw_store_append_event keeps event rows back and inserts them many at a
+ * time (SQLite: 64 to a statement; PostgreSQL: by COPY, with the command
+ * log's rows): before any statement that reads or writes the log steps,
+ * before a savepoint, and at commit; a rollback (to a savepoint) drops
+ * them. A failure to insert held rows may concern earlier commands
  * than the one that meets it: cw_db_held_lost() then says so until the
  * next cw_db_begin, and the transaction must be rolled back and run again
  * without holding.

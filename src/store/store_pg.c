@@ -6,14 +6,18 @@
  * here, and in migrations the word INTEGER becomes BIGINT (SQLite's
  * integers are 64-bit). Statements are prepared once per connection and
  * cached by their SQL text; parameters travel as text and PostgreSQL infers
- * their types from the statement. Results are read whole, so a statement
- * can stay open while others run on the same connection, as in SQLite.
+ * their types from the statement (the batch's key lookup alone sends its
+ * arrays in binary). Results are read whole, so a statement can stay open
+ * while others run on the same connection, as in SQLite. The processor's
+ * command-log and event rows go in by binary COPY, or a few of them by a
+ * pipelined INSERT (see "held rows").
  *
  * Commits are durable (synchronous_commit = on). A lost connection is
  * CW_ERR_AGAIN; the next transaction reconnects and prepares again. SQLSTATEs
  * are translated here and nowhere else.
  */
 #include "backend.h"
+#include "pgcopy.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/registry.h"
@@ -35,18 +39,21 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 #define MAX_PARAMS 1024
 
 /*
- * The processor's event rows are held back and inserted LOG_CHUNK at a
- * time with one multi-row INSERT: a round trip to the server for many
- * events instead of one each.
+ * The processor's command-log and event rows are held back, in binary COPY
+ * form, and go to the server when the batch commits or a statement needs
+ * them in (see "held rows" below). A held stream that grows past this many
+ * bytes is sent at once, so a batch's memory stays bounded.
  */
-#define LOG_CHUNK      64
-#define COMMAND_PARAMS 13
-
-/* An event row held back, its strings copied (NULL stays NULL). */
-struct held_event {
-    int64_t position, version, client_seq, recorded_at;
-    char *uuid, *command_uuid, *name, *data, *meta, *user_uuid, *client_id;
-};
+#define COPY_FLUSH_BYTES (8u << 20)
+/*
+ * A table's held rows go in by COPY from this many on; fewer go in by
+ * multi-row INSERTs of up to INSERT_CHUNK rows, sent in the pipeline.
+ * COPY saves the server parsing and planning, but cannot be pipelined: it
+ * costs a drain and two round trips, more than it saves on a few rows
+ * (docs/PERFORMANCE.md, "COPY or INSERT").
+ */
+#define COPY_MIN_ROWS 64
+#define INSERT_CHUNK  64 /* 13 * 64 parameters at most: within MAX_PARAMS */
 
 struct cw_stmt {
     const struct cw_store_backend *be; /* first: what db.c reads */
@@ -59,6 +66,8 @@ struct cw_stmt {
     const char **values;
     char **owned;     /* copies made by bind_text */
     char (*ints)[24]; /* integers bound, as text */
+    int *lengths;     /* of the values bound in binary; NULL until one is */
+    int *formats;     /* per parameter: 0 text, 1 binary; NULL until one is binary */
     PGresult *res;    /* the rows of the current step, or NULL */
     bool touches_log; /* names the events or commands table: held-back rows go in first */
     bool writes;      /* INSERT, UPDATE, DELETE or MERGE: counts as a change when deferred */
@@ -81,14 +90,12 @@ struct cw_db {
     bool read_only;     /* a reader, or the writer of a read-only store */
     char message[256];  /* libpq's last connection message, its first line */
     unsigned lead_gen;  /* the connection (gen) that took the advisory lock; 0: none */
-    /* Held-back event rows (cw_db_hold_events); only ever on the writer. */
+    /* Held-back rows (cw_db_hold_events); only ever on the writer. */
     bool hold;
-    bool held_lost; /* inserting held rows failed: the batch must run again */
-    struct held_event held[LOG_CHUNK];
-    size_t n_held;
-    /* Command log rows held back the same way while deferring: COMMAND_PARAMS texts each. */
-    char *held_commands[LOG_CHUNK][COMMAND_PARAMS];
-    size_t n_held_commands;
+    bool held_lost;            /* sending held rows failed: the batch must run again */
+    struct cw_buf held_events; /* binary COPY rows of the events table */
+    struct cw_buf held_commands;
+    size_t n_held_events, n_held_commands;
     /*
      * Statements sent in pipeline mode whose results are not read yet
      * (see "deferred statements" below); 0 when the pipeline is not in use.
@@ -172,11 +179,10 @@ static const struct cw_migration core_migrations[] = {
 static void db_close(struct cw_db *db);
 static int flush_held(struct cw_db *db, struct cw_error *err);
 static void drop_held(struct cw_db *db);
+static bool holding(const struct cw_db *db);
 static int stmt_step(struct cw_stmt *st, struct cw_error *err);
 static void stmt_reset(struct cw_stmt *st);
 static int drain(struct cw_db *db, struct cw_error *err);
-static char *dup_or_null(const char *text);
-static int flush_commands(struct cw_db *db, struct cw_error *err);
 static void forget_expected(struct cw_db *db);
 
 /* ------------------------------------------------------------- errors */
@@ -378,6 +384,8 @@ static void stmt_free(struct cw_stmt *st)
     free(st->owned);
     free(st->values);
     free(st->ints);
+    free(st->lengths);
+    free(st->formats);
     free(st->pg_sql);
     free(st->sql);
     free(st);
@@ -401,6 +409,8 @@ static void db_close(struct cw_db *db)
             stmt_free(db->cache.values[i]);
     cw_strmap_release(&db->cache);
     cw_buf_release(&db->scratch);
+    cw_buf_release(&db->held_events);
+    cw_buf_release(&db->held_commands);
     forget_expected(db);
     cw_strmap_release(&db->expected);
     free(db->expected_keys);
@@ -660,7 +670,24 @@ static bool slot(struct cw_stmt *st, int idx)
         return false;
     free(st->owned[idx - 1]);
     st->owned[idx - 1] = NULL;
+    if (st->formats)
+        st->formats[idx - 1] = 0;
     return true;
+}
+
+/* Binds len bytes at data in binary form (the parameter type's own); not copied. */
+static int bind_binary(struct cw_stmt *st, int idx, const char *data, size_t len)
+{
+    if (!slot(st, idx))
+        return CW_ERR_STORE;
+    if (!st->formats) {
+        st->formats = cw_xcalloc((size_t)st->n_params, sizeof(*st->formats));
+        st->lengths = cw_xcalloc((size_t)st->n_params, sizeof(*st->lengths));
+    }
+    st->values[idx - 1] = data;
+    st->lengths[idx - 1] = (int)len;
+    st->formats[idx - 1] = 1;
+    return CW_OK;
 }
 
 static int bind_null(struct cw_stmt *st, int idx)
@@ -701,7 +728,7 @@ static int bind_int(struct cw_stmt *st, int idx, int64_t value)
 static int execute_once(struct cw_stmt *st, struct cw_error *err)
 {
     struct cw_db *db = st->db;
-    if (st->touches_log && (db->n_held || db->n_held_commands)) {
+    if (st->touches_log && holding(db)) {
         int flushed = flush_held(db, err);
         if (flushed)
             return flushed;
@@ -713,7 +740,8 @@ static int execute_once(struct cw_stmt *st, struct cw_error *err)
         rc = drain(db, err); /* what was sent before comes first, and its errors */
     if (rc)
         return rc;
-    PGresult *res = PQexecPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0);
+    PGresult *res =
+        PQexecPrepared(db->conn, st->name, st->n_params, st->values, st->lengths, st->formats, 0);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         rc = fail(db, res, err, "step");
@@ -824,21 +852,25 @@ static json_t *stmt_json(struct cw_stmt *st, int col)
 /* ------------------------------------------------- deferred statements */
 
 /*
- * While the processor holds events back (cw_db_hold_events, its fast mode),
+ * While the processor holds rows back (cw_db_hold_events, its fast mode),
  * the writes whose answers it does not need are sent in libpq's pipeline
- * mode and not waited for: the command log's rows, outcome corrections,
- * event rows, savepoints, every statement domain code runs with
- * cw_db_exec, and the COMMIT itself. A batch then costs a few round trips
- * (BEGIN, the last position, COMMIT with everything before it) instead of
- * several per command, and the server works through the statements while
- * the processor runs the next commands.
+ * mode and not waited for: outcome corrections, savepoints, every statement
+ * domain code runs with cw_db_exec. The server works through them while the
+ * processor runs the next commands. The held command-log and event rows
+ * then go in by COPY, which pipeline mode does not allow: at commit the
+ * pipeline is drained, the two COPYs run, and COMMIT. A batch costs a few
+ * round trips (BEGIN, the last position, the key lookup, the drain, two
+ * for each COPY, COMMIT) instead of several per command. A table with
+ * fewer than COPY_MIN_ROWS held rows goes in by a multi-row INSERT sent in
+ * the pipeline instead, and a small batch costs four round trips: BEGIN,
+ * the last position, the key lookup, and the pipeline ending in COMMIT.
  *
  * The results are read, in order, at the next statement whose answer is
  * needed (drain): a failure among them may be any earlier command's, so it
  * makes the batch's rows lost (cw_db_held_lost) and the processor runs the
  * batch again in safe mode, where nothing is deferred and each failure is
- * its own command's. The command log's row goes in without ON CONFLICT: a
- * duplicate key fails the batch the same way, and the safe run answers the
+ * its own command's. The command log's rows go in without ON CONFLICT (COPY
+ * has none): a duplicate key fails the batch the same way, and the safe run answers the
  * duplicate with its original outcome. Duplicates are rare (a client's
  * resend after a lost connection); a batch holding one runs twice.
  */
@@ -872,7 +904,7 @@ static void sent(struct cw_db *db, size_t blame)
 static int defer(struct cw_stmt *st, bool blame, struct cw_error *err)
 {
     struct cw_db *db = st->db;
-    if (st->touches_log && (db->n_held || db->n_held_commands)) {
+    if (st->touches_log && holding(db)) {
         int flushed = flush_held(db, err);
         if (flushed)
             return flushed;
@@ -880,7 +912,8 @@ static int defer(struct cw_stmt *st, bool blame, struct cw_error *err)
     int rc = ensure_prepared(st, err);
     if (!rc)
         rc = enter_pipeline(db, err);
-    if (!rc && !PQsendQueryPrepared(db->conn, st->name, st->n_params, st->values, NULL, NULL, 0))
+    if (!rc && !PQsendQueryPrepared(db->conn, st->name, st->n_params, st->values, st->lengths,
+                                    st->formats, 0))
         rc = fail(db, NULL, err, "send");
     if (rc) {
         db->held_lost = true;
@@ -1051,43 +1084,25 @@ static void snapshot_end(struct cw_db *db)
 
 /* ----------------------------------------------------------- migrations */
 
-static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
-                       struct cw_error *err)
+/* A migration's SQL: several statements, INTEGER read as BIGINT, run in one go. */
+static int run_script(struct cw_db *db, const char *sql, struct cw_error *err)
 {
-    int rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    bool done;
-    rc = cw_known_applied(db, id, &done, err);
-    if (rc || done)
-        goto out;
     struct cw_buf text = CW_BUF_INIT;
     adapt_sql(sql, true, &text);
-    PGresult *res = PQexec(db->conn, text.data);
+    int rc = drain(db, err);
+    PGresult *res = rc ? NULL : PQexec(db->conn, text.data);
     cw_buf_release(&text);
     ExecStatusType s = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        rc = cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id, message(db, res));
+    if (!rc && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        rc = cw_error_set(err, CW_ERR_STORE, NULL, "%s", message(db, res));
     PQclear(res);
-    if (rc)
-        goto out;
-    struct cw_stmt *st =
-        db_prepare(db, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", err);
-    rc = st ? CW_OK : CW_ERR_STORE;
-    if (!rc) {
-        bind_text_static(st, 1, id);
-        bind_int(st, 2, cw_now_us());
-        rc = stmt_step(st, err);
-        rc = rc == CW_DONE ? CW_OK : rc;
-    }
-    if (!rc && n_applied)
-        ++*n_applied;
-out:
-    if (rc || done)
-        db_rollback(db);
-    else
-        rc = db_commit(db, err);
     return rc;
+}
+
+static struct cw_known_migrations known_migrations(const struct cw_domain *d)
+{
+    return (struct cw_known_migrations){
+        core_migrations, sizeof(core_migrations) / sizeof(core_migrations[0]), d, .pg = true};
 }
 
 static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
@@ -1102,8 +1117,7 @@ static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *
     stmt_reset(st);
     char label[512];
     cw_store_url_label(s->url, label, sizeof(label));
-    struct cw_known_migrations k = {core_migrations,
-                                    sizeof(core_migrations) / sizeof(core_migrations[0]), d};
+    struct cw_known_migrations k = known_migrations(d);
     return cw_known_check(&k, s->writer, has_table, label, n_pending, first_pending, len, err);
 }
 
@@ -1128,49 +1142,15 @@ static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_a
                   " CREATE TABLE IF NOT EXISTS schema_migrations ("
                   " id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); COMMIT",
                   err);
-    if (rc)
+    if (rc) {
         db_rollback(db);
-    for (size_t i = 0; !rc && i < sizeof(core_migrations) / sizeof(core_migrations[0]); i++)
-        rc = migrate_one(db, core_migrations[i].id, core_migrations[i].sql, n_applied, err);
-    for (size_t i = 0; !rc && d && i < d->n_migrations; i++)
-        rc = migrate_one(db, d->migrations[i].id,
-                         d->migrations[i].sql_pg ? d->migrations[i].sql_pg : d->migrations[i].sql,
-                         n_applied, err);
-    return rc;
+        return rc;
+    }
+    struct cw_known_migrations k = known_migrations(d);
+    return cw_known_apply(&k, db, n_applied, err);
 }
 
 /* --------------------------------------------------------- command log */
-
-static int find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(
-        db,
-        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
-        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-        err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text_static(st, 1, user_uuid);
-    bind_text_static(st, 2, client_id);
-    bind_int(st, 3, client_seq);
-    int rc = stmt_step(st, err);
-    if (rc == CW_DONE)
-        return CW_ERR_NOT_FOUND;
-    if (rc != CW_ROW)
-        return rc;
-    memset(out, 0, sizeof(*out));
-    snprintf(out->uuid, sizeof(out->uuid), "%s", stmt_text(st, 0));
-    out->rejected = strcmp(stmt_text(st, 1), "rejected") == 0;
-    out->first_position = stmt_int(st, 2);
-    out->last_position = stmt_int(st, 3);
-    if (!stmt_is_null(st, 4))
-        snprintf(out->reject_code, sizeof(out->reject_code), "%s", stmt_text(st, 4));
-    if (!stmt_is_null(st, 5))
-        snprintf(out->reject_message, sizeof(out->reject_message), "%s", stmt_text(st, 5));
-    stmt_reset(st);
-    return CW_OK;
-}
 
 /* Binds text, or v serialised (an absent v reads {}) as an owned copy. */
 static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_t *v)
@@ -1184,28 +1164,8 @@ static void bind_json(struct cw_stmt *st, int idx, const char *text, const json_
     free(s);
 }
 
-/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
-static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
-{
-    bind_text_static(st, first, rec->rejected ? "rejected" : "ok");
-    if (rec->first_position) {
-        bind_int(st, first + 1, rec->first_position);
-        bind_int(st, first + 2, rec->last_position);
-    } else {
-        bind_null(st, first + 1);
-        bind_null(st, first + 2);
-    }
-    bind_text_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
-    bind_text_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
-}
-
-#define COMMAND_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#define COMMAND_INSERT                                                                             \
-    "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"               \
-    " received_at, outcome, first_position, last_position, reject_code, reject_message)"           \
-    " VALUES " COMMAND_ROW
-#define COMMAND_INSERT_UNLESS_THERE                                                                \
-    COMMAND_INSERT " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING"
+#define EVENT_INSERT                                                                               \
+    "INSERT INTO events(" CW_EVENT_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 /* The map key of cmd's idempotency key, in db->scratch. */
 static const char *key_of(struct cw_db *db, const char *user, const char *client, int64_t seq)
@@ -1256,21 +1216,11 @@ static void expect_key(struct cw_db *db, const char *key, bool is_new)
     cw_strmap_put(&db->expected, e->key, e);
 }
 
-/* Appends text to out as the next element of an array literal: quoted, " and \ escaped. */
-static void array_element(struct cw_buf *out, const char *text)
-{
-    cw_buf_adds(out, out->len > 1 ? ",\"" : "\"");
-    for (const char *p = text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            cw_buf_addc(out, '\\');
-        cw_buf_addc(out, *p);
-    }
-    cw_buf_addc(out, '"');
-}
-
 /*
  * Looks up the idempotency keys of the batch's commands in one query, so
  * that each command found absent is inserted without awaiting an answer.
+ * The keys go as three arrays in binary form: the server neither parses
+ * array literals nor converts the sequence numbers from text.
  */
 static int expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
                            struct cw_error *err)
@@ -1279,19 +1229,17 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
     if (!deferring(db) || !n)
         return CW_OK;
     struct cw_buf users = CW_BUF_INIT, clients = CW_BUF_INIT, seqs = CW_BUF_INIT;
-    cw_buf_addc(&users, '{');
-    cw_buf_addc(&clients, '{');
-    cw_buf_addc(&seqs, '{');
+    cw_pgcopy_array_start(&users, OID_TEXT);
+    cw_pgcopy_array_start(&clients, OID_TEXT);
+    cw_pgcopy_array_start(&seqs, OID_INT8);
     for (size_t i = 0; i < n; i++) {
-        array_element(&users, cmds[i]->user_uuid);
-        array_element(&clients, cmds[i]->client_id);
-        if (i)
-            cw_buf_addc(&seqs, ',');
-        cw_buf_add_int(&seqs, cmds[i]->client_seq);
+        cw_pgcopy_array_text(&users, cmds[i]->user_uuid);
+        cw_pgcopy_array_text(&clients, cmds[i]->client_id);
+        cw_pgcopy_array_int8(&seqs, cmds[i]->client_seq);
     }
-    cw_buf_adds(&users, "}");
-    cw_buf_adds(&clients, "}");
-    cw_buf_adds(&seqs, "}");
+    cw_pgcopy_array_end(&users, (uint32_t)n);
+    cw_pgcopy_array_end(&clients, (uint32_t)n);
+    cw_pgcopy_array_end(&seqs, (uint32_t)n);
     struct cw_stmt *st = db_prepare(db,
                                     "SELECT user_uuid, client_id, client_seq FROM commands"
                                     " WHERE (user_uuid, client_id, client_seq) IN"
@@ -1299,9 +1247,9 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
                                     err);
     int rc = st ? CW_OK : CW_ERR_STORE;
     if (!rc) {
-        bind_text_static(st, 1, cw_buf_cstr(&users));
-        bind_text_static(st, 2, cw_buf_cstr(&clients));
-        bind_text_static(st, 3, cw_buf_cstr(&seqs));
+        bind_binary(st, 1, users.data, users.len);
+        bind_binary(st, 2, clients.data, clients.len);
+        bind_binary(st, 3, seqs.data, seqs.len);
         while ((rc = stmt_step(st, err)) == CW_ROW)
             expect_key(db, key_of(db, stmt_text(st, 0), stmt_text(st, 1), stmt_int(st, 2)), false);
         rc = rc == CW_DONE ? CW_OK : rc;
@@ -1332,169 +1280,186 @@ static bool blamed(struct cw_db *db, size_t *index, struct cw_error *why)
     return true;
 }
 
-/* Keeps st's row back, to go in with others in one statement (flush_commands). */
-static int hold_command(struct cw_db *db, struct cw_stmt *st, struct cw_error *err)
+/*
+ * Keeps cmd's row back, to go in with the others by COPY (flush_held),
+ * when the batch's lookup found its key absent and no command of the batch
+ * took it since: nothing to wait for. (Should another process insert it
+ * meanwhile, the batch fails and runs again in safe mode, which answers
+ * the duplicate.) Otherwise db.c's insert is its own idempotency check and
+ * its answer is awaited.
+ */
+static int hold_command(struct cw_db *db, const struct cw_command *cmd,
+                        const struct cw_command_record *rec, const char *data_text,
+                        const char *meta_text, bool *held, struct cw_error *err)
 {
-    char **row = db->held_commands[db->n_held_commands++];
-    for (int j = 0; j < COMMAND_PARAMS; j++)
-        row[j] = dup_or_null(st->values[j]);
-    stmt_reset(st);
-    return db->n_held_commands < LOG_CHUNK ? CW_OK : flush_commands(db, err);
+    *held = deferring(db) && take_key(db, cmd);
+    if (!*held)
+        return CW_OK;
+    struct cw_buf *b = &db->held_commands;
+    cw_pgcopy_row(b, 13);
+    cw_pgcopy_text(b, cmd->uuid);
+    cw_pgcopy_text(b, cmd->user_uuid);
+    cw_pgcopy_text(b, cmd->client_id);
+    cw_pgcopy_int8(b, cmd->client_seq);
+    cw_pgcopy_text(b, cmd->name);
+    cw_pgcopy_json(b, data_text, cmd->data);
+    cw_pgcopy_json(b, meta_text, cmd->meta);
+    cw_pgcopy_int8(b, cmd->received_at);
+    cw_pgcopy_text(b, rec->rejected ? "rejected" : "ok");
+    if (rec->first_position) {
+        cw_pgcopy_int8(b, rec->first_position);
+        cw_pgcopy_int8(b, rec->last_position);
+    } else {
+        cw_pgcopy_null(b);
+        cw_pgcopy_null(b);
+    }
+    cw_pgcopy_text(b, rec->rejected ? rec->reject_code : NULL);
+    cw_pgcopy_text(b, rec->rejected ? rec->reject_message : NULL);
+    db->n_held_commands++;
+    return b->len < COPY_FLUSH_BYTES ? CW_OK : flush_held(db, err);
 }
 
-static int insert_command(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, const char *data_text,
-                          const char *meta_text, struct cw_error *err)
+/* ------------------------------------------------------------ held rows */
+
+static bool holding(const struct cw_db *db)
 {
-    /*
-     * Deferred when the batch's lookup found the key absent and no command
-     * of the batch took it since: nothing to wait for. (Should another
-     * process insert it meanwhile, the batch fails and runs again in safe
-     * mode, which answers the duplicate.) Otherwise the insert is its own
-     * idempotency check and its answer is awaited.
-     */
-    bool deferred = deferring(db) && take_key(db, cmd);
-    struct cw_stmt *st =
-        db_prepare(db, deferred ? COMMAND_INSERT : COMMAND_INSERT_UNLESS_THERE, err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text_static(st, 1, cmd->uuid);
-    bind_text_static(st, 2, cmd->user_uuid);
-    bind_text_static(st, 3, cmd->client_id);
-    bind_int(st, 4, cmd->client_seq);
-    bind_text_static(st, 5, cmd->name);
-    bind_json(st, 6, data_text, cmd->data);
-    bind_json(st, 7, meta_text, cmd->meta);
-    bind_int(st, 8, cmd->received_at);
-    bind_outcome(st, 9, rec);
-    if (deferred)
-        return hold_command(db, st, err);
-    int rc = stmt_step(st, err);
-    if (rc != CW_DONE)
-        return rc;
-    return st->changes ? CW_OK : CW_ERR_EXISTS;
+    return db->n_held_events || db->n_held_commands;
 }
 
-static int update_command(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db,
-                                    "UPDATE commands SET outcome = ?, first_position = ?,"
-                                    " last_position = ?, reject_code = ?, reject_message = ?"
-                                    " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-                                    err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_outcome(st, 1, rec);
-    bind_text_static(st, 6, cmd->user_uuid);
-    bind_text_static(st, 7, cmd->client_id);
-    bind_int(st, 8, cmd->client_seq);
-    return stmt_exec(st, err);
-}
-
-/* ------------------------------------------------------------ event log */
-
-static char *dup_or_null(const char *text)
-{
-    return text ? cw_xstrdup(text) : NULL;
-}
-
-/* Frees the held rows: inserted, or undone with the transaction or savepoint. */
-static void drop_held_commands(struct cw_db *db)
-{
-    for (size_t i = 0; i < db->n_held_commands; i++)
-        for (size_t j = 0; j < COMMAND_PARAMS; j++)
-            free(db->held_commands[i][j]);
-    db->n_held_commands = 0;
-}
-
+/* Forgets the held rows: sent, or undone with the transaction or savepoint. */
 static void drop_held(struct cw_db *db)
 {
-    drop_held_commands(db);
-    for (size_t i = 0; i < db->n_held; i++) {
-        struct held_event *h = &db->held[i];
-        free(h->uuid), free(h->command_uuid), free(h->name), free(h->data), free(h->meta);
-        free(h->user_uuid), free(h->client_id);
+    cw_buf_reset(&db->held_events);
+    cw_buf_reset(&db->held_commands);
+    db->n_held_events = db->n_held_commands = 0;
+}
+
+/* Reads what is left of a COPY's results, so that the connection is free again. */
+static void copy_results_end(struct cw_db *db)
+{
+    PGresult *res;
+    while ((res = PQgetResult(db->conn))) {
+        ExecStatusType s = PQresultStatus(res);
+        PQclear(res);
+        if (s == PGRES_COPY_IN || s == PGRES_COPY_OUT) {
+            db->lost = true; /* stuck in a COPY: only a new connection gets out */
+            break;
+        }
     }
-    db->n_held = 0;
 }
 
-#define EVENT_INSERT                                                                               \
-    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
-    " client_id, client_seq, recorded_at) VALUES "
-#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-#define EVENT_PARAMS 11
-
-/* Binds one event row from parameter base + 1 on; strings must outlive the step. */
-static void bind_event(struct cw_stmt *st, int base, const struct held_event *h)
+/*
+ * Sends n rows, held in binary COPY form, with sql (COPY ... FROM STDIN):
+ * one round trip to start it, the rows as one stream, one to end it.
+ */
+static int copy_in(struct cw_db *db, const char *sql, struct cw_buf *rows, size_t n,
+                   struct cw_error *err)
 {
-    bind_int(st, base + 1, h->position);
-    bind_text_static(st, base + 2, h->uuid);
-    bind_text_static(st, base + 3, h->command_uuid);
-    bind_text_static(st, base + 4, h->name);
-    bind_int(st, base + 5, h->version);
-    bind_text_static(st, base + 6, h->data);
-    bind_text_static(st, base + 7, h->meta);
-    bind_text_static(st, base + 8, h->user_uuid);
-    bind_text_static(st, base + 9, h->client_id);
-    bind_int(st, base + 10, h->client_seq);
-    bind_int(st, base + 11, h->recorded_at);
-}
-
-/* Inserts the held command log rows with one statement (see flush_held). */
-static int flush_commands(struct cw_db *db, struct cw_error *err)
-{
-    size_t n = db->n_held_commands;
-    if (!n)
-        return CW_OK;
-    struct cw_buf sql = CW_BUF_INIT;
-    cw_buf_adds(&sql, COMMAND_INSERT);
-    for (size_t i = 1; i < n; i++)
-        cw_buf_adds(&sql, "," COMMAND_ROW);
-    db->n_held_commands = 0; /* first: the insert touches the command log itself */
-    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
-    cw_buf_release(&sql);
-    int rc = st ? CW_OK : CW_ERR_STORE;
-    for (size_t i = 0; !rc && i < n; i++)
-        for (int j = 0; j < COMMAND_PARAMS; j++)
-            bind_text_static(st, (int)i * COMMAND_PARAMS + j + 1, db->held_commands[i][j]);
+    cw_pgcopy_finish(rows);
+    PGresult *res = PQexec(db->conn, sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+        int rc = fail(db, res, err, "copy");
+        PQclear(res);
+        copy_results_end(db);
+        return rc;
+    }
+    PQclear(res);
+    bool sent = PQputCopyData(db->conn, rows->data, (int)rows->len) == 1;
+    sent = PQputCopyEnd(db->conn, sent ? NULL : "the rows could not be sent") == 1 && sent;
+    res = PQgetResult(db->conn);
+    int rc =
+        sent && res && PQresultStatus(res) == PGRES_COMMAND_OK ? CW_OK : fail(db, res, err, "copy");
+    PQclear(res);
+    copy_results_end(db);
     if (!rc)
-        rc = defer(st, false, err); /* rows are held only while deferring */
-    db->n_held_commands = n;
-    drop_held_commands(db);
-    if (rc)
-        db->held_lost = true;
+        db->total_changes += (int64_t)n;
+    return rc;
+}
+
+#define COMMAND_COPY "COPY commands(" CW_COMMAND_COLUMNS ") FROM STDIN (FORMAT binary)"
+#define EVENT_COPY   "COPY events(" CW_EVENT_COLUMNS ") FROM STDIN (FORMAT binary)"
+#define COMMAND_ROWS "INSERT INTO commands(" CW_COMMAND_COLUMNS ") VALUES "
+#define COMMAND_ROW  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define EVENT_ROWS   "INSERT INTO events(" CW_EVENT_COLUMNS ") VALUES "
+#define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+/* Binds the next n rows of the held stream rows, from *at on, as st's parameters. */
+static void bind_held_rows(struct cw_stmt *st, const struct cw_buf *rows, size_t *at, size_t n)
+{
+    int idx = 1;
+    for (size_t i = 0; i < n; i++) {
+        int fields = cw_pgcopy_next_row(rows, at);
+        for (int f = 0; f < fields; f++, idx++) {
+            const char *data;
+            size_t len;
+            cw_pgcopy_field(rows, at, &data, &len);
+            if (data)
+                bind_binary(st, idx, data, len);
+            else
+                bind_null(st, idx);
+        }
+    }
+}
+
+/*
+ * Sends n held rows with multi-row INSERTs (head, then row once per row),
+ * their fields bound in binary as they were encoded for COPY. While
+ * deferring they go in the pipeline, unawaited (libpq copies the values at
+ * the send); otherwise each runs at once.
+ */
+static int insert_held(struct cw_db *db, const char *head, const char *row, struct cw_buf *rows,
+                       size_t n, struct cw_error *err)
+{
+    struct cw_buf sql = CW_BUF_INIT;
+    size_t at = cw_pgcopy_first_row();
+    int rc = CW_OK;
+    for (size_t done = 0, k; !rc && done < n; done += k) {
+        k = n - done < INSERT_CHUNK ? n - done : INSERT_CHUNK;
+        cw_buf_reset(&sql);
+        cw_buf_adds(&sql, head);
+        for (size_t i = 0; i < k; i++) {
+            cw_buf_adds(&sql, i ? ", " : "");
+            cw_buf_adds(&sql, row);
+        }
+        struct cw_stmt *st = prepare_unbound(db, cw_buf_cstr(&sql), err);
+        if (!st) {
+            rc = CW_ERR_STORE;
+            break;
+        }
+        bind_held_rows(st, rows, &at, k);
+        rc = deferring(db) ? defer(st, false, err) : stmt_exec(st, err);
+    }
+    cw_buf_release(&sql);
     return rc;
 }
 
 /*
- * Inserts the held rows, each table's with one statement. A failure loses
- * them, and they may be earlier commands' rows: held_lost tells the
- * processor to run the batch again without holding.
+ * Sends the held rows: each table's by COPY when it holds COPY_MIN_ROWS
+ * or more, else by INSERT; the INSERTs first, the command log's before
+ * the events', then the COPYs in the same order. COPY cannot run in
+ * pipeline mode: what was deferred (the INSERTs included) is read first
+ * (drain). A failure loses the rows, and they may be earlier commands':
+ * held_lost tells the processor to run the batch again without holding.
  */
 static int flush_held(struct cw_db *db, struct cw_error *err)
 {
-    int flushed = flush_commands(db, err);
-    size_t n = db->n_held;
-    if (flushed || !n)
-        return flushed;
-    struct cw_buf sql = CW_BUF_INIT;
-    cw_buf_adds(&sql, EVENT_INSERT EVENT_ROW);
-    for (size_t i = 1; i < n; i++)
-        cw_buf_adds(&sql, "," EVENT_ROW);
-    db->n_held = 0; /* first: the insert touches the log itself */
-    struct cw_stmt *st = db_prepare(db, cw_buf_cstr(&sql), err);
-    cw_buf_release(&sql);
-    int rc = st ? CW_OK : CW_ERR_STORE;
-    for (size_t i = 0; !rc && i < n; i++)
-        bind_event(st, (int)i * EVENT_PARAMS, &db->held[i]);
-    if (!rc && deferring(db)) {
-        rc = defer(st, false, err);
-    } else if (!rc) {
-        rc = stmt_step(st, err);
-        rc = rc == CW_DONE ? CW_OK : rc;
-    }
-    db->n_held = n;
+    if (!holding(db))
+        return CW_OK;
+    size_t n_commands = db->n_held_commands, n_events = db->n_held_events;
+    /* First: the INSERTs name the log, and would flush the held rows again. */
+    db->n_held_commands = db->n_held_events = 0;
+    bool copy_commands = n_commands >= COPY_MIN_ROWS, copy_events = n_events >= COPY_MIN_ROWS;
+    int rc = CW_OK;
+    if (n_commands && !copy_commands)
+        rc = insert_held(db, COMMAND_ROWS, COMMAND_ROW, &db->held_commands, n_commands, err);
+    if (!rc && n_events && !copy_events)
+        rc = insert_held(db, EVENT_ROWS, EVENT_ROW, &db->held_events, n_events, err);
+    if (!rc && (copy_commands || copy_events))
+        rc = drain(db, err);
+    if (!rc && copy_commands)
+        rc = copy_in(db, COMMAND_COPY, &db->held_commands, n_commands, err);
+    if (!rc && copy_events)
+        rc = copy_in(db, EVENT_COPY, &db->held_events, n_events, err);
     drop_held(db);
     if (rc)
         db->held_lost = true;
@@ -1511,58 +1476,53 @@ static bool held_lost(struct cw_db *db)
     return db->held_lost;
 }
 
-/* Serialises v (an absent v reads {}) into a new string. */
-static char *json_text(const char *text, const json_t *v)
+/* Keeps ev's row back, to go in with the others by COPY (flush_held). */
+static int hold_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
+                      const char *meta_text, struct cw_error *err)
 {
-    if (text)
-        return cw_xstrdup(text);
-    char *s = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    return s ? s : cw_xstrdup("{}");
+    struct cw_buf *b = &db->held_events;
+    cw_pgcopy_row(b, 11);
+    cw_pgcopy_int8(b, ev->position);
+    cw_pgcopy_text(b, ev->uuid);
+    cw_pgcopy_text(b, ev->command_uuid);
+    cw_pgcopy_text(b, ev->name);
+    cw_pgcopy_int8(b, ev->version); /* BIGINT: migrations make INTEGER so */
+    cw_pgcopy_json(b, data_text, ev->data);
+    cw_pgcopy_json(b, meta_text, ev->meta);
+    cw_pgcopy_text(b, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    cw_pgcopy_text(b, ev->client_id);
+    cw_pgcopy_int8(b, ev->client_seq);
+    cw_pgcopy_int8(b, ev->recorded_at);
+    db->n_held_events++;
+    return b->len < COPY_FLUSH_BYTES ? CW_OK : flush_held(db, err);
 }
 
 static int append_event(struct cw_db *db, const struct cw_event *ev, const char *data_text,
                         const char *meta_text, struct cw_error *err)
 {
-    struct held_event *h = &db->held[db->n_held++];
-    *h = (struct held_event){
-        .position = ev->position,
-        .version = ev->version,
-        .client_seq = ev->client_seq,
-        .recorded_at = ev->recorded_at,
-        .uuid = dup_or_null(ev->uuid),
-        .command_uuid = dup_or_null(ev->command_uuid),
-        .name = dup_or_null(ev->name),
-        .data = json_text(data_text, ev->data),
-        .meta = json_text(meta_text, ev->meta),
-        .user_uuid = dup_or_null(ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL),
-        .client_id = dup_or_null(ev->client_id),
-    };
+    if (db->hold)
+        return hold_event(db, ev, data_text, meta_text, err);
     /* Without holding, the row goes in now, alone, and its failure is its own. */
-    if (db->hold && db->n_held < LOG_CHUNK)
-        return CW_OK;
-    bool lost = db->held_lost;
-    int rc = flush_held(db, err);
-    if (!db->hold)
-        db->held_lost = lost;
-    return rc;
+    struct cw_stmt *st = db_prepare(db, EVENT_INSERT, err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_int(st, 1, ev->position);
+    bind_text_static(st, 2, ev->uuid);
+    bind_text_static(st, 3, ev->command_uuid);
+    bind_text_static(st, 4, ev->name);
+    bind_int(st, 5, ev->version);
+    bind_json(st, 6, data_text, ev->data);
+    bind_json(st, 7, meta_text, ev->meta);
+    bind_text_static(st, 8, ev->user_uuid && *ev->user_uuid ? ev->user_uuid : NULL);
+    bind_text_static(st, 9, ev->client_id);
+    bind_int(st, 10, ev->client_seq);
+    bind_int(st, 11, ev->recorded_at);
+    return stmt_exec(st, err);
 }
 
 static int64_t total_changes(struct cw_db *db)
 {
     return db->total_changes;
-}
-
-static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
-    if (!st)
-        return CW_ERR_STORE;
-    int rc = stmt_step(st, err);
-    if (rc != CW_ROW)
-        return rc == CW_DONE ? CW_ERR_STORE : rc;
-    *out = stmt_int(st, 0);
-    stmt_reset(st);
-    return CW_OK;
 }
 
 /* ------------------------------------------------------------- the lead */
@@ -1617,6 +1577,7 @@ const struct cw_store_backend cw_store_pg = {
     .db_close = db_close,
     .domain = db_domain,
     .prepare = db_prepare,
+    .prepare_unbound = prepare_unbound,
     .begin = db_begin,
     .commit = db_commit,
     .rollback = db_rollback,
@@ -1625,9 +1586,7 @@ const struct cw_store_backend cw_store_pg = {
     .rollback_to = db_rollback_to,
     .snapshot_begin = snapshot_begin,
     .snapshot_end = snapshot_end,
-    .find_command = find_command,
-    .insert_command = insert_command,
-    .update_command = update_command,
+    .hold_command = hold_command,
     .hold_events = hold_events,
     .held_lost = held_lost,
     .expect_commands = expect_commands,
@@ -1635,7 +1594,7 @@ const struct cw_store_backend cw_store_pg = {
     .blamed = blamed,
     .append_event = append_event,
     .total_changes = total_changes,
-    .last_position = last_position,
+    .run_script = run_script,
     .bind_text = bind_text,
     .bind_text_static = bind_text_static,
     .bind_int = bind_int,

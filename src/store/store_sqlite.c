@@ -820,47 +820,21 @@ static void snapshot_end(struct cw_db *db)
 
 /* ----------------------------------------------------------- migrations */
 
-/* Applies one migration with its record, in one transaction; a no-op when recorded. */
-static int migrate_one(struct cw_db *db, const char *id, const char *sql, int *n_applied,
-                       struct cw_error *err)
+/* A migration's SQL: several statements, run as they are. */
+static int run_script(struct cw_db *db, const char *sql, struct cw_error *err)
 {
-    int rc = db_begin(db, err);
-    if (rc)
-        return rc;
-    bool done;
-    rc = cw_known_applied(db, id, &done, err);
-    if (rc || done)
-        goto out;
     char *msg = NULL;
-    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        rc = cw_error_set(err, CW_ERR_STORE, NULL, "migration %s failed: %s", id,
-                          msg ? msg : "unknown error");
-        sqlite3_free(msg);
-        goto out;
-    }
-    struct cw_stmt *st =
-        db_prepare(db, "INSERT INTO schema_migrations(id, applied_at) VALUES (?, ?)", err);
-    rc = st ? CW_OK : CW_ERR_STORE;
-    if (!rc) {
-        bind_text(st, 1, id);
-        bind_int(st, 2, cw_now_us());
-        rc = stmt_step(st, err);
-        rc = rc == CW_DONE ? CW_OK : rc;
-    }
-    if (!rc && n_applied)
-        ++*n_applied;
-out:
-    if (rc || done)
-        db_rollback(db);
-    else
-        rc = db_commit(db, err);
-    return rc;
+    if (sqlite3_exec(db->conn, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return CW_OK;
+    cw_error_set(err, CW_ERR_STORE, NULL, "%s", msg ? msg : "unknown error");
+    sqlite3_free(msg);
+    return CW_ERR_STORE;
 }
 
 static struct cw_known_migrations known_migrations(const struct cw_domain *d)
 {
-    return (struct cw_known_migrations){core_migrations,
-                                        sizeof(core_migrations) / sizeof(core_migrations[0]), d};
+    return (struct cw_known_migrations){
+        core_migrations, sizeof(core_migrations) / sizeof(core_migrations[0]), d, false};
 }
 
 static int check_migrations(struct cw_store *s, const struct cw_domain *d, int *n_pending,
@@ -895,43 +869,10 @@ static int store_migrate(struct cw_store *s, const struct cw_domain *d, int *n_a
                   " id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL);",
                   err);
     struct cw_known_migrations k = known_migrations(d);
-    for (size_t i = 0; !rc && i < cw_known_count(&k); i++)
-        rc = migrate_one(db, cw_known_id(&k, i), cw_known_sql(&k, i), n_applied, err);
-    return rc;
+    return rc ? rc : cw_known_apply(&k, db, n_applied, err);
 }
 
 /* --------------------------------------------------------- command log */
-
-static int find_command(struct cw_db *db, const char *user_uuid, const char *client_id,
-                        int64_t client_seq, struct cw_command_record *out, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(
-        db,
-        "SELECT uuid, outcome, first_position, last_position, reject_code, reject_message"
-        " FROM commands WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-        err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_text(st, 1, user_uuid);
-    bind_text(st, 2, client_id);
-    bind_int(st, 3, client_seq);
-    int rc = stmt_step(st, err);
-    if (rc == CW_DONE)
-        return CW_ERR_NOT_FOUND;
-    if (rc != CW_ROW)
-        return rc;
-    memset(out, 0, sizeof(*out));
-    snprintf(out->uuid, sizeof(out->uuid), "%s", stmt_text(st, 0));
-    out->rejected = strcmp(stmt_text(st, 1), "rejected") == 0;
-    out->first_position = stmt_int(st, 2);
-    out->last_position = stmt_int(st, 3);
-    if (!stmt_is_null(st, 4))
-        snprintf(out->reject_code, sizeof(out->reject_code), "%s", stmt_text(st, 4));
-    if (!stmt_is_null(st, 5))
-        snprintf(out->reject_message, sizeof(out->reject_message), "%s", stmt_text(st, 5));
-    stmt_reset(st);
-    return CW_OK;
-}
 
 /* The store's own statements: their arguments all outlive the step that reads them. */
 static void bind_static(struct cw_stmt *st, int idx, const char *text)
@@ -959,71 +900,7 @@ static int64_t total_changes(struct cw_db *db)
     return sqlite3_total_changes64(db->conn);
 }
 
-/* Binds a record's outcome columns from index first on: outcome, positions, code, message. */
-static void bind_outcome(struct cw_stmt *st, int first, const struct cw_command_record *rec)
-{
-    bind_static(st, first, rec->rejected ? "rejected" : "ok");
-    if (rec->first_position) {
-        bind_int(st, first + 1, rec->first_position);
-        bind_int(st, first + 2, rec->last_position);
-    } else {
-        bind_null(st, first + 1);
-        bind_null(st, first + 2);
-    }
-    bind_static(st, first + 3, rec->rejected ? rec->reject_code : NULL);
-    bind_static(st, first + 4, rec->rejected ? rec->reject_message : NULL);
-}
-
-static int insert_command(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, const char *data_text,
-                          const char *meta_text, struct cw_error *err)
-{
-    struct cw_stmt *st = prepare_unbound(
-        db,
-        "INSERT INTO commands(uuid, user_uuid, client_id, client_seq, name, data, meta,"
-        " received_at, outcome, first_position, last_position, reject_code, reject_message)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (user_uuid, client_id, client_seq) DO NOTHING",
-        err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_static(st, 1, cmd->uuid);
-    bind_static(st, 2, cmd->user_uuid);
-    bind_static(st, 3, cmd->client_id);
-    bind_int(st, 4, cmd->client_seq);
-    bind_static(st, 5, cmd->name);
-    bind_json(st, 6, data_text, cmd->data, &db->scratch);
-    bind_json(st, 7, meta_text, cmd->meta, &db->scratch);
-    bind_int(st, 8, cmd->received_at);
-    bind_outcome(st, 9, rec);
-    int rc = stmt_step(st, err);
-    if (rc != CW_DONE)
-        return rc;
-    return stmt_changes(st) ? CW_OK : CW_ERR_EXISTS;
-}
-
-static int update_command(struct cw_db *db, const struct cw_command *cmd,
-                          const struct cw_command_record *rec, struct cw_error *err)
-{
-    struct cw_stmt *st =
-        prepare_unbound(db,
-                        "UPDATE commands SET outcome = ?, first_position = ?,"
-                        " last_position = ?, reject_code = ?, reject_message = ?"
-                        " WHERE user_uuid = ? AND client_id = ? AND client_seq = ?",
-                        err);
-    if (!st)
-        return CW_ERR_STORE;
-    bind_outcome(st, 1, rec);
-    bind_static(st, 6, cmd->user_uuid);
-    bind_static(st, 7, cmd->client_id);
-    bind_int(st, 8, cmd->client_seq);
-    int rc = stmt_step(st, err);
-    return rc == CW_DONE ? CW_OK : rc;
-}
-
-#define EVENT_INSERT                                                                               \
-    "INSERT INTO events(position, uuid, command_uuid, name, version, data, meta, user_uuid,"       \
-    " client_id, client_seq, recorded_at) VALUES "
+#define EVENT_INSERT "INSERT INTO events(" CW_EVENT_COLUMNS ") VALUES "
 #define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #define EVENT_PARAMS 11
 static const char one_row_sql[] = EVENT_INSERT EVENT_ROW;
@@ -1180,19 +1057,6 @@ static int append_event(struct cw_db *db, const struct cw_event *ev, const char 
     return rc == CW_DONE ? CW_OK : rc;
 }
 
-static int last_position(struct cw_db *db, int64_t *out, struct cw_error *err)
-{
-    struct cw_stmt *st = db_prepare(db, "SELECT COALESCE(MAX(position), 0) FROM events", err);
-    if (!st)
-        return CW_ERR_STORE;
-    int rc = stmt_step(st, err);
-    if (rc != CW_ROW)
-        return rc == CW_DONE ? CW_ERR_STORE : rc;
-    *out = stmt_int(st, 0);
-    stmt_reset(st);
-    return CW_OK;
-}
-
 const struct cw_store_backend cw_store_sqlite = {
     .name = "sqlite",
     .open = store_open,
@@ -1206,6 +1070,7 @@ const struct cw_store_backend cw_store_sqlite = {
     .db_close = db_close,
     .domain = db_domain,
     .prepare = db_prepare,
+    .prepare_unbound = prepare_unbound,
     .begin = db_begin,
     .commit = db_commit,
     .rollback = db_rollback,
@@ -1214,14 +1079,11 @@ const struct cw_store_backend cw_store_sqlite = {
     .rollback_to = db_rollback_to,
     .snapshot_begin = snapshot_begin,
     .snapshot_end = snapshot_end,
-    .find_command = find_command,
-    .insert_command = insert_command,
-    .update_command = update_command,
     .hold_events = hold_events,
     .held_lost = held_lost,
     .append_event = append_event,
     .total_changes = total_changes,
-    .last_position = last_position,
+    .run_script = run_script,
     .bind_text = bind_text,
     .bind_text_static = bind_text_static,
     .bind_int = bind_int,
