@@ -125,6 +125,9 @@ void cw_metrics_render(struct cw_metrics *m, struct cw_thread_metrics *const *th
            get(&m->cmd_processed));
     metric(out, "calderwood_commands_total", NULL, NULL, "{outcome=\"rejected\"}",
            get(&m->cmd_rejected));
+    metric(out, "calderwood_commands_prepared_total", "counter",
+           "Commands prepared on a worker (register-user's password hash).", NULL,
+           get(&m->cmd_prepared));
     metric(out, "calderwood_command_queue_depth", "gauge", "Commands waiting for the processor.",
            NULL, queue_depth);
     metric(out, "calderwood_command_queue_capacity", "gauge", "Command queue capacity.", NULL,

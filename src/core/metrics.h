@@ -27,7 +27,7 @@ struct cw_metrics {
     atomic_ullong http_requests, http_errors;
     atomic_ullong messages_in, bytes_in;
     atomic_ullong cmd_acked, cmd_duplicate, cmd_error, cmd_overloaded;
-    atomic_ullong cmd_processed, cmd_rejected;
+    atomic_ullong cmd_processed, cmd_rejected, cmd_prepared;
     atomic_ullong logins_ok, logins_failed, logins_limited, queries, query_errors;
     atomic_ullong batches, batch_commands;
     atomic_ullong commit_bucket[CW_COMMIT_BUCKETS + 1]; /* last: +Inf */

@@ -533,6 +533,7 @@ struct cmd_job {
 static void run_prepare(struct cw_job *job, struct cw_db *db)
 {
     struct cmd_job *j = (struct cmd_job *)job;
+    cw_count(cw_gws->metrics->cmd_prepared);
     j->rc = j->def->prepare(j->data, &j->err);
 }
 
@@ -613,12 +614,6 @@ void cw_ws_pump(struct cw_conn *c)
 {
     while (c->pipe && !c->job_out) {
         struct cw_pending_cmd *pc = c->pipe;
-        if (pc->def->prepare && !pc->prepared) {
-            if (submit_job(c, pc, run_prepare))
-                break;
-            pop_pending(c);
-            continue;
-        }
         char queued_uuid[CW_UUID_LEN + 1];
         if (cw_inflight_join(c->user_uuid, pc->client_id, pc->seq, c->id, queued_uuid)) {
             /* Still queued: the same command; its outcome goes here too. */
@@ -629,6 +624,18 @@ void cw_ws_pump(struct cw_conn *c)
         int64_t *hw = known_seq(c, pc->client_id);
         if (!pc->checked && !(hw && pc->seq > *hw)) {
             if (submit_job(c, pc, run_lookup))
+                break;
+            pop_pending(c);
+            continue;
+        }
+        /*
+         * Looked up before it is prepared: a resend the log already has is
+         * answered from the log, so its prepare (a password hash, tens of
+         * milliseconds of a worker) is not paid again for every resend that
+         * clients send after a restart.
+         */
+        if (!pc->found && pc->def->prepare && !pc->prepared) {
+            if (submit_job(c, pc, run_prepare))
                 break;
             pop_pending(c);
             continue;

@@ -5,7 +5,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, guard } from './lib/server.mjs';
-import { loginAs, login, queryOk, WsClient, newClientId, bytes } from './lib/client.mjs';
+import { loginAs, login, queryOk, request, WsClient, newClientId, bytes } from './lib/client.mjs';
 import { assertEvent, assertUuid, assertWsError, fieldReason, detailFields, cartOf } from './lib/expect.mjs';
 
 const ALICE = { email: 'alice@example.org', password: 'alice-password-1', first: 'Alice', last: 'Liddell' };
@@ -465,6 +465,34 @@ it('a duplicate is recognised after a reconnect, for updates and for rejections 
     });
     const cart = cartOf(await queryOk(srv, cookie, 'get-cart', {}));
     assert.equal(cart[sku], 3, 'added once, not twice');
+});
+
+async function preparedCount() {
+    const text = (await request(srv, 'GET', '/metrics')).text;
+    const m = text.match(/^calderwood_commands_prepared_total (\d+)$/m);
+    assert.ok(m, 'calderwood_commands_prepared_total in /metrics');
+    return Number(m[1]);
+}
+
+it('a resend of a command the log has is answered from the log, without running its prepare again', async () => {
+    const cid = newClientId();
+    const user = { email: `resent-${cid}@example.org`, first_name: 'Re', last_name: 'Sent', password: 'resent-password-1' };
+    const before = await preparedCount();
+    const first = await withConns([aliceCookie], (ws) => ws.run(cid, 1, 'register-user', user));
+    assert.equal(await preparedCount(), before + 1, 'the first send is prepared (its password hashed) once');
+    // After a reconnect nothing is in flight: the resends are found in the log.
+    const cookie = (await loginAs(srv, ALICE.email)).cookie;
+    await withConns([cookie], async (ws) => {
+        for (let i = 0; i < 3; i++) {
+            ws.cmd(cid, 1, 'register-user', user);
+            const ack = await ws.reply(cid, 1);
+            assert.deepEqual(ack[3], { command_uuid: first.ack[3].command_uuid, duplicate: true });
+            const up = await ws.outcome(cid, 1);
+            assert.equal(up[0], 'update');
+            assert.deepEqual(up[3], first.event, 'the same event again');
+        }
+    });
+    assert.equal(await preparedCount(), before + 1, 'no resend was prepared again');
 });
 
 it('the idempotency key includes the user: another user may use the same client id and seq', async () => {
