@@ -181,14 +181,15 @@ test-pg: deps
 
 # Not in `make test`, for time: the browser suite on a throwaway
 # PostgreSQL cluster (as long as the SQLite run there), and test-pg-full:
-# every e2e file on PostgreSQL (plain build), then the browser suite.
+# every e2e file on PostgreSQL (plain and ASan+UBSan builds), then the browser suite.
 test-pg-browser: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)BUILD=$(BUILD) tests/pg/with-cluster.sh tests/browser/run.sh
 
 test-pg-full: deps
 	$(Q)$(MAKE) --no-print-directory test-bins
-	$(Q)CW_PG_E2E=all tests/pg/run.sh build
+	$(Q)$(MAKE) --no-print-directory test-bins SANITIZE=address,undefined
+	$(Q)CW_PG_E2E=all tests/pg/run.sh build build/san
 	$(Q)$(MAKE) --no-print-directory test-pg-browser
 
 # The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,

@@ -5,7 +5,7 @@
 # test fails or the run is interrupted.
 #
 #   tests/pg/run.sh build build/san
-#   CW_PG_E2E=all tests/pg/run.sh build   # every e2e file (make test-pg-full)
+#   CW_PG_E2E=all tests/pg/run.sh build build/san   # every e2e file (make test-pg-full)
 #
 # Each test binary makes a database of its own in the cluster (harness.h).
 set -u
@@ -43,14 +43,12 @@ for build in "$@"; do
     # connections are opened at start). disk-full and disk-stall inject
     # their faults into SQLite's file I/O and skip themselves here, as does
     # backup's SQLite-only part.
-    # CW_PG_E2E=all (make test-pg-full) runs every file there is, on the
-    # plain build.
-    if [ "${build%/san}" = "$build" ]; then
-        files="$files http"
-        if [ "${CW_PG_E2E:-}" = all ]; then
-            files=""
-            for f in tests/e2e/*.test.mjs; do files="$files $(basename "$f" .test.mjs)"; done
-        fi
+    # CW_PG_E2E=all (make test-pg-full) runs every file there is, on either
+    # build.
+    [ "${build%/san}" = "$build" ] && files="$files http"
+    if [ "${CW_PG_E2E:-}" = all ]; then
+        files=""
+        for f in tests/e2e/*.test.mjs; do files="$files $(basename "$f" .test.mjs)"; done
     fi
     paths=""
     for f in $files; do paths="$paths tests/e2e/$f.test.mjs"; done
