@@ -43,6 +43,11 @@ struct cw_bus_reader {
 
 struct cw_bus {
     pthread_mutex_t lock;
+    /* Held to wake readers after a publish, and by readers joining or leaving:
+     * the wake goes outside lock, so that a woken reader does not block at once
+     * on the lock its publisher still holds, and yet once cw_bus_leave()
+     * returns nothing wakes its reader's thread. Taken before lock, never after. */
+    pthread_mutex_t wake_lock;
     pthread_cond_t changed; /* published, consumed or closed */
     struct slot *slots;     /* {lock} */
     size_t cap;
@@ -62,6 +67,7 @@ struct cw_bus *cw_bus_new(size_t max_batches)
 {
     struct cw_bus *bus = cw_xcalloc(1, sizeof(*bus));
     pthread_mutex_init(&bus->lock, NULL);
+    pthread_mutex_init(&bus->wake_lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -83,6 +89,7 @@ void cw_bus_free(struct cw_bus *bus)
     free(bus->slots);
     pthread_cond_destroy(&bus->changed);
     pthread_mutex_destroy(&bus->lock);
+    pthread_mutex_destroy(&bus->wake_lock);
     free(bus);
 }
 
@@ -149,24 +156,46 @@ static void free_all(struct cw_outcome_batch **gone, size_t n)
         cw_outcome_batch_free(gone[i]);
 }
 
-/* {bus->lock} A new batch wakes the readers it concerns that have nothing else to read. */
-static void wake_concerned(struct cw_bus *bus, uint64_t want)
+/* {bus->lock} The readers a new batch concerns that have nothing else to
+ * read: they are to be woken, once the lock is let go (wake_outside). */
+static size_t to_wake(struct cw_bus *bus, uint64_t want, struct cw_bus_reader **out)
 {
-    if (bus->wake)
-        bus->wake(bus->wake_arg);
+    size_t n = 0;
     for (size_t i = 0; i < bus->n_readers; i++) {
         struct cw_bus_reader *r = bus->readers[i];
         if ((r->tag & want) && r->asleep) {
             r->asleep = false;
-            r->wake(r->wake_arg);
+            out[n++] = r;
         }
     }
+    return n;
+}
+
+/* {bus->wake_lock} Whether r is still subscribed (it may have left since the publish). */
+static bool joined(struct cw_bus *bus, const struct cw_bus_reader *r)
+{
+    for (size_t i = 0; i < bus->n_readers; i++)
+        if (bus->readers[i] == r)
+            return true;
+    return false;
+}
+
+static void wake_outside(struct cw_bus *bus, struct cw_bus_reader **woken, size_t n)
+{
+    pthread_mutex_lock(&bus->wake_lock);
+    if (bus->wake)
+        bus->wake(bus->wake_arg);
+    for (size_t i = 0; i < n; i++)
+        if (joined(bus, woken[i]))
+            woken[i]->wake(woken[i]->wake_arg);
+    pthread_mutex_unlock(&bus->wake_lock);
 }
 
 void cw_bus_publish(struct cw_bus *bus, struct cw_outcome_batch *b)
 {
     struct cw_outcome_batch *gone[RECLAIM_MAX];
-    size_t n_gone = 0;
+    struct cw_bus_reader *woken[CW_BUS_MAX_READERS];
+    size_t n_gone = 0, n_woken = 0;
     pthread_mutex_lock(&bus->lock);
     while (!bus->closed && bus->head - bus->tail >= bus->cap)
         pthread_cond_wait(&bus->changed, &bus->lock);
@@ -183,13 +212,15 @@ void cw_bus_publish(struct cw_bus *bus, struct cw_outcome_batch *b)
             bus->position = s->position;
         bus->head++;
         pthread_cond_broadcast(&bus->changed);
-        wake_concerned(bus, s->want);
+        n_woken = to_wake(bus, s->want, woken);
         n_gone = reclaim(bus, gone); /* a batch no reader wants goes at once */
     }
     pthread_mutex_unlock(&bus->lock);
-    free_all(gone, n_gone);
     if (closed)
         cw_outcome_batch_free(b); /* nobody will take it */
+    else
+        wake_outside(bus, woken, n_woken);
+    free_all(gone, n_gone);
 }
 
 /* Deadline for pthread_cond_timedwait, timeout_us from now on the monotonic clock. */
@@ -242,10 +273,12 @@ struct cw_bus_reader *cw_bus_subscribe(struct cw_bus *bus, cw_wake_cb fn, void *
     r->wake_arg = arg;
     r->tag = ~(uint64_t)0;
     r->asleep = true;
+    pthread_mutex_lock(&bus->wake_lock);
     pthread_mutex_lock(&bus->lock);
     r->next = bus->head;
     bus->readers[bus->n_readers++] = r;
     pthread_mutex_unlock(&bus->lock);
+    pthread_mutex_unlock(&bus->wake_lock);
     return r;
 }
 
@@ -328,6 +361,7 @@ void cw_bus_leave(struct cw_bus_reader *r)
     if (!r)
         return;
     struct cw_bus *bus = r->bus;
+    pthread_mutex_lock(&bus->wake_lock); /* no wake of it is under way, nor will be */
     pthread_mutex_lock(&bus->lock);
     /* What it counts in: unread, or read and not done, and for it. */
     for (uint64_t i = r->next > bus->tail ? r->next : bus->tail; i < bus->head; i++)
@@ -342,5 +376,6 @@ void cw_bus_leave(struct cw_bus_reader *r)
     }
     pthread_cond_broadcast(&bus->changed);
     pthread_mutex_unlock(&bus->lock);
+    pthread_mutex_unlock(&bus->wake_lock);
     free(r);
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -470,6 +471,85 @@ static void test_filter_leave(void **state)
     cw_bus_free(bus);
 }
 
+/*
+ * Readers join and leave while another thread publishes: a wake, given
+ * outside the bus lock, never reaches a reader after its cw_bus_leave()
+ * returned (its thread's loop may be gone by then). Each reader leaves
+ * while a wake of it is under way, which its leave must wait out.
+ */
+#define CHURN_READERS 500
+struct churn_reader {
+    atomic_int started; /* a wake of it began */
+    atomic_int left;    /* its cw_bus_leave() returned */
+};
+static struct churn_reader churn[CHURN_READERS];
+static atomic_int churn_late; /* wakes still running after a leave returned */
+
+/* Dwells a while, as waking a thread's loop takes a while. */
+static void churn_wake(void *arg)
+{
+    struct churn_reader *c = arg;
+    atomic_store(&c->started, 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 200000);
+    if (atomic_load(&c->left))
+        atomic_fetch_add(&churn_late, 1);
+}
+
+static void noop_wake(void *arg)
+{
+    (void)arg;
+}
+
+struct churn_publisher {
+    struct cw_bus *bus;
+    atomic_int stop;
+};
+
+static void *churn_publish(void *arg)
+{
+    struct churn_publisher *p = arg;
+    for (int64_t i = 1; !atomic_load(&p->stop); i++)
+        cw_bus_publish(p->bus, batch(i));
+    return NULL;
+}
+
+static void drain(struct cw_bus_reader *r)
+{
+    while (cw_bus_read(r))
+        cw_bus_done(r);
+}
+
+static void test_leave_while_publishing(void **state)
+{
+    struct cw_bus *bus = cw_bus_new(4);
+    struct cw_bus_reader *keeper = cw_bus_subscribe(bus, noop_wake, NULL);
+    struct churn_publisher p = {.bus = bus};
+    atomic_init(&p.stop, 0);
+    atomic_store(&churn_late, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, churn_publish, &p), 0);
+    for (int i = 0; i < CHURN_READERS; i++) {
+        struct churn_reader *c = &churn[i];
+        struct cw_bus_reader *r = cw_bus_subscribe(bus, churn_wake, c);
+        assert_non_null(r);
+        drain(r); /* asleep: the next batch wakes it */
+        while (!atomic_load(&c->started))
+            drain(keeper); /* so that the publisher is not held by a full ring */
+        cw_bus_leave(r);
+        atomic_store(&c->left, 1);
+    }
+    atomic_store(&p.stop, 1);
+    drain(keeper);
+    cw_bus_close(bus); /* a publisher waiting for room gives up */
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(atomic_load(&churn_late), 0);
+    cw_bus_free(bus);
+}
+
 /* The distributed feed's receiving end keeps a frame as it is and reads the event from it. */
 static void test_update_from_frame(void **state)
 {
@@ -511,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_filter_skips),
         cmocka_unit_test(test_filter_frees_and_jumps),
         cmocka_unit_test(test_filter_leave),
+        cmocka_unit_test(test_leave_while_publishing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
