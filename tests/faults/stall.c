@@ -22,6 +22,13 @@
 
 typedef int (*sync_fn)(int fd);
 
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts))
+        ;
+}
+
 /* Sleeps the requested stall when this is the processor and one is asked for. */
 static void maybe_stall(void)
 {
@@ -34,16 +41,20 @@ static void maybe_stall(void)
     snprintf(on, sizeof(on), "%s.on", ctl);
     if (rename(ctl, on))
         return; /* nothing asked for */
-    long ms = 0;
+    char what[32] = "";
     FILE *f = fopen(on, "r");
     if (f) {
-        if (fscanf(f, "%ld", &ms) != 1)
-            ms = 0;
+        if (!fgets(what, sizeof(what), f))
+            what[0] = 0;
         fclose(f);
     }
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts))
-        ;
+    if (!strncmp(what, "hold", 4)) {
+        for (int i = 0; i < 60000 && !access(on, F_OK); i++)
+            sleep_ms(10);
+        unlink(on);
+        return;
+    }
+    sleep_ms(atol(what));
     unlink(on);
 }
 
