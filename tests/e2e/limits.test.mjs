@@ -141,7 +141,10 @@ describe('a slow consumer', () => {
                     const p99 = percentile(latencies, 99);
                     const p50 = percentile(latencies, 50);
                     assert.ok(latencies.length >= 30, `enough latency samples (${latencies.length})`);
-                    assert.ok(p99 < 500, `probe update latency p99 ${p99.toFixed(1)} ms (p50 ${p50.toFixed(1)} ms, ${latencies.length} samples) under 500 ms`);
+                    // Held back behind the reader that does not read, the probe would wait for
+                    // its cut: the 2 s grace at least. A busy machine alone (two CPU hogs and a
+                    // soak beside make test) took the p99 to 609 ms, so the bound sits between.
+                    assert.ok(p99 < 1500, `probe update latency p99 ${p99.toFixed(1)} ms (p50 ${p50.toFixed(1)} ms, ${latencies.length} samples) under 1500 ms`);
                     t.diagnostic(`slow reader cut after ${seq} page views; probe latency p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms over ${latencies.length} samples`);
                 } finally {
                     flooding = false;
