@@ -11,8 +11,8 @@
 // and the final checks read it with psql, compare the projections with a
 // replay by `calderwood check` and check the tables and indexes with
 // pg_amcheck (check.mjs).
-// It runs until --kills lives have ended by a signal (and at least --min-seconds
-// have passed), or --minutes have passed, whichever comes first (a run that
+// It runs until --kills lives have ended by SIGKILL (graceful stops come on top; and
+// at least --min-seconds have passed), or --minutes have passed, whichever comes first (a run that
 // ends on time with fewer than --min-kills fails). Each life ends one of four ways, drawn at random:
 //   startup  SIGKILL a random few ms after spawn, before /health answers
 //            (the first life, on an empty directory, dies inside the migrations)
@@ -39,7 +39,7 @@ import { ChaosClient } from './client.mjs';
 import { checkRun } from './check.mjs';
 
 const opt = parseArgs(process.argv.slice(2), {
-    kills: 8, // stop after this many signalled lives ...
+    kills: 8, // stop after this many SIGKILLs ...
     minutes: 0.75, // ... or after this long
     'min-kills': 5, // fewer than this (on time) fails the run
     'min-seconds': 15, // ... but not before this, so that a run of quick start-up kills still sees load
@@ -429,7 +429,7 @@ async function main() {
     const users = Array.from({ length: opt.users }, (_, n) => ({ n, email: `chaos${n}@example.org`, password: `chaos-password-${n}` }));
     emails.push(...users.map((u) => u.email));
     const timers = await begin(users);
-    const more = () => stats.kills + stats.terms < opt.kills || elapsed() < opt['min-seconds'];
+    const more = () => stats.kills < opt.kills || elapsed() < opt['min-seconds'];
     while (more() && elapsed() < opt.minutes * 60) await runLife(pickEnd());
     const settleError = await settle();
     for (const t of timers) clearInterval(t);
