@@ -74,15 +74,17 @@ static int64_t pct(struct samples *s, double p)
     return s->v[i];
 }
 
-/*
- * CPU microseconds used so far by this process's threads named name (from
- * /proc): the checkpointer's share is invisible in the processor's figure.
- */
-static double thread_cpu_us(const char *name)
+/* User and system CPU microseconds used so far by this process's threads named name (/proc). */
+struct cpu {
+    double user_us, sys_us;
+};
+
+static struct cpu threads_cpu(const char *name)
 {
-    double total = 0;
+    struct cpu total = {0};
     DIR *dir = opendir("/proc/self/task");
     struct dirent *de;
+    double tick_us = 1e6 / (double)sysconf(_SC_CLK_TCK);
     while (dir && (de = readdir(dir))) {
         char path[300], comm[64] = "", stat[1024];
         snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
@@ -98,13 +100,25 @@ static double thread_cpu_us(const char *name)
         unsigned long ut = 0, st = 0;
         char *p = fgets(stat, sizeof(stat), f) ? strrchr(stat, ')') : NULL;
         if (p &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            total += (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+            total.user_us += (double)ut * tick_us;
+            total.sys_us += (double)st * tick_us;
+        }
         fclose(f);
     }
     if (dir)
         closedir(dir);
     return total;
+}
+
+/*
+ * CPU microseconds used so far by this process's threads named name: the
+ * checkpointer's share is invisible in the processor's figure.
+ */
+static double thread_cpu_us(const char *name)
+{
+    struct cpu c = threads_cpu(name);
+    return c.user_us + c.sys_us;
 }
 
 /* CPU microseconds used so far by process pid (utime + stime, from /proc). */
@@ -227,6 +241,9 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     long pids[16];
     size_t n_pids = store ? server_pids(cw_engine_store(r.e), pids, 16) : 0;
     double server_us = -pids_cpu_us(pids, n_pids);
+    /* The processor's user and system time per commit: a commit's fixed cost is mostly the latter.
+     */
+    struct cpu proc0 = threads_cpu("cw-processor");
     int64_t t0 = cw_mono_us();
     for (int i = 0; i < producers; i++) {
         ps[i] = (struct producer){.r = &r, .id = i};
@@ -250,6 +267,8 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     struct cw_processor_stats st;
     cw_engine_stats(r.e, &st);
     double checkpoint_us = thread_cpu_us("cw-checkpoint");
+    struct cpu proc1 = threads_cpu("cw-processor");
+    double commits = r.batch.n ? (double)r.batch.n : 1;
     server_us += pids_cpu_us(pids, n_pids);
     cw_engine_close(r.e);
     qsort(r.commit_us.v, r.commit_us.n, sizeof(int64_t), cmp);
@@ -261,13 +280,15 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     printf(
         "%-8s max_batch %6lld  commands/s %9.0f  batches %6zu  batch p50 %5lld p99 %5lld max %5lld"
         "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  processor_cpu_us/cmd %.2f"
-        "  checkpoint_cpu_us/cmd %.2f  server_cpu_us/cmd %.2f  overloaded %lld\n",
+        "  checkpoint_cpu_us/cmd %.2f  server_cpu_us/cmd %.2f  overloaded %lld"
+        "  processor_user_us/commit %.1f  processor_sys_us/commit %.1f\n",
         store ? "postgres" : "sqlite", (long long)max_batch, rate, r.batch.n,
         (long long)pct(&r.batch, 50), (long long)pct(&r.batch, 99), (long long)pct(&r.batch, 100),
         (long long)pct(&r.commit_us, 50), (long long)pct(&r.commit_us, 99),
         (long long)pct(&r.commit_us, 99.9), (long long)pct(&r.commit_us, 100),
         (double)st.cpu_us / (double)done, checkpoint_us / (double)done, server_us / (double)done,
-        (long long)atomic_load(&r.overloaded));
+        (long long)atomic_load(&r.overloaded), (proc1.user_us - proc0.user_us) / commits,
+        (proc1.sys_us - proc0.sys_us) / commits);
     fflush(stdout);
     *res = (struct result){.rate = rate,
                            .cpu_us = (double)st.cpu_us / (double)done,
