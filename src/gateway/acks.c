@@ -111,6 +111,17 @@ int cw_acks_submit(struct cw_conn *c, struct cw_envelope *env, const char *clien
     return rc;
 }
 
+/* What an `overloaded` says, by the queue's answer (see cw_queue_put_cb). */
+static const char *refusal(int rc)
+{
+    if (rc == CW_ERR_SHUTDOWN)
+        return "the server is stopping; retry later";
+    if (rc == CW_ERR_AGAIN) /* docs/PROTOCOL.md: `error`, the distributed exception */
+        return "the command queue did not answer in time; the command may still be processed, "
+               "and resending it is safe";
+    return "the command queue did not take the command; retry later";
+}
+
 /* The answered publish's reply frame; an unqueued command leaves the in-flight table. */
 static void settle(struct cw_ack_wait *w)
 {
@@ -125,10 +136,7 @@ static void settle(struct cw_ack_wait *w)
             cw_count(cw_gws->metrics->cmd_acked);
     } else {
         struct cw_error err = {0};
-        cw_error_set(&err, CW_ERR_OVERLOADED, "overloaded", "%s",
-                     w->rc == CW_ERR_SHUTDOWN
-                         ? "the server is stopping; retry later"
-                         : "the command queue did not take the command; retry later");
+        cw_error_set(&err, CW_ERR_OVERLOADED, "overloaded", "%s", refusal(w->rc));
         cw_wire_error(&cw_gw->out, w->client_id, true, w->seq, &err);
         cw_error_release(&err);
         cw_count(cw_gws->metrics->cmd_overloaded);
