@@ -61,7 +61,8 @@ function header(payload, hdrLen, name) {
  *   hold(match, ms): the answer to the next publish to cw.commands whose
  *     Nats-Msg-Id satisfies match(id) reaches the client ms later (once).
  *   publishes: every Nats-Msg-Id published to cw.commands, in order.
- *   held: [{id, heldMs, sent}] the answers held, sent once let go.
+ *   held: [{id, body, heldMs, answer, sent, sentAt}] the answers held (body:
+ *     the publish's, answer: JetStream's), sent at sentAt once let go.
  */
 export async function startNatsProxy(upstream) {
     const { hostname, port } = new URL(upstream);
@@ -86,20 +87,20 @@ export async function startNatsProxy(upstream) {
         if (f.op !== 'HPUB' || f.args[1] !== 'cw.commands' || f.args.length !== 5) return;
         const id = header(f.payload, Number(f.args[3]), 'Nats-Msg-Id');
         if (id === null) return;
-        replies.set(f.args[2], id);
+        replies.set(f.args[2], { id, body: f.payload.subarray(Number(f.args[3])).toString('utf8') });
         proxy.publishes.push(id);
     };
 
     // A server's frame: how long to hold it back (0: not at all).
     const delayOf = (f) => {
         if (f.op !== 'MSG' && f.op !== 'HMSG') return 0;
-        const id = replies.get(f.args[1]);
-        if (id === undefined) return 0;
+        const pub = replies.get(f.args[1]);
+        if (pub === undefined) return 0;
         replies.delete(f.args[1]);
-        const i = rules.findIndex((r) => r.match(id));
+        const i = rules.findIndex((r) => r.match(pub.id));
         if (i < 0) return 0;
         const [rule] = rules.splice(i, 1);
-        const entry = { id, heldMs: rule.ms, sent: false, answer: f.payload.toString('latin1') };
+        const entry = { id: pub.id, body: pub.body, heldMs: rule.ms, sent: false, sentAt: null, answer: f.payload.toString('latin1') };
         proxy.held.push(entry);
         return entry;
     };
@@ -124,6 +125,7 @@ export async function startNatsProxy(upstream) {
                 setTimeout(() => {
                     if (!client.destroyed) client.write(raw);
                     held.sent = true;
+                    held.sentAt = Date.now();
                 }, held.heldMs);
             }
         });
