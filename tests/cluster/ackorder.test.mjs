@@ -67,7 +67,7 @@ const once = Array.from({ length: N }, (_, i) => [i + 1, 1]);
 
 describe('a JetStream answer that comes late', () => {
     it('under the timeout: the later acks wait for it and go out in command order', async () => {
-        const HOLD = 1500;
+        const HOLD = 2500; // long enough for the processor to commit them all meanwhile, even under ASan
         const { ws, seen } = await connect();
         const { cid, t0 } = sendHeld(ws, HOLD);
         await until(() => replies(seen, cid).length >= N && updates(seen, cid).length >= N, 20_000, `${N} replies and updates`, 20);
