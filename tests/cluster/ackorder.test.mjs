@@ -1,7 +1,8 @@
 // ackorder.test.mjs - a connection's replies stay in command order when
 // JetStream answers one publish late, and a publish whose answer never
 // comes in time ends in `overloaded` while the command itself still
-// commits exactly once.
+// commits exactly once: resent by hand (a duplicate), and with
+// web/static/calderwood.js, which ends it processed either way.
 //
 // Real parts only: the gateway reaches run.sh's nats-server through
 // natsproxy.mjs, which holds back the JetStream answer to one chosen
@@ -12,6 +13,10 @@ import assert from 'node:assert/strict';
 import { login, WsClient, newClientId, until } from '../e2e/lib/client.mjs';
 import { Cluster, PASSWORD, logOf, psql } from './lib.mjs';
 import { startNatsProxy } from './natsproxy.mjs';
+import { createRequire } from 'node:module';
+
+// calderwood.js as a page runs it: its fetch and WebSocket carry the session cookie.
+const WS = createRequire(new URL('../e2e/package.json', import.meta.url))('ws').WebSocket;
 
 const PUB_WAIT_MS = 5000; // the gateway's publish timeout (queue_nats.c)
 const N = 10; // commands sent at once; the third one's answer is held
@@ -124,5 +129,44 @@ describe('a JetStream answer that comes late', () => {
         assert.deepEqual(eventsOf(cid), once, 'still each command once in the log');
         console.log(`# answer held ${HOLD} ms: overloaded after ${timedOut} ms, later acks in order; the resend a duplicate, one event`);
         ws.close();
+    });
+
+    it('past the timeout, with calderwood.js: the command ends processed, once, whichever of update and `overloaded` comes first', async () => {
+        const HOLD = PUB_WAIT_MS + 1500;
+        const plainFetch = globalThis.fetch;
+        const plainWebSocket = globalThis.WebSocket; // none before Node 22
+        globalThis.fetch = (url, init = {}) => plainFetch(url, { ...init, headers: { ...init.headers, Cookie: cookie } });
+        globalThis.WebSocket = class extends WS {
+            constructor(url) {
+                super(url, { headers: { Cookie: cookie } });
+            }
+        };
+        const { Calderwood } = await import('../../web/static/calderwood.js');
+        const cw = new Calderwood({ baseUrl: `http://${gw.host}:${gw.port}`, storage: null });
+        const errors = [];
+        cw.addEventListener('error', (e) => errors.push(e.detail));
+        try {
+            cw.connect();
+            await until(() => cw.state === 'live', 20_000, 'calderwood.js live', 20);
+            proxy.hold((id) => id === `${user}/3/${cw.clientId}`, HOLD);
+            const cmds = Array.from({ length: 5 }, (_, i) => cw.send('visit-page', { url: `/js/${i + 1}` }));
+            await until(() => errors.some((e) => e.seq === 3), HOLD + 5000, 'the overloaded for the third', 20);
+            await until(() => cmds.every((c) => !c.pending), 20_000, 'every command ended', 20);
+            assert.deepEqual(cmds.map((c) => c.state), Array(5).fill('processed'), 'every command processed');
+            assert.equal(errors.length, 1, 'one error seen');
+            assert.equal(errors[0].code, 'overloaded');
+            assert.deepEqual(eventsOf(cw.clientId), once.slice(0, 5), 'each command once in the log');
+            const c3 = cmds[2];
+            // Update first (the usual case): the error finds the command ended and is only
+            // reported. Error first: calderwood.js resends it, answered as a duplicate.
+            const path = errors[0].retrying ? `retried (${c3.sends} sends, duplicate ${c3.duplicate})` : 'its update came first; not resent';
+            if (!errors[0].retrying) assert.equal(c3.sends, 1, 'not resent');
+            console.log(`# calderwood.js, the third answer held ${HOLD} ms: every command processed once; the third ${path}`);
+        } finally {
+            cw.close();
+            globalThis.fetch = plainFetch;
+            if (plainWebSocket) globalThis.WebSocket = plainWebSocket;
+            else delete globalThis.WebSocket;
+        }
     });
 });
