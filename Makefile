@@ -194,7 +194,7 @@ test-pg-full: deps
 
 # The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
 # gateways and processors of the real binary. test-cluster (in make test, about
-# 85 s idle): across gateways, logout, kill -9 and graceful stop of the active
+# 90 s idle): across gateways, logout, kill -9 and graceful stop of the active
 # processor, the CLI's administration commands through the queue, the
 # asynchronous publish's acks (order, a full stream) and, through a proxy
 # that holds one JetStream answer back, their order when one comes late or
