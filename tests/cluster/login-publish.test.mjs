@@ -120,6 +120,19 @@ describe('a login publishes its session without holding the loop', () => {
         console.log(`# a logout, its answer held ${HOLD} ms: pings ${fmt(rtts)}`);
     });
 
+    it('a login whose publish JetStream does not answer in time: 503 overloaded at the timeout', async () => {
+        const PUB_WAIT_MS = 5000; // the gateway's publish timeout (queue_nats.c)
+        proxy.hold((id) => id.includes('/0/start-session:'), PUB_WAIT_MS + 1500);
+        const t0 = Date.now();
+        const r = await request(gw, 'POST', '/login', { body: { email: EMAIL, password: PASSWORD } });
+        const ms = Date.now() - t0;
+        assert.equal(r.status, 503, r.text);
+        assert.equal(r.json().error.code, 'overloaded');
+        assert.equal(r.headers['set-cookie'], undefined, 'no cookie');
+        assert.ok(ms >= PUB_WAIT_MS - 100, `refused at the timeout (${ms} ms)`);
+        console.log(`# a login whose publish was not answered: 503 overloaded after ${ms} ms`);
+    });
+
     it(`${MANY} logins at once, JetStream at full speed: the pings meanwhile`, async () => {
         const p = await pinger(direct);
         const t0 = Date.now();
