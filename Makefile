@@ -194,18 +194,22 @@ test-pg-full: deps
 
 # The distributed deployment (tests/cluster/): real nats-server and PostgreSQL,
 # gateways and processors of the real binary. test-cluster (in make test, about
-# 55 s idle): across gateways, logout, kill -9 and graceful stop of the active
-# processor, the CLI's administration commands through the queue, and the
-# asynchronous publish's acks (order, a full stream); with SANITIZE set, the
-# cross-gateway, takeover and acks tests only.
+# 90 s idle): across gateways, logout, kill -9 and graceful stop of the active
+# processor, the CLI's administration commands through the queue, the
+# asynchronous publish's acks (order, a full stream) and, through a proxy
+# that holds one JetStream answer back, their order when one comes late or
+# times out, and logins and logouts that do not hold the gateway's loop while
+# JetStream answers; with SANITIZE set, the cross-gateway, takeover, acks
+# and login tests only.
 # test-cluster-faults (in make test, plain build, about 60 s idle): a gateway
 # killed behind nginx, nats-server restarted, and PostgreSQL crashed and
 # started again, under load.
-CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9|asynchronous publish'
+CLUSTER_SAN_TESTS := --test-name-pattern='sees the updates|kill -9|asynchronous publish|comes late|without holding the loop'
 test-cluster: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)BUILD=$(BUILD) tests/cluster/run.sh $(if $(SANITIZE),$(CLUSTER_SAN_TESTS)) \
-	    tests/cluster/cluster.test.mjs tests/cluster/acks.test.mjs \
+	    tests/cluster/cluster.test.mjs tests/cluster/acks.test.mjs tests/cluster/ackorder.test.mjs \
+	    tests/cluster/login-publish.test.mjs \
 	    $(if $(SANITIZE),,tests/cluster/admin-queue.test.mjs)
 
 # A local cluster on loopback (tools/cluster.sh): nats-server, PostgreSQL, two

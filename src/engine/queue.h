@@ -24,8 +24,9 @@ struct cw_queue;
 
 /*
  * How an asynchronous put ends: rc is CW_OK once the command is durable in
- * the queue, CW_ERR_OVERLOADED when the queue refused it or did not answer
- * in time (a resend is safe: the idempotency key dedupes it), or
+ * the queue, CW_ERR_OVERLOADED when the queue refused it, CW_ERR_AGAIN when
+ * it did not answer in time (the command may be in the queue all the same;
+ * either way a resend is safe: the idempotency key dedupes it), or
  * CW_ERR_SHUTDOWN. Called once, on a thread of the queue's, never inside
  * cw_queue_put_async itself.
  */

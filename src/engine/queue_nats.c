@@ -248,7 +248,8 @@ static void on_pub_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
     }
     if (pa && pa->Duplicate && !p->resent && !atomic_load(&n->closed) && republish(n, &m, p))
         return; /* answered again later */
-    int rc = pa ? CW_OK : CW_ERR_OVERLOADED;
+    /* No answer in time is not a refusal: the stream may have the command. */
+    int rc = pa ? CW_OK : pae && pae->Err == NATS_TIMEOUT ? CW_ERR_AGAIN : CW_ERR_OVERLOADED;
     if (pae)
         cw_warn("queue.publish", "status=\"%s\" jetstream_error=%d", natsStatus_GetText(pae->Err),
                 (int)pae->ErrCode);

@@ -11,6 +11,9 @@
  * in the order of its commands even when JetStream answers a later publish
  * before an earlier one times out.
  *
+ * An HTTP request's publish (a login's or logout's session command) waits
+ * the same way, with no connection: its callback runs on the loop instead.
+ *
  * The answer arrives on a libnats thread: it only links the reply into its
  * gateway thread's answered list and wakes that loop, which (cw_acks_drain,
  * before the bus, so an ack tends to precede its command's updates) writes
@@ -42,10 +45,14 @@ struct cw_ack_wait {
     /* a ready reply */
     char *frame;
     size_t len;
+    /* a publish for an HTTP request (cw_acks_publish): no connection, a callback */
+    void (*then)(void *arg, int rc);
+    void *then_arg;
 };
 
 static void free_wait(struct cw_ack_wait *w)
 {
+    free(w->then_arg); /* still set only when the callback never ran */
     free(w->client_id);
     free(w->frame);
     free(w);
@@ -111,6 +118,32 @@ int cw_acks_submit(struct cw_conn *c, struct cw_envelope *env, const char *clien
     return rc;
 }
 
+/* What an `overloaded` says, by the queue's answer (see cw_queue_put_cb). */
+static const char *refusal(int rc)
+{
+    if (rc == CW_ERR_SHUTDOWN)
+        return "the server is stopping; retry later";
+    if (rc == CW_ERR_AGAIN) /* docs/PROTOCOL.md: `error`, the distributed exception */
+        return "the command queue did not answer in time; the command may still be processed, "
+               "and resending it is safe";
+    return "the command queue did not take the command; retry later";
+}
+
+int cw_acks_publish(struct cw_envelope *env, void (*then)(void *arg, int rc), void *arg)
+{
+    struct cw_ack_wait *w = cw_xcalloc(1, sizeof(*w));
+    w->gw = cw_gw;
+    w->waiting = true;
+    w->then = then;
+    w->then_arg = arg;
+    int rc = cw_engine_submit_async(cw_gws->engine, env, on_answer, w);
+    if (rc) {
+        w->then_arg = NULL; /* still the caller's */
+        free_wait(w);
+    }
+    return rc;
+}
+
 /* The answered publish's reply frame; an unqueued command leaves the in-flight table. */
 static void settle(struct cw_ack_wait *w)
 {
@@ -125,10 +158,7 @@ static void settle(struct cw_ack_wait *w)
             cw_count(cw_gws->metrics->cmd_acked);
     } else {
         struct cw_error err = {0};
-        cw_error_set(&err, CW_ERR_OVERLOADED, "overloaded", "%s",
-                     w->rc == CW_ERR_SHUTDOWN
-                         ? "the server is stopping; retry later"
-                         : "the command queue did not take the command; retry later");
+        cw_error_set(&err, CW_ERR_OVERLOADED, "overloaded", "%s", refusal(w->rc));
         cw_wire_error(&cw_gw->out, w->client_id, true, w->seq, &err);
         cw_error_release(&err);
         cw_count(cw_gws->metrics->cmd_overloaded);
@@ -164,6 +194,14 @@ void cw_acks_drain(void)
     while (w) {
         struct cw_ack_wait *next = w->answered;
         struct cw_conn *c = w->conn;
+        if (w->then) {
+            void *arg = w->then_arg;
+            w->then_arg = NULL; /* the callback's now */
+            w->then(arg, w->rc);
+            free_wait(w);
+            w = next;
+            continue;
+        }
         settle(w); /* also for a closed connection: a failed command leaves the in-flight table */
         if (c)
             flush(c);

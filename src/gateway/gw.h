@@ -370,6 +370,13 @@ void cw_acks_reply(struct cw_conn *c, const char *frame, size_t len);
  */
 int cw_acks_submit(struct cw_conn *c, struct cw_envelope *env, const char *client_id, int64_t seq,
                    const char *uuid, bool duplicate, bool in_flight);
+/*
+ * Publishes env without waiting, for an HTTP request: then(arg, rc) runs on
+ * this thread's loop once JetStream answered (rc as cw_queue_put_cb's), and
+ * owns arg (malloc'd; freed with free() should the thread end first). On an
+ * error env and arg stay the caller's and then never runs.
+ */
+int cw_acks_publish(struct cw_envelope *env, void (*then)(void *arg, int rc), void *arg);
 /* On the loop: handles the answers that came for this thread. */
 void cw_acks_drain(void);
 /* c is closing: its waiting replies are freed when answered. */

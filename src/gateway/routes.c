@@ -80,24 +80,34 @@ static void run_login(struct cw_job *job, struct cw_db *db)
 /*
  * Queues a session command for request; its outcome comes back to
  * cw_routes_session_committed() when answer is set, else to no endpoint.
+ * Whether it got into the queue comes to queued(arg, rc), exactly once:
+ * at once on the local queue; in distributed mode once JetStream answered
+ * the publish, on this thread's loop, which meanwhile serves on (a
+ * synchronous publish would hold every connection of the thread for a
+ * round trip, or up to its timeout when NATS is slow). arg is malloc'd and
+ * queued's to free.
  */
-static int submit_session_command(uint64_t request, bool answer, const char *name,
-                                  const char *user_uuid, json_t *data)
+static void submit_session_command(uint64_t request, bool answer, const char *name,
+                                   const char *user_uuid, json_t *data,
+                                   void (*queued)(void *arg, int rc), void *arg)
 {
     const struct cw_command_def *def = NULL;
     if (cw_coerce_command(cw_gws->domain, name, data, true, &def, NULL)) {
         json_decref(data);
-        return CW_ERR_INVALID;
+        queued(arg, CW_ERR_INVALID);
+        return;
     }
     char client_id[64];
     snprintf(client_id, sizeof(client_id), "%s:%llu:%lld", name, (unsigned long long)request,
              (long long)cw_now_us());
     struct cw_envelope *env =
         cw_envelope_new(def, user_uuid, client_id, 0, data, NULL, answer ? request : 0);
-    int rc = cw_engine_submit(cw_gws->engine, env);
+    bool async = cw_engine_async(cw_gws->engine);
+    int rc = async ? cw_acks_publish(env, queued, arg) : cw_engine_submit(cw_gws->engine, env);
     if (rc)
         cw_envelope_free(env);
-    return rc;
+    if (rc || !async)
+        queued(arg, rc);
 }
 
 static int login_failed(struct cw_http *req)
@@ -126,33 +136,50 @@ static void login_ok(struct cw_http *req, const char *user_uuid, const char *ses
     respond_json(req, 200, body);
 }
 
+/* A login whose start-session command is on its way to the queue. */
+struct login_start {
+    uint64_t request;
+    char user_uuid[CW_UUID_LEN + 1];
+    char session_uuid[CW_UUID_LEN + 1];
+};
+
 /*
- * A login is answered as soon as its start-session command is queued and
- * the session is in the gateway's table, not when it commits: a stalled or
- * full disk must not hold logins. The session is usable at once (commands
- * on it queue behind its start); should the command fail, the hub ends the
- * session, and after a crash before the commit the cookie names no
- * session: the user logs in again.
+ * A login is answered as soon as its start-session command is queued (in
+ * distributed mode: durable in JetStream) and the session is in the
+ * gateway's table, not when it commits: a stalled or full disk must not
+ * hold logins. The session is usable at once (commands on it queue behind
+ * its start); should the command fail, the hub ends the session, and after
+ * a crash before the commit the cookie names no session: the user logs in
+ * again. A client gone meanwhile gets nothing; its session still starts.
  */
+static void login_queued(void *arg, int rc)
+{
+    struct login_start *ls = arg;
+    struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, ls->request);
+    if (req && rc) {
+        cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+    } else if (req) {
+        cw_sessions_open(ls->session_uuid, ls->user_uuid);
+        login_ok(req, ls->user_uuid, ls->session_uuid);
+    }
+    free(ls);
+}
+
 static void done_login(struct cw_job *job, bool cancelled)
 {
     struct login_job *l = (struct login_job *)job;
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, l->request);
-    if (req && !cancelled) {
-        if (!l->ok) {
-            login_failed(req);
-        } else {
-            char session_uuid[CW_UUID_LEN + 1];
-            cw_uuid_v7(session_uuid);
-            json_t *data =
-                json_pack("{s:s,s:s}", "user_uuid", l->user_uuid, "session_uuid", session_uuid);
-            if (submit_session_command(req->id, false, "start-session", l->user_uuid, data)) {
-                cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
-            } else {
-                cw_sessions_open(session_uuid, l->user_uuid);
-                login_ok(req, l->user_uuid, session_uuid);
-            }
-        }
+    if (req && !cancelled && !l->ok) {
+        login_failed(req);
+    } else if (req && !cancelled) {
+        struct login_start *ls = cw_xcalloc(1, sizeof(*ls));
+        ls->request = req->id;
+        memcpy(ls->user_uuid, l->user_uuid, sizeof(ls->user_uuid));
+        cw_uuid_v7(ls->session_uuid);
+        json_t *data =
+            json_pack("{s:s,s:s}", "user_uuid", ls->user_uuid, "session_uuid", ls->session_uuid);
+        submit_session_command(req->id, false, "start-session", ls->user_uuid, data, login_queued,
+                               ls);
     }
     free(l);
 }
@@ -235,20 +262,33 @@ static int handle_login(struct cw_http *req)
     return 0;
 }
 
+/* A logout's end-session command reached the queue, or did not. */
+static void logout_queued(void *arg, int rc)
+{
+    uint64_t *request = arg;
+    struct cw_http *req = rc ? cw_idmap_get(&cw_gw->endpoints, *request) : NULL;
+    /* Not if answered already: a publish that timed out may still have committed. */
+    if (req && !req->cur.status)
+        cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+    free(request);
+}
+
 static int handle_logout(struct cw_http *req, struct cw_session *s)
 {
     if (!s)
         return cw_respond_error(req, 401, "unauthorized", "no valid session");
     json_t *data = json_pack("{s:s}", "session_uuid", s->session_uuid);
-    if (submit_session_command(req->id, true, "end-session", s->user_uuid, data))
-        return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
-    return 0; /* answered once committed: cw_routes_session_committed() */
+    uint64_t *request = cw_xmalloc(sizeof(*request));
+    *request = req->id;
+    submit_session_command(req->id, true, "end-session", s->user_uuid, data, logout_queued,
+                           request);
+    return 0; /* answered once committed (cw_routes_session_committed), or refused */
 }
 
 void cw_routes_session_committed(uint64_t id, bool ok)
 {
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, id);
-    if (!req)
+    if (!req || req->cur.status) /* answered: refused after its publish timed out */
         return;
     /* A logout: its session ended (or was already gone). */
     set_cookie(req, "", true);
