@@ -372,6 +372,10 @@ static int next_request(struct cw_http *req, void **slot)
             break; /* the body is still coming */
         cw_buf_add(&req->body, req->in.data, req->cur.body_len);
         cw_routes_dispatch(req);
+        /* Answered now or later (a login's hash, a query on a worker, a logout's
+         * commit): either way nothing after it is read, and no deadline of the
+         * client's runs, until its answer is out. */
+        req->busy = true;
         settle(req);
         consume(req, req->cur.body_len);
         req->have_head = false;

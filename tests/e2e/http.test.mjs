@@ -309,6 +309,18 @@ it('keep-alive: pipelined requests on one connection are answered in order', asy
     assert.deepEqual(statusLines(text), ['HTTP/1.1 200', 'HTTP/1.1 404', 'HTTP/1.1 200']);
 });
 
+it('pipelined after a request answered later (a login), the next waits its turn', async () => {
+    const body = JSON.stringify({ email: ALICE.email, password: ALICE.password });
+    const text = await rawExchange(
+        srv,
+        `POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` +
+            'GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    assert.deepEqual(statusLines(text), ['HTTP/1.1 200', 'HTTP/1.1 200'], text.slice(0, 600));
+    const first = text.slice(0, text.indexOf('HTTP/1.1', 1));
+    assert.match(first, /set-cookie: cw_session=/i, 'the login answered first');
+});
+
 it('HTTP/1.0 without keep-alive gets one answer and the connection ends', async () => {
     const text = await rawExchange(srv, 'GET /health HTTP/1.0\r\n\r\nGET /health HTTP/1.0\r\n\r\n');
     assert.deepEqual(statusLines(text), ['HTTP/1.1 200']);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { startServer, guard } from './lib/server.mjs';
-import { loginAs, RawWs, OP, newClientId } from './lib/client.mjs';
+import { login, loginAs, RawWs, OP, newClientId } from './lib/client.mjs';
 
 const ALICE = { email: 'alice@example.org', password: 'alice-password-1', first: 'Alice', last: 'Liddell' };
 const DEADLINE_MS = 30_000; // for a 1 s limit on a loaded machine
@@ -28,7 +28,7 @@ const servers = [];
 after(() => Promise.all(servers.map((s) => s.stop())));
 
 async function serverWith(short, opts = {}) {
-    const s = await startServer({ ...opts, args: limits(short) });
+    const s = await startServer({ ...opts, args: [...limits(short), ...(opts.args || [])] });
     servers.push(s);
     return s;
 }
@@ -93,6 +93,28 @@ test('slowloris body: a body still incomplete after --body-timeout is cut, howev
             `POST /query HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
         );
         assert.deepEqual(statusLines(ok), ['HTTP/1.1 401'], ok.slice(0, 300));
+    })(t);
+});
+
+test('a request answered later (logins queued for one worker) is not cut by the head or body deadline', async (t) => {
+    const srv = await serverWith(['--header-timeout', '--body-timeout'], { users: [ALICE], args: ['--workers', '1'] });
+    await guard(() => srv, async () => {
+        // Twelve password hashes one after another: the last answers seconds after its
+        // request arrived whole, past both 1 s deadlines, which are the client's to meet.
+        const t0 = performance.now();
+        const all = await Promise.all(
+            Array.from({ length: 12 }, async () => {
+                const l = await login(srv, ALICE.email, ALICE.password, { expectOk: false, committed: false });
+                return { status: l.status, ms: performance.now() - t0 };
+            }),
+        );
+        const slowest = Math.max(...all.map((a) => a.ms));
+        assert.ok(slowest > 1500, `the logins took ${slowest.toFixed(0)} ms: too quick to show anything`);
+        assert.deepEqual(
+            all.map((a) => a.status),
+            Array(12).fill(200),
+            `every login answered (slowest after ${slowest.toFixed(0)} ms)`,
+        );
     })(t);
 });
 
