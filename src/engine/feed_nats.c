@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "envelope.h"
+#include "fields.h"
 #include "natsconn.h"
 #include "store/store.h"
 #include "update.h"
@@ -57,40 +58,19 @@ static void send_chunk(struct cw_feed *f)
     cw_buf_reset(&f->out);
 }
 
-/* A number field of the compact lines. */
-static void add_num(struct cw_buf *b, int64_t v)
-{
-    cw_buf_add_int(b, v);
-    cw_buf_addc(b, ' ');
-}
-
-/* A string field: its length, ':' and its bytes; "-" for none. */
-static void add_str(struct cw_buf *b, const char *s)
-{
-    if (!s) {
-        cw_buf_adds(b, "- ");
-        return;
-    }
-    size_t n = strlen(s);
-    cw_buf_add_int(b, (int64_t)n);
-    cw_buf_addc(b, ':');
-    cw_buf_add(b, s, n);
-    cw_buf_addc(b, ' ');
-}
-
 static void add_event(struct cw_buf *b, const struct cw_update *u)
 {
     const struct cw_event *ev = &u->ev;
     cw_buf_adds(b, "e ");
-    add_num(b, ev->position);
-    add_num(b, ev->version);
-    add_num(b, ev->recorded_at);
-    add_num(b, ev->client_seq);
-    add_str(b, ev->uuid);
-    add_str(b, ev->command_uuid);
-    add_str(b, ev->name);
-    add_str(b, ev->user_uuid);
-    add_str(b, ev->client_id);
+    cw_fields_add_num(b, ev->position);
+    cw_fields_add_num(b, ev->version);
+    cw_fields_add_num(b, ev->recorded_at);
+    cw_fields_add_num(b, ev->client_seq);
+    cw_fields_add_str(b, ev->uuid);
+    cw_fields_add_str(b, ev->command_uuid);
+    cw_fields_add_str(b, ev->name);
+    cw_fields_add_str(b, ev->user_uuid);
+    cw_fields_add_str(b, ev->client_id);
     cw_buf_add(b, u->frame, u->frame_len);
     cw_buf_addc(b, '\n');
 }
@@ -99,15 +79,15 @@ static void add_outcome(struct cw_buf *b, const struct cw_outcome *o)
 {
     const struct cw_envelope *env = o->env;
     cw_buf_adds(b, "o ");
-    add_num(b, (int64_t)env->node);
-    add_num(b, (int64_t)env->origin);
-    add_num(b, env->cmd.client_seq);
-    add_num(b, o->duplicate);
-    add_num(b, (int64_t)o->n_events);
-    add_str(b, o->command_uuid);
-    add_str(b, env->cmd.name);
-    add_str(b, env->cmd.user_uuid);
-    add_str(b, env->cmd.client_id);
+    cw_fields_add_num(b, (int64_t)env->node);
+    cw_fields_add_num(b, (int64_t)env->origin);
+    cw_fields_add_num(b, env->cmd.client_seq);
+    cw_fields_add_num(b, o->duplicate);
+    cw_fields_add_num(b, (int64_t)o->n_events);
+    cw_fields_add_str(b, o->command_uuid);
+    cw_fields_add_str(b, env->cmd.name);
+    cw_fields_add_str(b, env->cmd.user_uuid);
+    cw_fields_add_str(b, env->cmd.client_id);
     if (o->rejected) { /* rare: a JSON tail; a refused login names its session in data */
         json_t *t = json_pack("{s:[s?s?],s:O}", "rej", o->reject.code, o->reject.message, "data",
                               env->cmd.data);
@@ -255,63 +235,18 @@ static int read_head_json(const char *line, size_t len, struct head *h)
                : CW_OK;
 }
 
-/* Reads a compact line's fields from a copy of it, NUL-terminating strings in place. */
-struct fields {
-    char *p, *end;
-    bool bad;
-};
-
-static struct fields fields_of(struct cw_buf *copy, const char *line, const char *nl)
-{
-    cw_buf_reset(copy);
-    cw_buf_add(copy, line, (size_t)(nl - line));
-    return (struct fields){copy->data, copy->data + copy->len, nl == line};
-}
-
-static int64_t get_num(struct fields *r)
-{
-    char *next = r->p;
-    long long v = r->bad ? 0 : strtoll(r->p, &next, 10);
-    if (next == r->p || next >= r->end || *next != ' ')
-        r->bad = true;
-    else
-        r->p = next + 1;
-    return v;
-}
-
-static const char *get_str(struct fields *r)
-{
-    if (r->bad)
-        return NULL;
-    if (r->end - r->p >= 2 && r->p[0] == '-' && r->p[1] == ' ') {
-        r->p += 2;
-        return NULL;
-    }
-    char *colon = r->p;
-    unsigned long long n = r->p[0] >= '0' && r->p[0] <= '9' ? strtoull(r->p, &colon, 10) : 0;
-    if (colon == r->p || *colon != ':' || n >= (unsigned long long)(r->end - colon - 1) ||
-        colon[1 + n] != ' ') {
-        r->bad = true;
-        return NULL;
-    }
-    char *s = colon + 1;
-    s[n] = '\0';
-    r->p = s + n + 1;
-    return s;
-}
-
 static int read_head(struct cw_feed *f, const char *line, const char *nl, struct head *h)
 {
-    struct fields r = fields_of(&f->head_line, line, nl);
-    h->node = get_num(&r);
-    h->origin = get_num(&r);
-    h->seq = get_num(&r);
-    h->dup = get_num(&r) != 0;
-    h->ne = get_num(&r);
-    h->cu = get_str(&r);
-    h->name = get_str(&r);
-    h->user = get_str(&r);
-    h->cid = get_str(&r);
+    struct cw_fields r = cw_fields_of(&f->head_line, line, (size_t)(nl - line));
+    h->node = cw_fields_num(&r);
+    h->origin = cw_fields_num(&r);
+    h->seq = cw_fields_num(&r);
+    h->dup = cw_fields_num(&r) != 0;
+    h->ne = cw_fields_num(&r);
+    h->cu = cw_fields_str(&r, NULL);
+    h->name = cw_fields_str(&r, NULL);
+    h->user = cw_fields_str(&r, NULL);
+    h->cid = cw_fields_str(&r, NULL);
     if (!r.bad && r.p < r.end && !(h->json = json_loadb(r.p, (size_t)(r.end - r.p), 0, NULL)))
         r.bad = true;
     return r.bad || !h->cu ? CW_ERR_INVALID : CW_OK;
@@ -319,17 +254,17 @@ static int read_head(struct cw_feed *f, const char *line, const char *nl, struct
 
 static struct cw_update *read_event(struct cw_feed *f, const char *line, const char *nl)
 {
-    struct fields r = fields_of(&f->event_line, line, nl);
+    struct cw_fields r = cw_fields_of(&f->event_line, line, (size_t)(nl - line));
     struct cw_event ev = {0};
-    ev.position = get_num(&r);
-    ev.version = (int)get_num(&r);
-    ev.recorded_at = get_num(&r);
-    ev.client_seq = get_num(&r);
-    ev.uuid = get_str(&r);
-    ev.command_uuid = get_str(&r);
-    ev.name = get_str(&r);
-    ev.user_uuid = get_str(&r);
-    ev.client_id = get_str(&r);
+    ev.position = cw_fields_num(&r);
+    ev.version = (int)cw_fields_num(&r);
+    ev.recorded_at = cw_fields_num(&r);
+    ev.client_seq = cw_fields_num(&r);
+    ev.uuid = cw_fields_str(&r, NULL);
+    ev.command_uuid = cw_fields_str(&r, NULL);
+    ev.name = cw_fields_str(&r, NULL);
+    ev.user_uuid = cw_fields_str(&r, NULL);
+    ev.client_id = cw_fields_str(&r, NULL);
     if (r.bad || !ev.uuid || !ev.command_uuid || !ev.name || r.p >= r.end)
         return NULL;
     if (!ev.user_uuid)
