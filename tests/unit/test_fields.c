@@ -23,6 +23,8 @@ static void test_round_trip(void **state)
     cw_fields_add_num(&b, 42);
     cw_fields_add_num(&b, -7);
     cw_fields_add_num(&b, INT64_MAX);
+    cw_fields_add_num(&b, INT64_MIN);
+    cw_fields_add_num(&b, 0);
     cw_fields_add_str(&b, odd);
     cw_fields_add_str(&b, NULL);
     cw_fields_add_str(&b, "");
@@ -32,6 +34,8 @@ static void test_round_trip(void **state)
     assert_int_equal(cw_fields_num(&r), 42);
     assert_int_equal(cw_fields_num(&r), -7);
     assert_int_equal(cw_fields_num(&r), INT64_MAX);
+    assert_int_equal(cw_fields_num(&r), INT64_MIN);
+    assert_int_equal(cw_fields_num(&r), 0);
     size_t len = 0;
     assert_string_equal(cw_fields_str(&r, &len), odd);
     assert_int_equal(len, strlen(odd));
@@ -95,6 +99,10 @@ static void test_malformed(void **state)
     assert_true(refused(" 3:abc ", false));
     assert_true(refused("3abc ", false)); /* no colon */
     assert_true(refused("99999999999999999999999:a ", false));
+    assert_true(refused("9223372036854775808 ", true)); /* past INT64_MAX */
+    assert_true(refused("-9223372036854775809 ", true));
+    assert_true(refused("- ", true));
+    assert_true(refused("--1 ", true));
     assert_false(refused("3:abc ", false));
     assert_false(refused("- ", false));
     assert_false(refused("-4 ", true));
