@@ -129,11 +129,13 @@ for nm in $names; do
     i=$(awk -F, '$3 ~ /instructions/ { print $1 }' "$WORK/$nm.perf")
     c=$(awk -F, '$3 ~ /task-clock/ { print $1 }' "$WORK/$nm.perf")
     awk -v nm="$nm" -v i="${i:-0}" -v c="${c:-0}" -v n="$n" \
-        'BEGIN { printf "%-9s %12.0f %10.1f\n", nm, i / n, c * 1000 / n }'
+        'BEGIN { if (i + 0 > 0) printf "%-9s %12.0f %10.1f\n", nm, i / n, c * 1000 / n
+                 else printf "%-9s %12s %10.1f\n", nm, "n/a", c * 1000 / n }'
     ti=$(awk -v a="$ti" -v i="${i:-0}" 'BEGIN { print a + i }')
     tu=$(awk -v a="$tu" -v c="${c:-0}" 'BEGIN { print a + c }')
 done
-awk -v i="$ti" -v c="$tu" -v n="$n" 'BEGIN { printf "%-9s %12.0f %10.1f\n", "total", i / n, c * 1000 / n }'
+awk -v i="$ti" -v c="$tu" -v n="$n" 'BEGIN { if (i + 0 > 0) printf "%-9s %12.0f %10.1f\n", "total", i / n, c * 1000 / n
+    else printf "%-9s %12s %10.1f\n", "total", "n/a", c * 1000 / n }'
 for nm in ${PERF_RECORD:-}; do
     mkdir -p "${PERF_OUT:-/tmp}" && cp "$WORK/$nm.data" "${PERF_OUT:-/tmp}/perf-$nm.data"
 done
