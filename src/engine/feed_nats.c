@@ -1,12 +1,17 @@
 /*
  * feed_nats.c - the update feed on NATS (see feed.h).
  *
- * A batch travels as text lines, serialised once by the processor: a head
- * line {"last":N}, then per outcome a line of JSON (where its answer goes,
- * the command's key, duplicate, rejection, how many events) followed by
- * each event's update frame exactly as cw_update_new wrote it. A gateway
- * keeps those frames as they are (cw_update_from_frame). A large batch is
- * cut into messages under CHUNK_BYTES, only the last carrying "last".
+ * A batch travels as text lines, serialised once by the processor: per
+ * outcome an "o" line (where its answer goes, the command's key, duplicate,
+ * how many events; a rejection adds a JSON tail), then per event an "e"
+ * line with the event's fields followed by its update frame exactly as
+ * cw_update_new wrote it, and an "L" line with the log's last position.
+ * Fields are numbers or length-prefixed strings ("36:..."), so a receiver
+ * reads them without building a JSON tree, and keeps each frame as it is
+ * (cw_update_with_frame). The older format's "O" and "E" lines (JSON head,
+ * bare frame) are still read. A large batch is cut into messages under
+ * CHUNK_BYTES, only the last carrying the "L" line. docs/ARCHITECTURE.md
+ * gives the grammar.
  *
  * Core NATS, not JetStream: the store is the durable record, and a gateway
  * that missed a message reads the missing events from it.
@@ -20,6 +25,7 @@
 #include "core/log.h"
 #include "core/registry.h"
 #include "envelope.h"
+#include "fields.h"
 #include "natsconn.h"
 #include "store/store.h"
 #include "update.h"
@@ -36,8 +42,9 @@ struct cw_feed {
     natsSubscription *sub;
     struct cw_buf out; /* processor thread */
     /* Receiving: libnats' delivery thread only. */
-    int64_t last;     /* the newest position passed on to the bus */
-    struct cw_db *db; /* a reader for gaps, opened when first needed */
+    int64_t last;                        /* the newest position passed on to the bus */
+    struct cw_db *db;                    /* a reader for gaps, opened when first needed */
+    struct cw_buf head_line, event_line; /* copies of the line being read */
 };
 
 /* ------------------------------------------------------------ publishing */
@@ -51,27 +58,45 @@ static void send_chunk(struct cw_feed *f)
     cw_buf_reset(&f->out);
 }
 
+static void add_event(struct cw_buf *b, const struct cw_update *u)
+{
+    const struct cw_event *ev = &u->ev;
+    cw_buf_adds(b, "e ");
+    cw_fields_add_num(b, ev->position);
+    cw_fields_add_num(b, ev->version);
+    cw_fields_add_num(b, ev->recorded_at);
+    cw_fields_add_num(b, ev->client_seq);
+    cw_fields_add_str(b, ev->uuid);
+    cw_fields_add_str(b, ev->command_uuid);
+    cw_fields_add_str(b, ev->name);
+    cw_fields_add_str(b, ev->user_uuid);
+    cw_fields_add_str(b, ev->client_id);
+    cw_buf_add(b, u->frame, u->frame_len);
+    cw_buf_addc(b, '\n');
+}
+
 static void add_outcome(struct cw_buf *b, const struct cw_outcome *o)
 {
     const struct cw_envelope *env = o->env;
-    json_t *h = json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:I,s:b,s:I}", "node", (json_int_t)env->node,
-                          "origin", (json_int_t)env->origin, "cu", o->command_uuid, "name",
-                          env->cmd.name, "user", env->cmd.user_uuid, "cid", env->cmd.client_id,
-                          "seq", (json_int_t)env->cmd.client_seq, "dup", o->duplicate, "ne",
-                          (json_int_t)o->n_events);
-    if (o->rejected) {
-        json_object_set_new(h, "rej", json_pack("[ss]", o->reject.code, o->reject.message));
-        json_object_set(h, "data", env->cmd.data); /* a refused login names its session */
+    cw_buf_adds(b, "o ");
+    cw_fields_add_num(b, (int64_t)env->node);
+    cw_fields_add_num(b, (int64_t)env->origin);
+    cw_fields_add_num(b, env->cmd.client_seq);
+    cw_fields_add_num(b, o->duplicate);
+    cw_fields_add_num(b, (int64_t)o->n_events);
+    cw_fields_add_str(b, o->command_uuid);
+    cw_fields_add_str(b, env->cmd.name);
+    cw_fields_add_str(b, env->cmd.user_uuid);
+    cw_fields_add_str(b, env->cmd.client_id);
+    if (o->rejected) { /* rare: a JSON tail; a refused login names its session in data */
+        json_t *t = json_pack("{s:[s?s?],s:O}", "rej", o->reject.code, o->reject.message, "data",
+                              env->cmd.data);
+        cw_json_add(b, t);
+        json_decref(t);
     }
-    cw_buf_adds(b, "O ");
-    cw_json_add(b, h);
-    json_decref(h);
     cw_buf_addc(b, '\n');
-    for (size_t i = 0; i < o->n_events; i++) {
-        cw_buf_adds(b, "E ");
-        cw_buf_add(b, o->events[i]->frame, o->events[i]->frame_len);
-        cw_buf_addc(b, '\n');
-    }
+    for (size_t i = 0; i < o->n_events; i++)
+        add_event(b, o->events[i]);
 }
 
 void cw_feed_publish(void *feed, struct cw_outcome_batch *b)
@@ -190,55 +215,117 @@ static void take_events(struct cw_feed *f, struct inbox *in, struct cw_update **
     }
 }
 
-/* One outcome: its head line at *p, then its event lines. Advances *p. */
-static int read_outcome(struct cw_feed *f, struct inbox *in, const char **p, const char *end)
-{
-    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
-    json_t *h = nl ? json_loadb(*p + 2, (size_t)(nl - *p - 2), 0, NULL) : NULL;
-    const char *cu, *name, *user, *cid;
+/* An outcome's head line, in either format. */
+struct head {
     json_int_t node, origin, seq, ne;
     int dup;
-    if (!h ||
-        json_unpack(h, "{s:I,s:I,s:s,s:s,s:s,s:s,s:I,s:b,s:I}", "node", &node, "origin", &origin,
-                    "cu", &cu, "name", &name, "user", &user, "cid", &cid, "seq", &seq, "dup", &dup,
-                    "ne", &ne) ||
-        ne < 0 || ne > 1000000) {
-        json_decref(h);
-        return CW_ERR_INVALID;
-    }
-    *p = nl + 1;
-    struct cw_update **ev = cw_xcalloc((size_t)ne + 1, sizeof(*ev));
+    const char *cu, *name, *user, *cid; /* borrowed from the line's copy or from json */
+    json_t *json; /* owned: the old format's head, or the compact line's tail */
+};
+
+/* The old format: one JSON object. */
+static int read_head_json(const char *line, size_t len, struct head *h)
+{
+    h->json = json_loadb(line, len, 0, NULL);
+    return !h->json || json_unpack(h->json, "{s:I,s:I,s:s,s:s,s:s,s:s,s:I,s:b,s:I}", "node",
+                                   &h->node, "origin", &h->origin, "cu", &h->cu, "name", &h->name,
+                                   "user", &h->user, "cid", &h->cid, "seq", &h->seq, "dup", &h->dup,
+                                   "ne", &h->ne)
+               ? CW_ERR_INVALID
+               : CW_OK;
+}
+
+static int read_head(struct cw_feed *f, const char *line, const char *nl, struct head *h)
+{
+    struct cw_fields r = cw_fields_of(&f->head_line, line, (size_t)(nl - line));
+    h->node = cw_fields_num(&r);
+    h->origin = cw_fields_num(&r);
+    h->seq = cw_fields_num(&r);
+    h->dup = cw_fields_num(&r) != 0;
+    h->ne = cw_fields_num(&r);
+    h->cu = cw_fields_str(&r, NULL);
+    h->name = cw_fields_str(&r, NULL);
+    h->user = cw_fields_str(&r, NULL);
+    h->cid = cw_fields_str(&r, NULL);
+    if (!r.bad && r.p < r.end && !(h->json = json_loadb(r.p, (size_t)(r.end - r.p), 0, NULL)))
+        r.bad = true;
+    return r.bad || !h->cu ? CW_ERR_INVALID : CW_OK;
+}
+
+static struct cw_update *read_event(struct cw_feed *f, const char *line, const char *nl)
+{
+    struct cw_fields r = cw_fields_of(&f->event_line, line, (size_t)(nl - line));
+    struct cw_event ev = {0};
+    ev.position = cw_fields_num(&r);
+    ev.version = (int)cw_fields_num(&r);
+    ev.recorded_at = cw_fields_num(&r);
+    ev.client_seq = cw_fields_num(&r);
+    ev.uuid = cw_fields_str(&r, NULL);
+    ev.command_uuid = cw_fields_str(&r, NULL);
+    ev.name = cw_fields_str(&r, NULL);
+    ev.user_uuid = cw_fields_str(&r, NULL);
+    ev.client_id = cw_fields_str(&r, NULL);
+    if (r.bad || !ev.uuid || !ev.command_uuid || !ev.name || r.p >= r.end)
+        return NULL;
+    if (!ev.user_uuid)
+        ev.user_uuid = "";
+    return cw_update_with_frame(f->cfg.d, &ev, r.p, (size_t)(r.end - r.p));
+}
+
+/* The event lines after a head: up to ne of them, in either format. Advances *p. */
+static size_t read_events(struct cw_feed *f, struct cw_update **ev, size_t ne, const char **p,
+                          const char *end)
+{
     size_t n = 0;
-    while (n < (size_t)ne && *p < end && (*p)[0] == 'E') {
-        nl = memchr(*p, '\n', (size_t)(end - *p));
-        if (!nl)
+    while (n < ne && *p < end && ((*p)[0] == 'E' || (*p)[0] == 'e')) {
+        const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+        if (!nl || nl - *p < 2)
             break;
-        ev[n] = cw_update_from_frame(f->cfg.d, *p + 2, (size_t)(nl - *p - 2));
+        ev[n] = (*p)[0] == 'e' ? read_event(f, *p + 2, nl)
+                               : cw_update_from_frame(f->cfg.d, *p + 2, (size_t)(nl - *p - 2));
         *p = nl + 1;
         if (ev[n])
             n++;
     }
-    bool duplicate = dup;
+    return n;
+}
+
+/* One outcome: its head line at *p, then its event lines. Advances *p. */
+static int read_outcome(struct cw_feed *f, struct inbox *in, const char **p, const char *end)
+{
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    struct head h = {0};
+    int rc = !nl || nl - *p < 2 ? CW_ERR_INVALID
+             : (*p)[0] == 'O'   ? read_head_json(*p + 2, (size_t)(nl - *p - 2), &h)
+                                : read_head(f, *p + 2, nl, &h);
+    if (rc || h.ne < 0 || h.ne > 1000000) {
+        json_decref(h.json);
+        return CW_ERR_INVALID;
+    }
+    *p = nl + 1;
+    struct cw_update **ev = cw_xcalloc((size_t)h.ne + 1, sizeof(*ev));
+    size_t n = read_events(f, ev, (size_t)h.ne, p, end);
+    bool duplicate = h.dup;
     /* The gap before this outcome's events goes in ahead of it: find its slot after. */
     struct cw_outcome tmp = {0};
-    tmp.events = cw_xcalloc((size_t)ne + 1, sizeof(*tmp.events));
+    tmp.events = cw_xcalloc((size_t)h.ne + 1, sizeof(*tmp.events));
     take_events(f, in, ev, n, &duplicate, &tmp);
     free(ev);
     struct cw_outcome *o = add(in);
     *o = tmp;
-    json_t *data = json_object_get(h, "data");
-    o->env = route_envelope(f->cfg.d, name, user, cid, seq, data,
-                            (uint64_t)node == f->cfg.node ? (uint64_t)origin : 0);
-    o->env->node = (uint64_t)node;
-    snprintf(o->command_uuid, sizeof(o->command_uuid), "%s", cu);
+    json_t *data = json_object_get(h.json, "data");
+    o->env = route_envelope(f->cfg.d, h.name, h.user, h.cid, h.seq, data,
+                            (uint64_t)h.node == f->cfg.node ? (uint64_t)h.origin : 0);
+    o->env->node = (uint64_t)h.node;
+    snprintf(o->command_uuid, sizeof(o->command_uuid), "%s", h.cu);
     o->duplicate = duplicate;
-    json_t *rej = json_object_get(h, "rej");
+    json_t *rej = json_object_get(h.json, "rej");
     if (rej) {
         o->rejected = true;
         cw_error_set(&o->reject, CW_ERR_REJECTED, json_string_value(json_array_get(rej, 0)), "%s",
                      json_string_value(json_array_get(rej, 1)));
     }
-    json_decref(h);
+    json_decref(h.json);
     return CW_OK;
 }
 
@@ -250,7 +337,7 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     const char *p = natsMsg_GetData(msg), *end = p + natsMsg_GetDataLength(msg);
     struct inbox in = {0};
     while (p < end) {
-        if (p[0] == 'O' && read_outcome(f, &in, &p, end) == CW_OK)
+        if ((p[0] == 'O' || p[0] == 'o') && read_outcome(f, &in, &p, end) == CW_OK)
             continue;
         if (p[0] == 'L') {
             int64_t last = strtoll(p + 2, NULL, 10);
@@ -314,5 +401,7 @@ void cw_feed_free(struct cw_feed *f)
     natsConnection_Destroy(f->nc);
     cw_db_close(f->db);
     cw_buf_release(&f->out);
+    cw_buf_release(&f->head_line);
+    cw_buf_release(&f->event_line);
     free(f);
 }

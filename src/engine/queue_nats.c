@@ -1,12 +1,14 @@
 /*
  * queue_nats.c - the command queue on NATS JetStream (see queue.h).
  *
- * A command travels as one JSON object: its uuid, name, user, client id
- * and sequence, data, meta, received_at, and where its outcome goes (node
- * and origin). The gateway's put is a publish that the client's ack waits
- * for, so an acked command is on disk in JetStream: synchronous (put, for
- * the CLI) or asynchronous (put_async, for the gateway's connections, whose
- * commands stream without a round trip each; the stream's answer comes on
+ * A command travels as one line of compact fields (fields.h, grammar in
+ * docs/ARCHITECTURE.md): its sequence, received_at, where its outcome goes
+ * (node and origin), uuid, name, user, client id, then its data and meta
+ * as JSON text; the processor parses only those two. The first version's
+ * messages, one JSON object, are still read. The gateway's put is a
+ * publish that the client's ack waits for, so an acked command is on disk
+ * in JetStream: synchronous (put, for the CLI) or asynchronous (put_async, for the gateway's
+ * connections, whose commands stream without a round trip each; the stream's answer comes on
  * libnats's reply thread, is found by its message in the pending map and
  * handed to the caller's callback).
  * The processor pulls batches from one durable consumer shared by every
@@ -19,10 +21,12 @@
  */
 #include "calderwood.h"
 #include "core/alloc.h"
+#include "core/buf.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/registry.h"
 #include "envelope.h"
+#include "fields.h"
 #include "natsconn.h"
 #include "queue.h"
 
@@ -62,6 +66,7 @@ struct nats_queue {
     atomic_bool closed;
     pthread_mutex_t lock;
     struct cw_idmap pending; /* {lock} natsMsg address -> struct pending_put */
+    struct cw_buf copy;      /* the consumer's: the message being decoded */
 };
 
 static struct nats_queue *nq(struct cw_queue *q)
@@ -71,20 +76,33 @@ static struct nats_queue *nq(struct cw_queue *q)
 
 /* ----------------------------------------------------------- encoding */
 
+/* The message: "C ", then the fields of docs/ARCHITECTURE.md (data and meta as JSON text). */
 static char *encode(const struct cw_envelope *env, uint64_t node)
 {
     const struct cw_command *c = &env->cmd;
-    json_t *o =
-        json_pack("{s:s,s:s,s:s,s:s,s:I,s:O,s:O,s:I,s:I,s:I}", "uuid", c->uuid, "name", c->name,
-                  "user", c->user_uuid, "cid", c->client_id, "seq", (json_int_t)c->client_seq,
-                  "data", c->data, "meta", c->meta, "at", (json_int_t)c->received_at, "node",
-                  (json_int_t)node, "origin", (json_int_t)env->origin);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    return text;
+    if (!c->client_id || !c->name || !c->data || !c->meta)
+        return NULL; /* as json_pack refused them */
+    struct cw_buf b = CW_BUF_INIT, json = CW_BUF_INIT;
+    cw_buf_adds(&b, "C ");
+    cw_fields_add_num(&b, c->client_seq);
+    cw_fields_add_num(&b, c->received_at);
+    cw_fields_add_num(&b, (int64_t)node);
+    cw_fields_add_num(&b, (int64_t)env->origin);
+    cw_fields_add_str(&b, c->uuid);
+    cw_fields_add_str(&b, c->name);
+    cw_fields_add_str(&b, c->user_uuid);
+    cw_fields_add_str(&b, c->client_id);
+    cw_json_add(&json, c->data);
+    cw_fields_add_strn(&b, json.data, json.len);
+    cw_buf_reset(&json);
+    cw_json_add(&json, c->meta);
+    cw_fields_add_strn(&b, json.data, json.len);
+    cw_buf_release(&json);
+    return cw_buf_take(&b);
 }
 
-static struct cw_envelope *decode(const struct cw_domain *d, const char *text, int len)
+/* The first version's message, one JSON object: still read, for commands queued before. */
+static struct cw_envelope *decode_json(const struct cw_domain *d, const char *text, int len)
 {
     json_t *o = json_loadb(text, (size_t)len, 0, NULL);
     const char *uuid, *name, *user, *cid;
@@ -108,6 +126,45 @@ static struct cw_envelope *decode(const struct cw_domain *d, const char *text, i
         env->node = (uint64_t)node;
     }
     json_decref(o);
+    return env;
+}
+
+static json_t *load_object(const char *text, size_t len)
+{
+    json_t *v = text ? json_loadb(text, len, 0, NULL) : NULL;
+    if (v && !json_is_object(v)) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* copy: the reader's scratch (the processor's thread only). */
+static struct cw_envelope *decode(const struct cw_domain *d, struct cw_buf *copy, const char *text,
+                                  int len)
+{
+    if (len < 2 || text[0] != 'C' || text[1] != ' ')
+        return decode_json(d, text, len);
+    struct cw_fields r = cw_fields_of(copy, text + 2, (size_t)len - 2);
+    int64_t seq = cw_fields_num(&r), at = cw_fields_num(&r);
+    uint64_t node = (uint64_t)cw_fields_num(&r), origin = (uint64_t)cw_fields_num(&r);
+    size_t uuid_len = 0, data_len = 0, meta_len = 0;
+    const char *uuid = cw_fields_str(&r, &uuid_len), *name = cw_fields_str(&r, NULL);
+    const char *user = cw_fields_str(&r, NULL), *cid = cw_fields_str(&r, NULL);
+    const char *data_text = cw_fields_str(&r, &data_len), *meta_text = cw_fields_str(&r, &meta_len);
+    const struct cw_command_def *def = name ? cw_domain_command(d, name) : NULL;
+    if (r.bad || uuid_len != CW_UUID_LEN || !def || !user || !cid)
+        return NULL;
+    json_t *data = load_object(data_text, data_len), *meta = load_object(meta_text, meta_len);
+    if (!data || !meta) {
+        json_decref(data);
+        json_decref(meta);
+        return NULL;
+    }
+    struct cw_envelope *env = cw_envelope_new(def, user, cid, seq, data, meta, origin);
+    memcpy(env->cmd.uuid, uuid, CW_UUID_LEN + 1);
+    env->cmd.received_at = at;
+    env->node = node;
     return env;
 }
 
@@ -355,7 +412,8 @@ static size_t unpack(struct nats_queue *q, struct cw_envelope **out)
     size_t n = 0;
     for (int i = 0; i < q->taken.Count; i++) {
         natsMsg *m = q->taken.Msgs[i];
-        struct cw_envelope *env = decode(q->cfg.d, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+        struct cw_envelope *env =
+            decode(q->cfg.d, &q->copy, natsMsg_GetData(m), natsMsg_GetDataLength(m));
         if (env) {
             out[n++] = env;
             continue;
@@ -455,6 +513,7 @@ static void nats_free(struct cw_queue *q)
     jsCtx_Destroy(n->js);
     natsConnection_Destroy(n->nc);
     cw_idmap_release(&n->pending);
+    cw_buf_release(&n->copy);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }

@@ -219,6 +219,18 @@ struct cw_update *cw_update_from_frame(const struct cw_domain *d, const char *fr
     return u;
 }
 
+struct cw_update *cw_update_with_frame(const struct cw_domain *d, const struct cw_event *ev,
+                                       const char *frame, size_t len)
+{
+    const struct cw_event_def *def = cw_domain_event(d, ev->name);
+    if (def && def->audience == CW_AUDIENCE_CUSTOM)
+        return cw_update_from_frame(d, frame, len);
+    struct cw_event copy = *ev;
+    copy.data = NULL;
+    copy.meta = NULL;
+    return assemble(def, &copy, frame, len);
+}
+
 struct cw_update *cw_update_ref(struct cw_update *u)
 {
     atomic_fetch_add_explicit(&u->refs, 1, memory_order_relaxed);

@@ -73,6 +73,13 @@ struct cw_outcome_batch {
  * the event's fields are read from it. NULL when it is not such a frame.
  */
 struct cw_update *cw_update_from_frame(const struct cw_domain *d, const char *frame, size_t len);
+/*
+ * The same when the event's fields came beside the frame (ev: strings
+ * borrowed, data and meta unset): the frame is parsed only for an event of
+ * a custom audience, the one kind whose data is read after commit.
+ */
+struct cw_update *cw_update_with_frame(const struct cw_domain *d, const struct cw_event *ev,
+                                       const char *frame, size_t len);
 
 void cw_outcome_release(struct cw_outcome *o);
 void cw_outcome_batch_free(struct cw_outcome_batch *b);

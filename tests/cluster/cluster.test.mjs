@@ -3,6 +3,7 @@
 // over the nats-server and PostgreSQL that tests/cluster/run.sh started.
 //
 // One cluster for the file, its tests in order: updates cross gateways;
+// a rejection crosses the feed whole (code, message, a tricky client id);
 // a logout on one gateway closes the user's socket on the other; kill -9
 // of the active processor under load with resending clients (takeover time
 // printed; 0 lost, 0 doubled, no gap on any connection); a graceful stop
@@ -18,7 +19,7 @@ const alive = () => procs.filter((p) => p.proc.exitCode === null && p.proc.signa
 
 before(async () => {
     cluster = new Cluster('main');
-    for (let i = 1; i <= 4; i++) cluster.addUser(`u${i}@cluster.test`);
+    for (let i = 1; i <= 5; i++) cluster.addUser(`u${i}@cluster.test`);
     const t0 = Date.now();
     procs.push(await cluster.start('processor', 'proc1'));
     await until(() => /processor\.active/.test(logOf(procs[0])), 20_000, 'proc1 active');
@@ -45,6 +46,33 @@ describe('distributed deployment', () => {
         const upA = await onA.next((m) => m[0] === 'update' && m[1] === cid);
         assert.equal(upA[3].position, upB[3].position);
         assert.equal(upA[3].data.url, '/from-b');
+        onA.close();
+        onB.close();
+    });
+
+    it('a rejection crosses the feed whole; a client id with spaces, colons and UTF-8 too', async () => {
+        const l = await login(gwA, 'u5@cluster.test', PASSWORD, { committed: false });
+        const onB = await connectWhenKnown(gwB, l.cookie);
+        const onA = await WsClient.connect(gwA, { cookie: l.cookie });
+        // The feed's lines carry strings length-prefixed: these must not cut a field short.
+        const cid = `${newClientId('x')} 12:ab "é" -`;
+        onB.cmd(cid, 1, 'remove-from-cart', { sku: 'not-there', quantity: 1 });
+        const ack = await onB.reply(cid, 1);
+        assert.equal(ack[0], 'cmd-ack', JSON.stringify(ack));
+        const rej = await onB.outcome(cid, 1);
+        assert.equal(rej[0], 'rejected', JSON.stringify(rej));
+        assert.equal(rej[1], cid);
+        assert.equal(rej[3].code, 'not-in-cart');
+        assert.equal(typeof rej[3].message, 'string');
+        assert.equal(rej[3].command_uuid, ack[3].command_uuid);
+        onB.cmd(cid, 2, 'visit-page', { url: '/after-rejected' });
+        const up = await onB.outcome(cid, 2);
+        assert.equal(up[0], 'update');
+        assert.equal(up[1], cid);
+        const upA = await onA.next((m) => m[0] === 'update' && m[1] === cid);
+        assert.equal(upA[2], 2);
+        assert.equal(upA[3].client_id, cid);
+        assert.equal(upA[3].position, up[3].position);
         onA.close();
         onB.close();
     });

@@ -15,6 +15,7 @@
 #include "engine/queue.h"
 
 #include <arpa/inet.h>
+#include <nats/nats.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -273,6 +274,70 @@ static void test_full_stream_refuses(void **state)
     cw_queue_free(prod);
 }
 
+/* Every field of a command crosses the queue as it was, whatever its client id holds. */
+static void test_fields_survive(void **state)
+{
+    struct fixture *fx = *state;
+    struct cw_queue *prod = open_queue(fx, false, 0), *cons = open_queue(fx, true, 0);
+    const char *cid = "a b:12 \"\u00e9\" - 3:x";
+    json_t *data =
+        json_pack("{s:s,s:[i,f,b,n],s:{s:s}}", "url", "/p q", "list", 1, 2.5, 1, "o", "k", "v\nw");
+    json_t *meta = json_pack("{s:I}", "bt", (json_int_t)1234567);
+    struct cw_envelope *env = cw_envelope_new(cw_domain_command(fx->d, "visit-page"), USER, cid, 99,
+                                              json_incref(data), json_incref(meta), 42);
+    env->cmd.received_at = 1700000000123456;
+    char uuid[CW_UUID_LEN + 1];
+    put(prod, env, uuid);
+    struct cw_envelope *got[2];
+    size_t n = cw_queue_take(cons, got, 2, 5000000);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0]->cmd.uuid, uuid);
+    assert_string_equal(got[0]->cmd.name, "visit-page");
+    assert_string_equal(got[0]->cmd.user_uuid, USER);
+    assert_string_equal(got[0]->cmd.client_id, cid);
+    assert_int_equal(got[0]->cmd.client_seq, 99);
+    assert_int_equal(got[0]->cmd.received_at, 1700000000123456);
+    assert_int_equal(got[0]->origin, 42);
+    assert_int_equal(got[0]->node, 7);
+    assert_true(json_equal(got[0]->cmd.data, data));
+    assert_true(json_equal(got[0]->cmd.meta, meta));
+    cw_envelope_free(got[0]);
+    cw_queue_done(cons, true);
+    json_decref(data);
+    json_decref(meta);
+    cw_queue_free(cons);
+    cw_queue_free(prod);
+}
+
+/* A command queued by a gateway of the first version (one JSON object) is still read. */
+static void test_first_format_read(void **state)
+{
+    struct fixture *fx = *state;
+    struct cw_queue *cons = open_queue(fx, true, 0); /* creates the stream */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, fx->url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    const char *text = "{\"uuid\":\"0190a4b2-0000-7000-8000-0000000000aa\",\"name\":"
+                       "\"visit-page\",\"user\":\"" USER "\",\"cid\":\"old\",\"seq\":5,"
+                       "\"data\":{\"url\":\"/old\"},\"meta\":{},\"at\":17,\"node\":7,"
+                       "\"origin\":42}";
+    assert_int_equal(js_Publish(NULL, js, "cw.commands", text, (int)strlen(text), NULL, NULL),
+                     NATS_OK);
+    struct cw_envelope *got[2];
+    assert_int_equal(cw_queue_take(cons, got, 2, 5000000), 1);
+    assert_string_equal(got[0]->cmd.uuid, "0190a4b2-0000-7000-8000-0000000000aa");
+    assert_string_equal(got[0]->cmd.client_id, "old");
+    assert_int_equal(got[0]->cmd.client_seq, 5);
+    assert_int_equal(got[0]->cmd.received_at, 17);
+    assert_string_equal(json_string_value(json_object_get(got[0]->cmd.data, "url")), "/old");
+    cw_envelope_free(got[0]);
+    cw_queue_done(cons, true);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    cw_queue_free(cons);
+}
+
 int main(void)
 {
     if (system("command -v nats-server >/dev/null 2>&1") != 0) {
@@ -285,6 +350,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redelivery_without_ack, start_server, stop_server),
         cmocka_unit_test_setup_teardown(test_msg_id_dedupe, start_server, stop_server),
         cmocka_unit_test_setup_teardown(test_full_stream_refuses, start_server, stop_server),
+        cmocka_unit_test_setup_teardown(test_fields_survive, start_server, stop_server),
+        cmocka_unit_test_setup_teardown(test_first_format_read, start_server, stop_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
