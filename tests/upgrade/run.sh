@@ -36,16 +36,22 @@ serve_once() {
     SERVER=$!
     local deadline=$((SECONDS + 120))
     until grep -q "gateway.listening" "$DIR/serve.log"; do
-        if ! kill -0 "$SERVER" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+        if ! kill -0 "$SERVER" 2>/dev/null; then
             wait "$SERVER"
+            echo "serve (pid $SERVER, port $port) exited with status $? before listening; its log:"
             SERVER=
             return 1
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            echo "serve (pid $SERVER, port $port) not listening after 120 s; its log:"
+            return 1 # cleanup stops it
         fi
         sleep 0.1
     done
     kill -TERM "$SERVER"
     wait "$SERVER"
     local status=$?
+    [ $status = 0 ] || echo "serve (pid $SERVER) exited with status $status after SIGTERM; its log:"
     SERVER=
     return $status
 }
