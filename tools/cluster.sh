@@ -7,6 +7,7 @@
 #
 #   tools/cluster.sh up [DIR]     # make cluster      (DIR default ./cluster-data)
 #   tools/cluster.sh down [DIR]   # make cluster-down: stops exactly what up started
+#   tools/cluster.sh free-base    # prints a BASE_PORT whose ports are all free now (python3)
 #
 # BASE_PORT (default 8000): nginx on it, gateways +1 and +2, the query node
 # +3, processors +4 and +5, nats-server +22. BUILD selects the binary.
@@ -16,6 +17,24 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/${BUILD:-build}/calderwood}
 cmd=${1:-}
+
+# A base port whose cluster ports (P .. P+5, P+22) are all free now.
+free_base() {
+    python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    p = random.randrange(20000, 60000)
+    try:
+        for q in [p + i for i in range(6)] + [p + 22]:
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
+    except OSError:
+        continue
+else:
+    raise SystemExit("cluster: no free base port")
+PY
+}
+[ "$cmd" = free-base ] && { free_base; exit; }
 DIR=$(mkdir -p "${2:-cluster-data}" && cd "${2:-cluster-data}" && pwd)
 P=${BASE_PORT:-8000}
 
@@ -124,5 +143,5 @@ up() {
 case "$cmd" in
 up) trap 'echo "cluster: start failed; stopping what started" >&2; down' ERR; up ;;
 down) down ;;
-*) echo "usage: tools/cluster.sh up|down [DIR]" >&2; exit 2 ;;
+*) echo "usage: tools/cluster.sh up|down [DIR] | free-base" >&2; exit 2 ;;
 esac

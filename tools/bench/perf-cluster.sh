@@ -27,18 +27,7 @@ WORK=$(mktemp -d /tmp/cw-perf-cluster-XXXXXX)
 D=$WORK/cluster
 PASSWORD=perf-password
 
-P=$(python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    p = random.randrange(20000, 60000)
-    try:
-        for q in [p + i for i in range(6)] + [p + 22]:
-            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
-        print(p); break
-    except OSError:
-        continue
-PY
-)
+P=$("$ROOT/tools/cluster.sh" free-base)
 cleanup() {
     [ "${KEEP:-0}" = 1 ] && { echo "cluster left up in $D (BASE_PORT=$P)"; return; }
     BUILD=$BUILD "$ROOT/tools/cluster.sh" down "$D" >/dev/null 2>&1

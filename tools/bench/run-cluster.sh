@@ -65,21 +65,6 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# A base port with the cluster's ports (P .. P+5, P+22) free.
-base_port() {
-    python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    p = random.randrange(20000, 60000)
-    try:
-        for q in [p + i for i in range(6)] + [p + 22]:
-            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
-        print(p); break
-    except OSError:
-        continue
-PY
-}
-
 cleanup() {
     if [ -n "$ALL_PID" ]; then
         kill -TERM "$ALL_PID" 2>/dev/null
@@ -200,7 +185,7 @@ steps() {
 
 cat /proc/loadavg >"$RAW/loadavg-start.txt"
 nproc >"$RAW/nproc.txt"
-P=$(base_port)
+P=$("$ROOT/tools/cluster.sh" free-base)
 log "cluster on base port $P under $WORK/cluster (results in $OUT)"
 CLUSTER_UP=1
 if ! BASE_PORT=$P DEMO_PASSWORD=$PASSWORD NODE_ARGS="--login-rate 100000 --login-burst 100000 ${NODE_ARGS:-}" \
