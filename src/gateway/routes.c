@@ -77,6 +77,12 @@ static void run_login(struct cw_job *job, struct cw_db *db)
     sodium_memzero(l->password, sizeof(l->password));
 }
 
+/* 503 overloaded: a queue or the workers are full, or a publish failed; a retry may pass. */
+static int respond_busy(struct cw_http *req)
+{
+    return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+}
+
 /*
  * Queues a session command for request; its outcome comes back to
  * cw_routes_session_committed() when answer is set, else to no endpoint.
@@ -157,7 +163,7 @@ static void login_queued(void *arg, int rc)
     struct login_start *ls = arg;
     struct cw_http *req = cw_idmap_get(&cw_gw->endpoints, ls->request);
     if (req && rc) {
-        cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+        respond_busy(req);
     } else if (req) {
         cw_sessions_open(ls->session_uuid, ls->user_uuid);
         login_ok(req, ls->user_uuid, ls->session_uuid);
@@ -257,7 +263,7 @@ static int handle_login(struct cw_http *req)
     if (rc) {
         sodium_memzero(l->password, sizeof(l->password));
         free(l);
-        return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+        return respond_busy(req);
     }
     return 0;
 }
@@ -269,7 +275,7 @@ static void logout_queued(void *arg, int rc)
     struct cw_http *req = rc ? cw_idmap_get(&cw_gw->endpoints, *request) : NULL;
     /* Not if answered already: a publish that timed out may still have committed. */
     if (req && !req->cur.status)
-        cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+        respond_busy(req);
     free(request);
 }
 
@@ -392,7 +398,7 @@ static int handle_query(struct cw_http *req, struct cw_session *s)
         free(q->name);
         json_decref(q->data);
         free(q);
-        return cw_respond_error(req, 503, "overloaded", "the server is busy; try again");
+        return respond_busy(req);
     }
     return 0;
 }
