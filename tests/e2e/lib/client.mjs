@@ -438,6 +438,46 @@ export function closePayload(code, reason = '') {
  * as the test builds them. Server frames are parsed into
  * { fin, rsv, opcode, masked, payload, text?, code?, reason? }.
  */
+/**
+ * The first whole frame at the start of b (masked or not), as
+ * { frame: { fin, rsv, opcode, masked, payload, text?, code?, reason? }, used: bytes },
+ * or null while it is incomplete.
+ */
+export function parseFrame(b) {
+    if (b.length < 2) return null;
+    const fin = (b[0] & 0x80) !== 0;
+    const rsv = (b[0] >> 4) & 7;
+    const opcode = b[0] & 0x0f;
+    const masked = (b[1] & 0x80) !== 0;
+    let len = b[1] & 0x7f;
+    let off = 2;
+    if (len === 126) {
+        if (b.length < 4) return null;
+        len = b.readUInt16BE(2);
+        off = 4;
+    } else if (len === 127) {
+        if (b.length < 10) return null;
+        len = Number(b.readBigUInt64BE(2));
+        off = 10;
+    }
+    let key = null;
+    if (masked) {
+        if (b.length < off + 4) return null;
+        key = b.subarray(off, off + 4);
+        off += 4;
+    }
+    if (b.length < off + len) return null;
+    let payload = Buffer.from(b.subarray(off, off + len));
+    if (key) for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
+    const f = { fin, rsv, opcode, masked, payload };
+    if (opcode === OP.TEXT || opcode === OP.CONT) f.text = payload.toString('utf8');
+    if (opcode === OP.CLOSE) {
+        f.code = payload.length >= 2 ? payload.readUInt16BE(0) : null;
+        f.reason = payload.subarray(2).toString('utf8');
+    }
+    return { frame: f, used: off + len };
+}
+
 export class RawWs {
     constructor(socket) {
         this.socket = socket;
@@ -573,40 +613,10 @@ export class RawWs {
     }
 
     parseOne() {
-        const b = this.buf;
-        if (b.length < 2) return null;
-        const fin = (b[0] & 0x80) !== 0;
-        const rsv = (b[0] >> 4) & 7;
-        const opcode = b[0] & 0x0f;
-        const masked = (b[1] & 0x80) !== 0;
-        let len = b[1] & 0x7f;
-        let off = 2;
-        if (len === 126) {
-            if (b.length < 4) return null;
-            len = b.readUInt16BE(2);
-            off = 4;
-        } else if (len === 127) {
-            if (b.length < 10) return null;
-            len = Number(b.readBigUInt64BE(2));
-            off = 10;
-        }
-        let key = null;
-        if (masked) {
-            if (b.length < off + 4) return null;
-            key = b.subarray(off, off + 4);
-            off += 4;
-        }
-        if (b.length < off + len) return null;
-        let payload = Buffer.from(b.subarray(off, off + len));
-        if (key) for (let i = 0; i < payload.length; i++) payload[i] ^= key[i & 3];
-        this.buf = b.subarray(off + len);
-        const f = { fin, rsv, opcode, masked, payload };
-        if (opcode === OP.TEXT || opcode === OP.CONT) f.text = payload.toString('utf8');
-        if (opcode === OP.CLOSE) {
-            f.code = payload.length >= 2 ? payload.readUInt16BE(0) : null;
-            f.reason = payload.subarray(2).toString('utf8');
-        }
-        return f;
+        const got = parseFrame(this.buf);
+        if (!got) return null;
+        this.buf = this.buf.subarray(got.used);
+        return got.frame;
     }
 
     /** Writes bytes; a write error (server already closed) is swallowed and recorded. */
