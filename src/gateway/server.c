@@ -529,6 +529,10 @@ static void run_loop(struct cw_gw *gw)
 static void *thread_main(void *arg)
 {
     cw_gw = arg;
+    /* Thread 0 is the main thread and keeps the process's name, which ps and pidof show. */
+    char name[16];
+    snprintf(name, sizeof(name), "cw-gateway-%d", cw_gw->index);
+    pthread_setname_np(pthread_self(), name);
     run_loop(cw_gw);
     return NULL;
 }
