@@ -1,8 +1,9 @@
 /*
  * bench_engine.c - `make bench-engine`: the engine alone, no network.
  *
- * Producers build visit-page commands as the gateway would (coerce, then
- * an envelope) and put them on the command queue; the processor commits
+ * Producers build visit-page commands (or add-to-cart, --command) as the
+ * gateway would (coerce, then an envelope), for --users users each, and
+ * put them on the command queue; the processor commits
  * them durably to SQLite in batches; a subscriber takes the outcomes off
  * the update bus. Reports commands/s end to end (first put to last
  * outcome), the batch sizes the load produced, and commit latency
@@ -47,6 +48,8 @@ struct run {
     struct cw_engine *e;
     int64_t commands;
     int producers;
+    int users;        /* per producer, each with its own sequence */
+    bool add_to_cart; /* else visit-page */
     atomic_llong overloaded;
     struct samples commit_us, batch;
 };
@@ -191,22 +194,32 @@ static void *produce(void *arg)
 {
     struct producer *p = arg;
     struct run *r = p->r;
-    char user[CW_UUID_LEN + 1], client[32];
-    cw_uuid_v7(user);
+    char(*users)[CW_UUID_LEN + 1] = cw_xcalloc((size_t)r->users, sizeof(*users));
+    char client[32];
+    for (int u = 0; u < r->users; u++)
+        cw_uuid_v7(users[u]);
     snprintf(client, sizeof(client), "bench-%d", p->id);
     int64_t share = r->commands / r->producers + (p->id < r->commands % r->producers);
     for (int64_t i = 0; i < share; i++) {
-        json_t *data = json_pack("{s:s}", "url", "/bench/page");
+        /* Users take turns, as many connections' commands interleave in a batch. */
+        int u = (int)(i % r->users);
+        char sku[16];
+        snprintf(sku, sizeof(sku), "sku-%d", (int)(i % 20));
+        json_t *data = r->add_to_cart ? json_pack("{s:s,s:i}", "sku", sku, "quantity", 1)
+                                      : json_pack("{s:s}", "url", "/bench/page");
         const struct cw_command_def *def;
-        if (cw_coerce_command(r->d, "visit-page", data, false, &def, NULL))
+        if (cw_coerce_command(r->d, r->add_to_cart ? "add-to-cart" : "visit-page", data, false,
+                              &def, NULL))
             abort();
-        struct cw_envelope *env = cw_envelope_new(def, user, client, i, data, NULL, 0);
+        struct cw_envelope *env =
+            cw_envelope_new(def, users[u], client, i / r->users, data, NULL, 0);
         while (cw_engine_submit(r->e, env) == CW_ERR_OVERLOADED) {
             /* Wait in the way a gateway would (stop reading), not by spinning. */
             atomic_fetch_add(&r->overloaded, 1);
             usleep(200);
         }
     }
+    free(users);
     return NULL;
 }
 
@@ -216,15 +229,26 @@ struct result {
     int64_t commit_p50, commit_p99;
 };
 
+/* What each run sends. */
+struct workload {
+    int producers, users;
+    bool add_to_cart;
+};
+
 static int one_run(const struct cw_domain *d, const char *dir, const char *store, int64_t commands,
-                   int producers, int64_t max_batch, bool quiet, struct result *res)
+                   const struct workload *w, int64_t max_batch, bool quiet, struct result *res)
 {
     char path[4200];
     if (store)
         snprintf(path, sizeof(path), "%s", store);
     else
         snprintf(path, sizeof(path), "%s/bench-%lld.db", dir, (long long)max_batch);
-    struct run r = {.d = d, .commands = commands, .producers = producers};
+    int producers = w->producers;
+    struct run r = {.d = d,
+                    .commands = commands,
+                    .producers = producers,
+                    .users = w->users,
+                    .add_to_cart = w->add_to_cart};
     struct cw_engine_config cfg = {
         .db_path = path,
         .max_batch = (size_t)max_batch,
@@ -275,8 +299,9 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
     qsort(r.batch.v, r.batch.n, sizeof(int64_t), cmp);
     double rate = (double)done * 1e6 / (double)elapsed;
     if (!quiet)
-        printf("commands %lld  events %lld  seconds %.2f  producers %d\n", (long long)done,
-               (long long)events, elapsed / 1e6, producers);
+        printf("commands %lld  events %lld  seconds %.2f  producers %d  users %d  command %s\n",
+               (long long)done, (long long)events, elapsed / 1e6, producers, w->users,
+               w->add_to_cart ? "add-to-cart" : "visit-page");
     printf(
         "%-8s max_batch %6lld  commands/s %9.0f  batches %6zu  batch p50 %5lld p99 %5lld max %5lld"
         "  commit_us p50 %6lld p99 %6lld p99.9 %6lld max %6lld  processor_cpu_us/cmd %.2f"
@@ -301,13 +326,17 @@ static int one_run(const struct cw_domain *d, const char *dir, const char *store
 
 int main(int argc, char **argv)
 {
-    int64_t commands = 0, producers = 0, max_batch = 0;
+    int64_t commands = 0, producers = 0, max_batch = 0, users = 0;
     bool sweep = false, side_by_side = true;
-    const char *dir = NULL, *store = NULL;
+    const char *dir = NULL, *store = NULL, *command = NULL;
     const struct cw_option opts[] = {
         {"commands", CW_OPT_INT, &commands, "1000000", 1, 1000000000, "N",
          "visit-page commands per run"},
         {"producers", CW_OPT_INT, &producers, "1", 1, 64, "P", "submitting threads"},
+        {"users", CW_OPT_INT, &users, "1", 1, 100000, "N",
+         "users per producer, taking turns (each its own sequence)"},
+        {"command", CW_OPT_STRING, &command, "visit-page", 0, 0, "NAME",
+         "visit-page or add-to-cart (one item of 20 skus)"},
         {"max-batch", CW_OPT_INT, &max_batch, "4096", 1, 65536, "N", "batch cap"},
         {"sweep", CW_OPT_BOOL, &sweep, "no", 0, 0, NULL,
          "run with batch caps 1, 16, 256, 1024, 4096, 16384 (commands scaled down for small caps)"},
@@ -330,6 +359,13 @@ int main(int argc, char **argv)
         cw_config_usage(stdout, opts);
         return rc == CW_ERR_NOT_FOUND ? 0 : 2;
     }
+    if (strcmp(command, "visit-page") != 0 && strcmp(command, "add-to-cart") != 0) {
+        fprintf(stderr, "bench-engine: --command must be visit-page or add-to-cart\n");
+        return 2;
+    }
+    struct workload w = {.producers = (int)producers,
+                         .users = (int)users,
+                         .add_to_cart = strcmp(command, "add-to-cart") == 0};
     char tmp[] = "/tmp/cw-bench-XXXXXX";
     if (!dir && !(dir = mkdtemp(tmp))) {
         perror("mkdtemp");
@@ -356,10 +392,9 @@ int main(int argc, char **argv)
         struct result lite, pg;
         /* On PostgreSQL, SQLite runs just before, so both see the same load from other work. */
         if (store && side_by_side)
-            rc = one_run(d, dir, NULL, n, (int)producers, cap, sweep, &lite);
+            rc = one_run(d, dir, NULL, n, &w, cap, sweep, &lite);
         if (!rc)
-            rc = one_run(d, dir, store, n, (int)producers, cap, sweep || (store && side_by_side),
-                         &pg);
+            rc = one_run(d, dir, store, n, &w, cap, sweep || (store && side_by_side), &pg);
         if (!rc && store && side_by_side)
             printf("ratio    max_batch %6lld  postgres/sqlite: commands/s %.2f  commit p50 %.2f"
                    "  commit p99 %.2f  processor_cpu/cmd %.2f\n",
