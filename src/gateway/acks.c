@@ -85,10 +85,13 @@ static void on_answer(void *arg, int rc)
     struct cw_gw *gw = w->gw;
     w->rc = rc;
     pthread_mutex_lock(&gw->acks_lock);
+    bool first = !gw->answered;
     w->answered = gw->answered;
     gw->answered = w;
     pthread_mutex_unlock(&gw->acks_lock);
-    lws_cancel_service(gw->ctx);
+    /* The loop takes the whole list at once: a list it was woken for needs no second wake. */
+    if (first)
+        lws_cancel_service(gw->ctx);
 }
 
 int cw_acks_submit(struct cw_conn *c, struct cw_envelope *env, const char *client_id, int64_t seq,

@@ -5,10 +5,11 @@
 # Starts the cluster of tools/cluster.sh (nats-server, PostgreSQL, two
 # processors, two gateways, a query node, nginx) on a free base port, runs
 # `calderwood-bench rate` straight at gateway 1 with `perf stat -e
-# instructions:u,task-clock` attached to every process (PostgreSQL: the
-# postmaster and its children), and divides by the commands the processors
-# committed in the step (their /metrics). Instructions are what to compare
-# across builds on a loaded machine; task-clock is given beside them.
+# instructions:u,task-clock,raw_syscalls:sys_enter,context-switches` attached
+# to every process (PostgreSQL: the postmaster and its children), and divides
+# by the commands the processors committed in the step (their /metrics).
+# Instructions and system calls are what to compare across builds on a loaded
+# machine; task-clock and context switches are given beside them.
 #
 # Usage: tools/bench/perf-cluster.sh [RATE [SECONDS]]   (default 5000 for 6 s)
 # Environment: BUILD (default build), KEEP=1 leaves the cluster up (prints its dir),
@@ -91,7 +92,7 @@ sleep 2
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 perf_pids=()
 for n in $names; do
-    perf stat -x, -e instructions:u,task-clock -p "$(pids_of "$n")" -o "$WORK/$n.perf" &
+    perf stat -x, -e instructions:u,task-clock,raw_syscalls:sys_enter,context-switches -p "$(pids_of "$n")" -o "$WORK/$n.perf" &
     perf_pids+=($!)
 done
 for n in ${PERF_RECORD:-}; do
@@ -112,19 +113,24 @@ n=$(( ${after% *} - ${before% *} ))
 b=$(( ${after#* } - ${before#* } ))
 echo "build $BUILD, rate $RATE/s at gw1, a window of $SECS s: $n commands committed in $b batches; load average $load .. $(cut -d' ' -f1-3 /proc/loadavg)"
 tail -n 1 "$WORK/bench.out" | cut -c1-200
-printf '%-9s %12s %10s\n' process "instr/cmd" "us/cmd"
-ti=0; tu=0
+printf '%-9s %12s %10s %12s %12s\n' process "instr/cmd" "us/cmd" "syscalls/cmd" "switches/cmd"
+ti=0; tu=0; ts=0; tw=0
 for nm in $names; do
     i=$(awk -F, '$3 ~ /instructions/ { print $1 }' "$WORK/$nm.perf")
     c=$(awk -F, '$3 ~ /task-clock/ { print $1 }' "$WORK/$nm.perf")
-    awk -v nm="$nm" -v i="${i:-0}" -v c="${c:-0}" -v n="$n" \
-        'BEGIN { if (i + 0 > 0) printf "%-9s %12.0f %10.1f\n", nm, i / n, c * 1000 / n
-                 else printf "%-9s %12s %10.1f\n", nm, "n/a", c * 1000 / n }'
+    sc=$(awk -F, '$3 ~ /sys_enter/ { print $1 }' "$WORK/$nm.perf")
+    cs=$(awk -F, '$3 ~ /context-switches/ { print $1 }' "$WORK/$nm.perf")
+    awk -v nm="$nm" -v i="${i:-0}" -v c="${c:-0}" -v s="${sc:-0}" -v w="${cs:-0}" -v n="$n" \
+        'BEGIN { printf "%-9s %12s %10.1f %12.2f %12.2f\n", nm, (i + 0 > 0 ? sprintf("%.0f", i / n) : "n/a"),
+                 c * 1000 / n, s / n, w / n }'
     ti=$(awk -v a="$ti" -v i="${i:-0}" 'BEGIN { print a + i }')
     tu=$(awk -v a="$tu" -v c="${c:-0}" 'BEGIN { print a + c }')
+    ts=$(awk -v a="$ts" -v s="${sc:-0}" 'BEGIN { print a + s }')
+    tw=$(awk -v a="$tw" -v w="${cs:-0}" 'BEGIN { print a + w }')
 done
-awk -v i="$ti" -v c="$tu" -v n="$n" 'BEGIN { if (i + 0 > 0) printf "%-9s %12.0f %10.1f\n", "total", i / n, c * 1000 / n
-    else printf "%-9s %12s %10.1f\n", "total", "n/a", c * 1000 / n }'
+awk -v i="$ti" -v c="$tu" -v s="$ts" -v w="$tw" -v n="$n" \
+    'BEGIN { printf "%-9s %12s %10.1f %12.2f %12.2f\n", "total", (i + 0 > 0 ? sprintf("%.0f", i / n) : "n/a"),
+             c * 1000 / n, s / n, w / n }'
 for nm in ${PERF_RECORD:-}; do
     mkdir -p "${PERF_OUT:-/tmp}" && cp "$WORK/$nm.data" "${PERF_OUT:-/tmp}/perf-$nm.data"
 done
