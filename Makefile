@@ -198,9 +198,10 @@ test-pg-full: deps
 # processor, the CLI's administration commands through the queue, the
 # asynchronous publish's acks (order, a full stream) and, through a proxy
 # that holds one JetStream answer back, their order when one comes late or
-# times out, and logins and logouts that do not hold the gateway's loop while
-# JetStream answers; with SANITIZE set, the cross-gateway, takeover, acks
-# and login tests only.
+# times out, logins and logouts that do not hold the gateway's loop while
+# JetStream answers, and a logout whose publish or its answer comes after
+# the timeout; with SANITIZE set, the cross-gateway, takeover, acks and
+# login and logout tests only.
 # test-cluster-faults (in make test, plain build, about 60 s idle): a gateway
 # killed behind nginx, nats-server restarted, and PostgreSQL crashed and
 # started again, under load.
