@@ -46,21 +46,23 @@ CASES = {
 }
 
 
+def usable(base, v2):
+    """A v1 cpu hierarchy, or a v2 root that hands the cpu controller to its children."""
+    if not v2:
+        return os.path.exists(os.path.join(base, "cpu.cfs_quota_us"))
+    control = os.path.join(base, "cgroup.subtree_control")
+    return os.path.exists(control) and "cpu" in open(control).read().split()
+
+
 class Cgroup:
     """One CPU cgroup with a quota, v1 or v2, removed on close."""
 
     def __init__(self, name):
         for base, v2 in (("/sys/fs/cgroup/cpu", False), ("/sys/fs/cgroup", True)):
-            probe = os.path.join(base, "cpu.max" if v2 else "cpu.cfs_quota_us")
-            if v2 and not os.path.exists(os.path.join(base, "cgroup.subtree_control")):
-                continue
-            if v2 and "cpu" not in open(os.path.join(base, "cgroup.subtree_control")).read():
-                continue
-            if not v2 and not os.path.exists(probe):
-                continue
-            self.path, self.v2 = os.path.join(base, name), v2
-            os.makedirs(self.path, exist_ok=True)
-            return
+            if usable(base, v2):
+                self.path, self.v2 = os.path.join(base, name), v2
+                os.makedirs(self.path, exist_ok=True)
+                return
         sys.exit("scaling.py: no writable CPU cgroup (needs root and a cpu controller)")
 
     def set_cores(self, cores):
