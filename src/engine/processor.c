@@ -438,6 +438,7 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
     int rc = cw_db_begin(db, err);
     /* Event rows go in 64 at a time; safe mode inserts each at once, so blame is exact. */
     cw_db_hold_events(db, !safe);
+    cw_db_hold_commands(db, !safe);
     if (!rc && p->cfg.lead && !cw_db_leads(db)) {
         /* Fenced: the connection holding the lock is gone; another may lead now. */
         p->lost_lead = true;
@@ -454,6 +455,7 @@ static int run_batch(struct cw_processor *p, struct cw_outcome *items, struct cw
     if (!rc)
         rc = cw_db_commit(db, err);
     cw_db_hold_events(db, false);
+    cw_db_hold_commands(db, false);
     if (rc) {
         if (rc == CW_ERR_STORE && !safe)
             blame_failure(db, items, failures);
