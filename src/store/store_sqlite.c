@@ -1329,7 +1329,10 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
         db->groups = cw_xcalloc(db->groups_cap, sizeof(*db->groups));
         db->groups_gen = 0;
     }
-    db->groups_gen++;
+    if (++db->groups_gen == 0) { /* wrapped: a slot's old mark could pass for this batch's */
+        memset(db->groups, 0, db->groups_cap * sizeof(*db->groups));
+        db->groups_gen = 1;
+    }
     size_t n_groups = 0;
     struct key_group **list = cw_xmalloc(n * sizeof(*list));
     for (size_t i = 0; i < n; i++) {
