@@ -1335,9 +1335,15 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
     }
     size_t n_groups = 0;
     struct key_group **list = cw_xmalloc(n * sizeof(*list));
+    struct key_group *prev = NULL;
     for (size_t i = 0; i < n; i++) {
-        bool fresh;
-        struct key_group *g = group_of(db, cmds[i], &fresh);
+        /* One connection's commands come in runs: the previous group, without hashing. */
+        bool fresh = false;
+        struct key_group *g = prev && strcmp(prev->user, cmds[i]->user_uuid) == 0 &&
+                                      strcmp(prev->client, cmds[i]->client_id) == 0
+                                  ? prev
+                                  : group_of(db, cmds[i], &fresh);
+        prev = g;
         if (fresh) {
             list[n_groups++] = g;
             continue;
