@@ -38,14 +38,27 @@ void cw_buf_add_slow(struct cw_buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+/* "00" to "99": integers are written two digits per division (positions and times run to 16). */
+static const char digit_pairs[] = "0001020304050607080910111213141516171819202122232425262728293031"
+                                  "323334353637383940414243444546474849"
+                                  "5051525354555657585960616263646566676869707172737475767778798081"
+                                  "828384858687888990919293949596979899";
+
 void cw_buf_add_int(struct cw_buf *b, int64_t v)
 {
     char tmp[24], *p = tmp + sizeof(tmp);
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (u % 100), 2);
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * u, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
         *--p = '-';
     cw_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));

@@ -138,7 +138,12 @@ static struct cw_update *assemble(const struct cw_event_def *def, const struct c
 struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev,
                                 const char *data_text, const char *meta_text)
 {
-    const struct cw_event_def *def = cw_domain_event(d, ev->name);
+    return cw_update_of(cw_domain_event(d, ev->name), ev, data_text, meta_text);
+}
+
+struct cw_update *cw_update_of(const struct cw_event_def *def, const struct cw_event *ev,
+                               const char *data_text, const char *meta_text)
+{
     struct cw_buf data_buf = CW_BUF_INIT, meta_buf = CW_BUF_INIT;
     if (!data_text || (def && def->private_fields)) {
         json_t *pub = public_data(def, ev->data);

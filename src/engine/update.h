@@ -33,6 +33,9 @@ struct cw_update {
  */
 struct cw_update *cw_update_new(const struct cw_domain *d, const struct cw_event *ev,
                                 const char *data_text, const char *meta_text);
+/* As cw_update_new for a caller that holds ev's definition (NULL: none). */
+struct cw_update *cw_update_of(const struct cw_event_def *def, const struct cw_event *ev,
+                               const char *data_text, const char *meta_text);
 struct cw_update *cw_update_ref(struct cw_update *u);
 void cw_update_unref(struct cw_update *u);
 

@@ -57,6 +57,12 @@ struct cw_store_backend {
                         const struct cw_command_record *rec, const char *data_text,
                         const char *meta_text, bool *held, struct cw_error *err);
     void (*hold_events)(struct cw_db *db, bool on);
+    /* Optional (SQLite): hold_command holds while this is on (cw_db_hold_commands). */
+    void (*hold_commands)(struct cw_db *db, bool on);
+    /* Optional: rewrites the outcome of cmd's row while it is still held (*done). */
+    int (*update_held_command)(struct cw_db *db, const struct cw_command *cmd,
+                               const struct cw_command_record *rec, bool *done,
+                               struct cw_error *err);
     bool (*held_lost)(struct cw_db *db);
     /* Optional (NULL: nothing to do), as are blame_next and blamed. */
     int (*expect_commands)(struct cw_db *db, const struct cw_command *const *cmds, size_t n,

@@ -187,6 +187,12 @@ void cw_db_hold_events(struct cw_db *db, bool on)
     BE(db)->hold_events(db, on);
 }
 
+void cw_db_hold_commands(struct cw_db *db, bool on)
+{
+    if (BE(db)->hold_commands)
+        BE(db)->hold_commands(db, on);
+}
+
 bool cw_db_held_lost(struct cw_db *db)
 {
     return BE(db)->held_lost(db);
@@ -730,6 +736,11 @@ int cw_store_insert_command(struct cw_db *db, const struct cw_command *cmd,
 int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
                             const struct cw_command_record *rec, struct cw_error *err)
 {
+    bool done = false;
+    int rc =
+        BE(db)->update_held_command ? BE(db)->update_held_command(db, cmd, rec, &done, err) : CW_OK;
+    if (rc || done)
+        return rc;
     struct cw_stmt *st =
         prepare_unbound(db,
                         "UPDATE commands SET outcome = ?, first_position = ?,"

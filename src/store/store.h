@@ -165,7 +165,8 @@ int cw_store_find_command(struct cw_db *db, const char *user_uuid, const char *c
                           int64_t client_seq, struct cw_command_record *out, struct cw_error *err);
 /*
  * Records cmd with its outcome in the command log; CW_ERR_EXISTS (and no
- * change) when its (user, client_id, client_seq) is already there.
+ * change) when its (user, client_id, client_seq) is already there, unless
+ * the row is held back (cw_db_hold_commands), which is checked later.
  * data_text and meta_text are cmd's data and meta serialised, or NULL to
  * have them serialised here.
  */
@@ -189,12 +190,27 @@ int cw_store_update_command(struct cw_db *db, const struct cw_command *cmd,
 void cw_db_hold_events(struct cw_db *db, bool on);
 bool cw_db_held_lost(struct cw_db *db);
 /*
+ * Writer only, SQLite (others ignore it): while on, cw_store_insert_command
+ * holds command-log rows back like event rows, and a correction of the
+ * row of the command just run (cw_store_update_command) is made in the
+ * held row. Only commands that cw_store_expect_commands found new are
+ * held (it also turns holding off for a batch of many users with few
+ * commands each, where its look-ups cost more than holding saves); the
+ * others are inserted at once, which is their idempotency check. A held
+ * row whose key clashes all the same fails, with all held rows
+ * (cw_db_held_lost), when it goes in, and the batch must run again
+ * without holding. Off when a connection opens.
+ */
+void cw_db_hold_commands(struct cw_db *db, bool on);
+/*
  * Writer only, while holding, at the start of a batch: the commands the
  * batch will run. A backend that pays a round trip per statement
  * (PostgreSQL) looks their idempotency keys up in one query, and then
  * inserts each command found absent, and other writes whose answer is not
  * needed, without waiting for the server: their failures show later, as
- * held rows lost (cw_db_held_lost). Others do nothing.
+ * held rows lost (cw_db_held_lost). SQLite looks them up by (user,
+ * client) ranges to know which command-log rows it may hold
+ * (cw_db_hold_commands).
  */
 int cw_store_expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
                              struct cw_error *err);

@@ -29,7 +29,9 @@ struct cw_stmt {
     struct cw_db *db;
     const char *sql; /* the cache's key */
     int64_t changes;
-    bool touches_log; /* reads or writes the events table: held-back rows go in first */
+    bool stepped;          /* stepped since its last reset: needs one before its next use */
+    bool touches_log;      /* reads or writes the events table: held-back rows go in first */
+    bool touches_commands; /* the same for the command log */
 };
 
 /*
@@ -44,6 +46,18 @@ struct held_event {
     int64_t position, client_seq, recorded_at;
     int version;
     size_t uuid, command_uuid, name, data, meta, user_uuid, client_id;
+};
+
+/*
+ * A command-log row held back (hold_commands); strings are offsets into
+ * cw_db.held_cmd_text, SIZE_MAX for NULL. cmd says whose row it is, so that
+ * the processor's correction of the outcome lands in it (update_held).
+ */
+struct held_command {
+    const struct cw_command *cmd;
+    int64_t client_seq, received_at, first_position, last_position;
+    bool rejected;
+    size_t uuid, user_uuid, client_id, name, data, meta, reject_code, reject_message;
 };
 
 #define FRONT_SLOTS 128 /* a power of two */
@@ -74,6 +88,18 @@ struct cw_db {
     struct held_event held[LOG_CHUNK];
     size_t n_held;
     struct cw_buf held_text;
+    /* Held-back command-log rows (hold_commands); only ever on the writer. */
+    bool hold_cmds;
+    bool preparing_commands; /* the authorizer saw the commands table */
+    struct held_command held_cmds[LOG_CHUNK];
+    size_t n_held_cmds;
+    struct cw_buf held_cmd_text;
+    /* The batch's key look-up (expect_commands): commands not to hold, and its table. */
+    const struct cw_command **checked;
+    size_t n_checked, cap_checked;
+    struct key_group *groups;
+    size_t groups_cap;
+    unsigned groups_gen;
 };
 
 /*
@@ -188,6 +214,7 @@ static const struct cw_migration core_migrations[] = {
 };
 
 static int flush_held(struct cw_db *db, struct cw_error *err);
+static int flush_commands(struct cw_db *db, struct cw_error *err);
 static void db_close(struct cw_db *db);
 static void db_rollback(struct cw_db *db);
 static void store_close(struct cw_store *s);
@@ -253,6 +280,8 @@ static int on_authorize(void *arg, int action, const char *table, const char *co
     struct cw_db *db = arg;
     if (table && strcmp(table, "events") == 0)
         db->preparing_log = true;
+    if (table && strcmp(table, "commands") == 0)
+        db->preparing_commands = true;
     return SQLITE_OK;
 }
 
@@ -497,6 +526,9 @@ static void db_close(struct cw_db *db)
     cw_strmap_release(&db->cache);
     cw_buf_release(&db->scratch);
     cw_buf_release(&db->held_text);
+    cw_buf_release(&db->held_cmd_text);
+    free(db->checked);
+    free(db->groups);
     sqlite3_close(db->conn);
     free(db);
 }
@@ -592,12 +624,16 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
             front_put(db, sql, st);
     }
     if (st) {
-        sqlite3_reset(st->st);
+        /* Most uses ran to their end, which reset them: a second reset showed in profiles. */
+        if (st->stepped) {
+            sqlite3_reset(st->st);
+            st->stepped = false;
+        }
         st->changes = 0;
         return st;
     }
     sqlite3_stmt *raw;
-    db->preparing_log = false;
+    db->preparing_log = db->preparing_commands = false;
     int rc = sqlite3_prepare_v3(db->conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, NULL);
     if (rc != SQLITE_OK) {
         fail(db->conn, rc, err, "prepare");
@@ -609,6 +645,7 @@ static struct cw_stmt *prepare_unbound(struct cw_db *db, const char *sql, struct
     st->db = db;
     st->sql = cw_xstrdup(sql);
     st->touches_log = db->preparing_log;
+    st->touches_commands = db->preparing_commands;
     cw_strmap_put(&db->cache, st->sql, st);
     front_put(db, sql, st);
     return st;
@@ -651,16 +688,37 @@ static int bind_null(struct cw_stmt *st, int idx)
     return bind_rc(st, sqlite3_bind_null(st->st, idx));
 }
 
+/*
+ * Held rows failed to go in and SQLite rolled the transaction back with
+ * them (OR ROLLBACK, or an I/O error without a statement journal): any
+ * statement now would run in autocommit mode, outside the batch, and be
+ * durable on its own. Refused until the processor's next BEGIN.
+ */
+static bool transaction_lost(const struct cw_db *db)
+{
+    return db->held_lost && sqlite3_get_autocommit(db->conn);
+}
+
 static int stmt_step(struct cw_stmt *st, struct cw_error *err)
 {
+    if (st->db->held_lost && transaction_lost(st->db))
+        return cw_error_set(err, CW_ERR_STORE, "internal-error",
+                            "the transaction was rolled back with event rows that failed to go in");
     if (st->touches_log && st->db->n_held) {
         int flushed = flush_held(st->db, err);
         if (flushed)
             return flushed;
     }
+    if (st->touches_commands && st->db->n_held_cmds) {
+        int flushed = flush_commands(st->db, err);
+        if (flushed)
+            return flushed;
+    }
     int rc = sqlite3_step(st->st);
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
+        st->stepped = true;
         return CW_ROW;
+    }
     if (rc == SQLITE_DONE) {
         st->changes = sqlite3_changes64(st->db->conn);
         sqlite3_reset(st->st);
@@ -674,6 +732,7 @@ static int stmt_step(struct cw_stmt *st, struct cw_error *err)
 static void stmt_reset(struct cw_stmt *st)
 {
     sqlite3_reset(st->st);
+    st->stepped = false;
 }
 
 static int64_t stmt_changes(struct cw_stmt *st)
@@ -741,18 +800,28 @@ static void drop_held(struct cw_db *db)
 {
     db->n_held = 0;
     cw_buf_reset(&db->held_text);
+    db->n_held_cmds = 0;
+    cw_buf_reset(&db->held_cmd_text);
+}
+
+/* Both kinds of held rows in: before a savepoint or the commit. */
+static int flush_all(struct cw_db *db, struct cw_error *err)
+{
+    int rc = flush_held(db, err);
+    return rc ? rc : flush_commands(db, err);
 }
 
 static int db_begin(struct cw_db *db, struct cw_error *err)
 {
     drop_held(db);
     db->held_lost = false;
+    db->n_checked = 0;
     return run(db, "BEGIN IMMEDIATE", err);
 }
 
 static int db_commit(struct cw_db *db, struct cw_error *err)
 {
-    int rc = flush_held(db, err);
+    int rc = flush_all(db, err);
     return rc ? rc : run(db, "COMMIT", err);
 }
 
@@ -786,7 +855,7 @@ static void db_rollback(struct cw_db *db)
 static int db_savepoint(struct cw_db *db, struct cw_error *err)
 {
     /* What is held belongs to earlier commands: in before the savepoint, so it survives it. */
-    int rc = flush_held(db, err);
+    int rc = flush_all(db, err);
     return rc ? rc : run(db, "SAVEPOINT cmd", err);
 }
 
@@ -901,15 +970,26 @@ static int64_t total_changes(struct cw_db *db)
 }
 
 #define EVENT_INSERT "INSERT INTO events(" CW_EVENT_COLUMNS ") VALUES "
+/*
+ * A statement that writes many rows and may stop half-way on a constraint
+ * makes SQLite keep a statement journal: a copy of every page the chunk
+ * touches, so that it can undo the chunk alone (3 % of the processor's
+ * instructions, most of it malloc and memcpy). The processor never needs
+ * that: a chunk that fails loses its rows (held_lost) and the whole batch
+ * is rolled back and run again. OR ROLLBACK says so, and SQLite then keeps
+ * no statement journal; the transaction is gone when it fails, so stmt_step
+ * refuses to run anything more on it (see transaction_lost).
+ */
+#define CHUNK_INSERT "INSERT OR ROLLBACK INTO events(" CW_EVENT_COLUMNS ") VALUES "
 #define EVENT_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 #define EVENT_PARAMS 11
 static const char one_row_sql[] = EVENT_INSERT EVENT_ROW;
-static char chunk_sql[sizeof(EVENT_INSERT) + LOG_CHUNK * sizeof(EVENT_ROW)];
+static char chunk_sql[sizeof(CHUNK_INSERT) + LOG_CHUNK * sizeof(EVENT_ROW)];
 static pthread_once_t chunk_once = PTHREAD_ONCE_INIT;
 
 static void build_chunk_sql(void)
 {
-    strcpy(chunk_sql, EVENT_INSERT EVENT_ROW);
+    strcpy(chunk_sql, CHUNK_INSERT EVENT_ROW);
     for (int i = 1; i < LOG_CHUNK; i++)
         strcat(chunk_sql, "," EVENT_ROW);
 }
@@ -931,32 +1011,32 @@ static void bind_event(struct cw_stmt *st, int base, const struct cw_event *ev,
     bind_int(st, base + 11, ev->recorded_at);
 }
 
-static const char *held_str(const struct cw_db *db, size_t off)
+static const char *held_str(const struct cw_buf *t, size_t off)
 {
-    return off == SIZE_MAX ? NULL : db->held_text.data + off;
+    return off == SIZE_MAX ? NULL : t->data + off;
 }
 
-/* Copies s, with its NUL, into the held text; SIZE_MAX stands for NULL. */
-static size_t hold_str(struct cw_db *db, const char *s)
+/* Copies s, with its NUL, into the held text t; SIZE_MAX stands for NULL. */
+static size_t hold_str(struct cw_buf *t, const char *s)
 {
-    size_t off = db->held_text.len;
+    size_t off = t->len;
     if (!s)
         return SIZE_MAX;
-    cw_buf_add(&db->held_text, s, strlen(s) + 1);
+    cw_buf_add(t, s, strlen(s) + 1);
     return off;
 }
 
 /* As hold_str for a JSON column: text, or v serialised (an absent v reads {}). */
-static size_t hold_json(struct cw_db *db, const char *text, const json_t *v)
+static size_t hold_json(struct cw_buf *t, const char *text, const json_t *v)
 {
     if (text)
-        return hold_str(db, text);
-    size_t off = db->held_text.len;
+        return hold_str(t, text);
+    size_t off = t->len;
     if (v)
-        cw_json_add(&db->held_text, v);
+        cw_json_add(t, v);
     else
-        cw_buf_adds(&db->held_text, "{}");
-    cw_buf_add(&db->held_text, "", 1);
+        cw_buf_adds(t, "{}");
+    cw_buf_add(t, "", 1);
     return off;
 }
 
@@ -968,13 +1048,14 @@ static void hold_event(struct cw_db *db, const struct cw_event *ev, const char *
     h->client_seq = ev->client_seq;
     h->recorded_at = ev->recorded_at;
     h->version = ev->version;
-    h->uuid = hold_str(db, ev->uuid);
-    h->command_uuid = hold_str(db, ev->command_uuid);
-    h->name = hold_str(db, ev->name);
-    h->data = hold_json(db, data_text, ev->data);
-    h->meta = hold_json(db, meta_text, ev->meta);
-    h->user_uuid = hold_str(db, ev->user_uuid);
-    h->client_id = hold_str(db, ev->client_id);
+    struct cw_buf *t = &db->held_text;
+    h->uuid = hold_str(t, ev->uuid);
+    h->command_uuid = hold_str(t, ev->command_uuid);
+    h->name = hold_str(t, ev->name);
+    h->data = hold_json(t, data_text, ev->data);
+    h->meta = hold_json(t, meta_text, ev->meta);
+    h->user_uuid = hold_str(t, ev->user_uuid);
+    h->client_id = hold_str(t, ev->client_id);
 }
 
 /* The held row i as an event to bind (its strings inside held_text). */
@@ -982,15 +1063,16 @@ static struct cw_event held_event(const struct cw_db *db, size_t i, const char *
                                   const char **meta)
 {
     const struct held_event *h = &db->held[i];
-    *data = held_str(db, h->data);
-    *meta = held_str(db, h->meta);
+    const struct cw_buf *t = &db->held_text;
+    *data = held_str(t, h->data);
+    *meta = held_str(t, h->meta);
     return (struct cw_event){.position = h->position,
-                             .uuid = held_str(db, h->uuid),
-                             .command_uuid = held_str(db, h->command_uuid),
-                             .name = held_str(db, h->name),
+                             .uuid = held_str(t, h->uuid),
+                             .command_uuid = held_str(t, h->command_uuid),
+                             .name = held_str(t, h->name),
                              .version = h->version,
-                             .user_uuid = held_str(db, h->user_uuid),
-                             .client_id = held_str(db, h->client_id),
+                             .user_uuid = held_str(t, h->user_uuid),
+                             .client_id = held_str(t, h->client_id),
                              .client_seq = h->client_seq,
                              .recorded_at = h->recorded_at};
 }
@@ -1032,6 +1114,298 @@ static int flush_held(struct cw_db *db, struct cw_error *err)
 static void hold_events(struct cw_db *db, bool on)
 {
     db->hold = on;
+}
+
+/* --------------------------------------------------- held command rows */
+
+/*
+ * The processor's command-log rows, held back like the events and
+ * inserted LOG_CHUNK (or 16, 4, 1) to a statement: a single-row INSERT
+ * per command paid SQLite's per-statement work (program start and halt,
+ * cursors and record buffers allocated and freed) for every command.
+ *
+ * The single-row INSERT is the idempotency check (ON CONFLICT DO NOTHING,
+ * no row: a duplicate). A held row is not: the batch's keys are looked up
+ * first (expect_commands) and a command whose key the log or an earlier
+ * command of the batch holds is not held, so a resend still meets the
+ * check before its handler runs. Should a held key clash all the same,
+ * the chunk fails, OR ROLLBACK ends the transaction (and spares SQLite a
+ * statement journal), the rows are lost (held_lost) and the processor
+ * runs the batch again in safe mode, which holds nothing.
+ */
+#define COMMAND_INSERT "INSERT OR ROLLBACK INTO commands(" CW_COMMAND_COLUMNS ") VALUES "
+#define COMMAND_ROW    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+#define COMMAND_PARAMS 13
+#define COMMAND_SHAPES 4
+static const size_t command_rows[COMMAND_SHAPES] = {LOG_CHUNK, 16, 4, 1};
+static char command_sql[COMMAND_SHAPES][sizeof(COMMAND_INSERT) + LOG_CHUNK * sizeof(COMMAND_ROW)];
+static pthread_once_t command_once = PTHREAD_ONCE_INIT;
+
+static void build_command_sql(void)
+{
+    for (size_t k = 0; k < COMMAND_SHAPES; k++) {
+        strcpy(command_sql[k], COMMAND_INSERT COMMAND_ROW);
+        for (size_t i = 1; i < command_rows[k]; i++)
+            strcat(command_sql[k], "," COMMAND_ROW);
+    }
+}
+
+/* Writes rec's outcome into h (its strings into the held text). */
+static void set_outcome(struct cw_db *db, struct held_command *h,
+                        const struct cw_command_record *rec)
+{
+    struct cw_buf *t = &db->held_cmd_text;
+    h->rejected = rec->rejected;
+    h->first_position = rec->first_position;
+    h->last_position = rec->last_position;
+    h->reject_code = rec->rejected ? hold_str(t, rec->reject_code) : SIZE_MAX;
+    h->reject_message = rec->rejected ? hold_str(t, rec->reject_message) : SIZE_MAX;
+}
+
+/* Binds held row h from parameter base + 1 on, in CW_COMMAND_COLUMNS order. */
+static void bind_command(struct cw_stmt *st, int base, const struct cw_buf *t,
+                         const struct held_command *h)
+{
+    bind_static(st, base + 1, held_str(t, h->uuid));
+    bind_static(st, base + 2, held_str(t, h->user_uuid));
+    bind_static(st, base + 3, held_str(t, h->client_id));
+    bind_int(st, base + 4, h->client_seq);
+    bind_static(st, base + 5, held_str(t, h->name));
+    bind_static(st, base + 6, held_str(t, h->data));
+    bind_static(st, base + 7, held_str(t, h->meta));
+    bind_int(st, base + 8, h->received_at);
+    bind_static(st, base + 9, h->rejected ? "rejected" : "ok");
+    if (h->first_position) {
+        bind_int(st, base + 10, h->first_position);
+        bind_int(st, base + 11, h->last_position);
+    } else {
+        bind_null(st, base + 10);
+        bind_null(st, base + 11);
+    }
+    bind_static(st, base + 12, held_str(t, h->reject_code));
+    bind_static(st, base + 13, held_str(t, h->reject_message));
+}
+
+/*
+ * Inserts the held command rows in order, as few statements as the
+ * shapes allow. A failure (a duplicate key among them) loses them:
+ * held_lost, as for event rows.
+ */
+static int flush_commands(struct cw_db *db, struct cw_error *err)
+{
+    size_t n = db->n_held_cmds;
+    db->n_held_cmds = 0; /* first: the inserts touch the command log themselves */
+    pthread_once(&command_once, build_command_sql);
+    int rc = CW_OK;
+    for (size_t i = 0, k = 0; !rc && i < n;) {
+        while (n - i < command_rows[k])
+            k++;
+        struct cw_stmt *st = prepare_unbound(db, command_sql[k], err);
+        if (!st) {
+            rc = CW_ERR_STORE;
+            break;
+        }
+        for (size_t r = 0; r < command_rows[k]; r++)
+            bind_command(st, (int)r * COMMAND_PARAMS, &db->held_cmd_text, &db->held_cmds[i + r]);
+        rc = stmt_step(st, err);
+        rc = rc == CW_DONE ? CW_OK : rc;
+        i += command_rows[k];
+    }
+    cw_buf_reset(&db->held_cmd_text);
+    if (rc)
+        db->held_lost = true;
+    return rc;
+}
+
+/*
+ * The batch's idempotency keys, looked up before any command runs, so that
+ * a resend is never held: it goes through the insert that is the check,
+ * and is answered from the log without reaching its handler. Commands are
+ * grouped by (user, client); each group is one range look-up of the
+ * client's sequence numbers. A group whose sequence does not rise within
+ * the batch (a resend while the original is still queued) has its later
+ * commands checked too. With many groups of few commands the look-ups
+ * would cost what holding saves, and a range much wider than its
+ * commands (an old sequence number resent among new ones) would read
+ * rows of the log nobody asked about: such a batch holds nothing.
+ */
+struct key_group {
+    const char *user, *client;
+    uint64_t hash;
+    int64_t lo, hi, last;
+    uint64_t count; /* the batch's commands in it */
+    unsigned gen;   /* the batch that filled it: slots are never cleared */
+};
+
+#define MIN_COMMANDS_PER_GROUP 4
+
+static uint64_t key_hash(const char *user, const char *client)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over both strings and the NUL between */
+    for (const char *s = user; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    h *= 0x100000001b3ull;
+    for (const char *s = client; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static void check_command(struct cw_db *db, const struct cw_command *cmd)
+{
+    if (db->n_checked == db->cap_checked) {
+        db->cap_checked = db->cap_checked ? db->cap_checked * 2 : 16;
+        db->checked = cw_xrealloc(db->checked, db->cap_checked * sizeof(*db->checked));
+    }
+    db->checked[db->n_checked++] = cmd;
+}
+
+static bool is_checked(const struct cw_db *db, const struct cw_command *cmd)
+{
+    for (size_t i = 0; i < db->n_checked; i++)
+        if (db->checked[i] == cmd)
+            return true;
+    return false;
+}
+
+/* cmd's group in the table (made when new); *fresh says it was. */
+static struct key_group *group_of(struct cw_db *db, const struct cw_command *cmd, bool *fresh)
+{
+    uint64_t h = key_hash(cmd->user_uuid, cmd->client_id);
+    for (size_t i = h & (db->groups_cap - 1);; i = (i + 1) & (db->groups_cap - 1)) {
+        struct key_group *g = &db->groups[i];
+        *fresh = g->gen != db->groups_gen;
+        if (*fresh) {
+            *g = (struct key_group){.user = cmd->user_uuid,
+                                    .client = cmd->client_id,
+                                    .hash = h,
+                                    .lo = cmd->client_seq,
+                                    .hi = cmd->client_seq,
+                                    .last = cmd->client_seq,
+                                    .count = 1,
+                                    .gen = db->groups_gen};
+            return g;
+        }
+        if (g->hash == h && strcmp(g->user, cmd->user_uuid) == 0 &&
+            strcmp(g->client, cmd->client_id) == 0)
+            return g;
+    }
+}
+
+/* Marks the batch's commands of group g whose sequence numbers the log already holds. */
+static int probe_group(struct cw_db *db, const struct key_group *g,
+                       const struct cw_command *const *cmds, size_t n, struct cw_error *err)
+{
+    struct cw_stmt *st = prepare_unbound(db,
+                                         "SELECT client_seq FROM commands WHERE user_uuid = ?"
+                                         " AND client_id = ? AND client_seq BETWEEN ? AND ?",
+                                         err);
+    if (!st)
+        return CW_ERR_STORE;
+    bind_static(st, 1, g->user);
+    bind_static(st, 2, g->client);
+    bind_int(st, 3, g->lo);
+    bind_int(st, 4, g->hi);
+    int rc;
+    while ((rc = stmt_step(st, err)) == CW_ROW) {
+        int64_t seq = stmt_int(st, 0);
+        for (size_t i = 0; i < n; i++)
+            if (cmds[i]->client_seq == seq && strcmp(cmds[i]->user_uuid, g->user) == 0 &&
+                strcmp(cmds[i]->client_id, g->client) == 0)
+                check_command(db, cmds[i]);
+    }
+    return rc == CW_DONE ? CW_OK : rc;
+}
+
+static int expect_commands(struct cw_db *db, const struct cw_command *const *cmds, size_t n,
+                           struct cw_error *err)
+{
+    db->n_checked = 0;
+    if (!db->hold_cmds)
+        return CW_OK;
+    if (db->groups_cap < 2 * n) {
+        while (db->groups_cap < 2 * n)
+            db->groups_cap = db->groups_cap ? db->groups_cap * 2 : 64;
+        free(db->groups);
+        db->groups = cw_xcalloc(db->groups_cap, sizeof(*db->groups));
+        db->groups_gen = 0;
+    }
+    if (++db->groups_gen == 0) { /* wrapped: a slot's old mark could pass for this batch's */
+        memset(db->groups, 0, db->groups_cap * sizeof(*db->groups));
+        db->groups_gen = 1;
+    }
+    size_t n_groups = 0;
+    struct key_group **list = cw_xmalloc(n * sizeof(*list));
+    struct key_group *prev = NULL;
+    for (size_t i = 0; i < n; i++) {
+        /* One connection's commands come in runs: the previous group, without hashing. */
+        bool fresh = false;
+        struct key_group *g = prev && strcmp(prev->user, cmds[i]->user_uuid) == 0 &&
+                                      strcmp(prev->client, cmds[i]->client_id) == 0
+                                  ? prev
+                                  : group_of(db, cmds[i], &fresh);
+        prev = g;
+        if (fresh) {
+            list[n_groups++] = g;
+            continue;
+        }
+        g->count++;
+        if (cmds[i]->client_seq <= g->last) {
+            check_command(db, cmds[i]); /* perhaps an earlier command's resend */
+            continue;
+        }
+        g->last = g->hi = cmds[i]->client_seq;
+    }
+    int rc = CW_OK;
+    if (n_groups * MIN_COMMANDS_PER_GROUP > n)
+        db->hold_cmds = false; /* one look-up per few commands: the inserts are cheaper */
+    for (size_t k = 0; k < n_groups; k++) {
+        const struct key_group *g = list[k];
+        if ((uint64_t)g->hi - (uint64_t)g->lo >= 2 * g->count)
+            db->hold_cmds = false; /* a sparse range: its look-up could read much of the log */
+    }
+    for (size_t k = 0; db->hold_cmds && !rc && k < n_groups; k++)
+        rc = probe_group(db, list[k], cmds, n, err);
+    free(list);
+    return rc;
+}
+
+static void hold_commands(struct cw_db *db, bool on)
+{
+    db->hold_cmds = on;
+}
+
+static int hold_command(struct cw_db *db, const struct cw_command *cmd,
+                        const struct cw_command_record *rec, const char *data_text,
+                        const char *meta_text, bool *held, struct cw_error *err)
+{
+    *held = db->hold_cmds && !(db->n_checked && is_checked(db, cmd));
+    if (!*held)
+        return CW_OK;
+    struct cw_buf *t = &db->held_cmd_text;
+    struct held_command *h = &db->held_cmds[db->n_held_cmds++];
+    h->cmd = cmd;
+    h->client_seq = cmd->client_seq;
+    h->received_at = cmd->received_at;
+    h->uuid = hold_str(t, cmd->uuid);
+    h->user_uuid = hold_str(t, cmd->user_uuid);
+    h->client_id = hold_str(t, cmd->client_id);
+    h->name = hold_str(t, cmd->name);
+    h->data = hold_json(t, data_text, cmd->data);
+    h->meta = hold_json(t, meta_text, cmd->meta);
+    set_outcome(db, h, rec);
+    return db->n_held_cmds == LOG_CHUNK ? flush_commands(db, err) : CW_OK;
+}
+
+/* The processor corrects the outcome of the command it just ran: its row is still held. */
+static int update_held_command(struct cw_db *db, const struct cw_command *cmd,
+                               const struct cw_command_record *rec, bool *done,
+                               struct cw_error *err)
+{
+    struct held_command *last = db->n_held_cmds ? &db->held_cmds[db->n_held_cmds - 1] : NULL;
+    *done = last && last->cmd == cmd;
+    if (*done)
+        set_outcome(db, last, rec);
+    return CW_OK;
 }
 
 static bool held_lost(struct cw_db *db)
@@ -1080,6 +1454,10 @@ const struct cw_store_backend cw_store_sqlite = {
     .snapshot_begin = snapshot_begin,
     .snapshot_end = snapshot_end,
     .hold_events = hold_events,
+    .hold_command = hold_command,
+    .hold_commands = hold_commands,
+    .update_held_command = update_held_command,
+    .expect_commands = expect_commands,
     .held_lost = held_lost,
     .append_event = append_event,
     .total_changes = total_changes,

@@ -712,6 +712,115 @@ static void test_command_log(void **state)
     free_cmd(&again);
 }
 
+/*
+ * Held command-log rows (SQLite; cw_db_hold_commands): they go in 64 to a
+ * statement, before any statement that reads the command log and at
+ * commit; the outcome of the row just held is corrected in place; a held
+ * duplicate key fails when it goes in, the transaction is gone with it,
+ * and nothing more runs on the connection until the next BEGIN.
+ */
+static void test_held_command_rows(void **state)
+{
+    struct fixture *f = *state;
+    if (harness_pg())
+        skip(); /* PostgreSQL holds by its own lookup (cw_store_expect_commands) */
+    struct cw_error err = {0};
+    open_store(f);
+    struct cw_db *db = cw_store_writer(f->s);
+    enum { N = 71 };
+    struct cw_command cmds[N];
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    cw_db_hold_commands(db, true);
+    for (int i = 0; i < N; i++) {
+        make_cmd(&cmds[i], U1, "h", i + 1, "do-thing");
+        struct cw_command_record rec = {.first_position = i + 1, .last_position = i + 1};
+        assert_int_equal(cw_store_insert_command(db, &cmds[i], &rec, NULL, NULL, &err), CW_OK);
+    }
+    /* The last one refused after all: corrected while it is still held. */
+    struct cw_command_record no = {.rejected = true};
+    snprintf(no.reject_code, sizeof(no.reject_code), "nope");
+    snprintf(no.reject_message, sizeof(no.reject_message), "changed its mind");
+    assert_int_equal(cw_store_update_command(db, &cmds[N - 1], &no, &err), CW_OK);
+    /* A read of the command log sees every held row. */
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM commands", NULL), N);
+    struct cw_command_record rec;
+    assert_int_equal(cw_store_find_command(db, U1, "h", N, &rec, &err), CW_OK);
+    assert_true(rec.rejected);
+    assert_string_equal(rec.reject_code, "nope");
+    assert_string_equal(rec.uuid, cmds[N - 1].uuid);
+    assert_int_equal(cw_store_find_command(db, U1, "h", 64, &rec, &err), CW_OK);
+    assert_false(rec.rejected);
+    assert_int_equal(rec.first_position, 64);
+    /* A row no longer held is corrected by its key. */
+    struct cw_command_record moved = {.first_position = 100, .last_position = 101};
+    assert_int_equal(cw_store_update_command(db, &cmds[2], &moved, &err), CW_OK);
+    assert_int_equal(cw_store_find_command(db, U1, "h", 3, &rec, &err), CW_OK);
+    assert_int_equal(rec.last_position, 101);
+    assert_int_equal(cw_db_commit(db, &err), CW_OK);
+    cw_db_hold_commands(db, false);
+    assert_false(cw_db_held_lost(db));
+
+    /* A resend held with new rows: accepted when held, the whole transaction lost at commit. */
+    struct cw_command fresh, resend;
+    make_cmd(&fresh, U1, "h", N + 1, "do-thing");
+    make_cmd(&resend, U1, "h", 5, "do-thing");
+    struct cw_command_record one = {.first_position = 200, .last_position = 200};
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    cw_db_hold_commands(db, true);
+    assert_int_equal(cw_store_insert_command(db, &fresh, &one, NULL, NULL, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &resend, &one, NULL, NULL, &err), CW_OK);
+    assert_int_not_equal(cw_db_commit(db, &err), CW_OK);
+    assert_true(cw_db_held_lost(db));
+    /* Anything now would run outside the transaction: refused. */
+    assert_int_not_equal(cw_db_exec(db, &err,
+                                    "INSERT INTO schema_migrations(id, applied_at) VALUES (?, 1)",
+                                    "t", "outside"),
+                         CW_OK);
+    cw_db_rollback(db);
+    cw_db_hold_commands(db, false);
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    assert_false(cw_db_held_lost(db));
+    assert_int_equal(cw_store_insert_command(db, &fresh, &one, NULL, NULL, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &resend, &one, NULL, NULL, &err), CW_ERR_EXISTS);
+    assert_int_equal(cw_db_commit(db, &err), CW_OK);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM commands", NULL), N + 1);
+    assert_int_equal(
+        query_int(db, "SELECT COUNT(*) FROM schema_migrations WHERE id = ?", "outside"), 0);
+    assert_int_equal(cw_store_find_command(db, U1, "h", 5, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, cmds[4].uuid);
+
+    /*
+     * With the batch's keys looked up first, a resend (of the log's seq N + 1)
+     * and a repeat within the batch are not held: their insert is the check.
+     */
+    struct cw_command batch[6];
+    const struct cw_command *ptrs[6];
+    make_cmd(&batch[0], U1, "h", N + 1, "do-thing"); /* in the log */
+    for (int i = 1; i < 5; i++)
+        make_cmd(&batch[i], U1, "h", N + 1 + i, "do-thing");
+    make_cmd(&batch[5], U1, "h", N + 2, "do-thing"); /* batch[1] again */
+    for (int i = 0; i < 6; i++)
+        ptrs[i] = &batch[i];
+    assert_int_equal(cw_db_begin(db, &err), CW_OK);
+    cw_db_hold_commands(db, true);
+    assert_int_equal(cw_store_expect_commands(db, ptrs, 6, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &batch[0], &one, NULL, NULL, &err), CW_ERR_EXISTS);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(cw_store_insert_command(db, &batch[i], &one, NULL, NULL, &err), CW_OK);
+    assert_int_equal(cw_store_insert_command(db, &batch[5], &one, NULL, NULL, &err), CW_ERR_EXISTS);
+    assert_int_equal(cw_db_commit(db, &err), CW_OK);
+    cw_db_hold_commands(db, false);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM commands", NULL), N + 5);
+    assert_int_equal(cw_store_find_command(db, U1, "h", N + 2, &rec, &err), CW_OK);
+    assert_string_equal(rec.uuid, batch[1].uuid);
+    for (int i = 0; i < 6; i++)
+        free_cmd(&batch[i]);
+    for (int i = 0; i < N; i++)
+        free_cmd(&cmds[i]);
+    free_cmd(&fresh);
+    free_cmd(&resend);
+}
+
 /* ---------------------------------------------------------- SQL helpers */
 
 static void test_query_json(void **state)
@@ -943,21 +1052,14 @@ static void test_wal_starts_over_under_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_open_creates_wal),
-        T(test_open_migrate_fresh_repeatedly),
-        T(test_missing_file),
-        T(test_migrate_once),
-        T(test_migrate_failure),
-        T(test_upgrade_command_log),
-        T(test_append_and_scan),
-        T(test_scan_upcasts),
-        T(test_command_log),
-        T(test_query_json),
-        T(test_total_changes_counts_writes),
-        T(test_snapshot_isolation),
-        T(test_write_lock_is_transient),
-        T(test_savepoints),
-        T(test_wal_starts_over_under_load),
+        T(test_open_creates_wal),   T(test_open_migrate_fresh_repeatedly),
+        T(test_missing_file),       T(test_migrate_once),
+        T(test_migrate_failure),    T(test_upgrade_command_log),
+        T(test_append_and_scan),    T(test_scan_upcasts),
+        T(test_command_log),        T(test_held_command_rows),
+        T(test_query_json),         T(test_total_changes_counts_writes),
+        T(test_snapshot_isolation), T(test_write_lock_is_transient),
+        T(test_savepoints),         T(test_wal_starts_over_under_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
