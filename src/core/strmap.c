@@ -5,6 +5,7 @@
  */
 #include "strmap.h"
 #include "alloc.h"
+#include "hash.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,12 +13,7 @@
 
 static uint64_t hash(const char *s, size_t len)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return cw_hash_add(CW_HASH_INIT, s, len);
 }
 
 void cw_strmap_init(struct cw_strmap *m)

@@ -29,6 +29,7 @@
 
 #include "calderwood.h"
 #include "core/buf.h"
+#include "core/hash.h"
 #include "core/idmap.h"
 #include "core/metrics.h"
 #include "core/strmap.h"
@@ -101,13 +102,10 @@ extern struct cw_gws *cw_gws;
 /* Slots of a thread's user presence hash (a power of two). */
 #define CW_GW_USER_SLOTS 1024
 
-/* The presence slot of a user: FNV-1a of the UUID. */
+/* The presence slot of a user: a hash of the UUID. */
 static inline unsigned cw_gw_user_slot(const char *user_uuid)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)user_uuid; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h & (CW_GW_USER_SLOTS - 1);
+    return (unsigned)(cw_hash_adds(CW_HASH_INIT, user_uuid) & (CW_GW_USER_SLOTS - 1));
 }
 
 /* One gateway thread: its loop, its connections, and everything they need. */

@@ -10,6 +10,7 @@
 #include "walbuf.h"
 #include "core/alloc.h"
 #include "core/buf.h"
+#include "core/hash.h"
 #include "core/registry.h"
 #include "core/strmap.h"
 
@@ -1241,13 +1242,13 @@ struct key_group {
 
 static uint64_t key_hash(const char *user, const char *client)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over both strings and the NUL between */
-    for (const char *s = user; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    h *= 0x100000001b3ull;
-    for (const char *s = client; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
+    return cw_hash_adds(cw_hash_adds(CW_HASH_INIT, user), client);
+}
+
+/* Is cmd's key in group g's (user, client)? */
+static bool in_group(const struct key_group *g, const struct cw_command *cmd)
+{
+    return strcmp(g->user, cmd->user_uuid) == 0 && strcmp(g->client, cmd->client_id) == 0;
 }
 
 static void check_command(struct cw_db *db, const struct cw_command *cmd)
@@ -1285,8 +1286,7 @@ static struct key_group *group_of(struct cw_db *db, const struct cw_command *cmd
                                     .gen = db->groups_gen};
             return g;
         }
-        if (g->hash == h && strcmp(g->user, cmd->user_uuid) == 0 &&
-            strcmp(g->client, cmd->client_id) == 0)
+        if (g->hash == h && in_group(g, cmd))
             return g;
     }
 }
@@ -1309,8 +1309,7 @@ static int probe_group(struct cw_db *db, const struct key_group *g,
     while ((rc = stmt_step(st, err)) == CW_ROW) {
         int64_t seq = stmt_int(st, 0);
         for (size_t i = 0; i < n; i++)
-            if (cmds[i]->client_seq == seq && strcmp(cmds[i]->user_uuid, g->user) == 0 &&
-                strcmp(cmds[i]->client_id, g->client) == 0)
+            if (cmds[i]->client_seq == seq && in_group(g, cmds[i]))
                 check_command(db, cmds[i]);
     }
     return rc == CW_DONE ? CW_OK : rc;
@@ -1339,10 +1338,8 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
     for (size_t i = 0; i < n; i++) {
         /* One connection's commands come in runs: the previous group, without hashing. */
         bool fresh = false;
-        struct key_group *g = prev && strcmp(prev->user, cmds[i]->user_uuid) == 0 &&
-                                      strcmp(prev->client, cmds[i]->client_id) == 0
-                                  ? prev
-                                  : group_of(db, cmds[i], &fresh);
+        struct key_group *g =
+            prev && in_group(prev, cmds[i]) ? prev : group_of(db, cmds[i], &fresh);
         prev = g;
         if (fresh) {
             list[n_groups++] = g;
@@ -1378,7 +1375,7 @@ static int hold_command(struct cw_db *db, const struct cw_command *cmd,
                         const struct cw_command_record *rec, const char *data_text,
                         const char *meta_text, bool *held, struct cw_error *err)
 {
-    *held = db->hold_cmds && !(db->n_checked && is_checked(db, cmd));
+    *held = db->hold_cmds && !is_checked(db, cmd);
     if (!*held)
         return CW_OK;
     struct cw_buf *t = &db->held_cmd_text;
