@@ -114,23 +114,24 @@ b=$(( ${after#* } - ${before#* } ))
 echo "build $BUILD, rate $RATE/s at gw1, a window of $SECS s: $n commands committed in $b batches; load average $load .. $(cut -d' ' -f1-3 /proc/loadavg)"
 tail -n 1 "$WORK/bench.out" | cut -c1-200
 printf '%-9s %12s %10s %12s %12s\n' process "instr/cmd" "us/cmd" "syscalls/cmd" "switches/cmd"
-ti=0; tu=0; ts=0; tw=0
-for nm in $names; do
-    i=$(awk -F, '$3 ~ /instructions/ { print $1 }' "$WORK/$nm.perf")
-    c=$(awk -F, '$3 ~ /task-clock/ { print $1 }' "$WORK/$nm.perf")
-    sc=$(awk -F, '$3 ~ /sys_enter/ { print $1 }' "$WORK/$nm.perf")
-    cs=$(awk -F, '$3 ~ /context-switches/ { print $1 }' "$WORK/$nm.perf")
-    awk -v nm="$nm" -v i="${i:-0}" -v c="${c:-0}" -v s="${sc:-0}" -v w="${cs:-0}" -v n="$n" \
-        'BEGIN { printf "%-9s %12s %10.1f %12.2f %12.2f\n", nm, (i + 0 > 0 ? sprintf("%.0f", i / n) : "n/a"),
-                 c * 1000 / n, s / n, w / n }'
-    ti=$(awk -v a="$ti" -v i="${i:-0}" 'BEGIN { print a + i }')
-    tu=$(awk -v a="$tu" -v c="${c:-0}" 'BEGIN { print a + c }')
-    ts=$(awk -v a="$ts" -v s="${sc:-0}" 'BEGIN { print a + s }')
-    tw=$(awk -v a="$tw" -v w="${cs:-0}" 'BEGIN { print a + w }')
-done
-awk -v i="$ti" -v c="$tu" -v s="$ts" -v w="$tw" -v n="$n" \
-    'BEGIN { printf "%-9s %12s %10.1f %12.2f %12.2f\n", "total", (i + 0 > 0 ? sprintf("%.0f", i / n) : "n/a"),
-             c * 1000 / n, s / n, w / n }'
+perf_files=()
+for nm in $names; do perf_files+=("$WORK/$nm.perf"); done
+awk -F, -v n="$n" '
+    function row(name, i, c, s, w) {
+        printf "%-9s %12s %10.1f %12.2f %12.2f\n", name, (i > 0 ? sprintf("%.0f", i / n) : "n/a"),
+            c * 1000 / n, s / n, w / n
+    }
+    function done_file() {
+        if (nm == "") return
+        row(nm, i, c, s, w); ti += i; tc += c; ts += s; tw += w
+        i = c = s = w = 0
+    }
+    FNR == 1 { done_file(); nm = FILENAME; sub(/.*\//, "", nm); sub(/\.perf$/, "", nm) }
+    $3 ~ /instructions/ { i = $1 + 0 }
+    $3 ~ /task-clock/ { c = $1 + 0 }
+    $3 ~ /sys_enter/ { s = $1 + 0 }
+    $3 ~ /context-switches/ { w = $1 + 0 }
+    END { done_file(); row("total", ti, tc, ts, tw) }' "${perf_files[@]}"
 for nm in ${PERF_RECORD:-}; do
     mkdir -p "${PERF_OUT:-/tmp}" && cp "$WORK/$nm.data" "${PERF_OUT:-/tmp}/perf-$nm.data"
 done
