@@ -8,6 +8,9 @@
 # `make test` runs the plain and the sanitized halves of the suite this way:
 # most tests wait on the disk, the network or a child process, so two
 # streams keep a 2-core machine busier than one.
+#
+# The groups' lines interleave, and CI may keep only the end of the output,
+# so a failed group's own last lines are printed again after the verdicts.
 set -u
 [ $(($# % 2)) = 0 ] && [ $# -gt 0 ] || {
     echo "usage: run-groups.sh NAME COMMAND [NAME COMMAND]..." >&2
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
         t0=$SECONDS
         bash -c "$cmd" 2>&1
         echo "$? $((SECONDS - t0))" >"$RC/$name"
-    } | sed -u "s/^/[$name] /" &
+    } | tee "$RC/$name.log" | sed -u "s/^/[$name] /" &
 done
 wait
 status=0
@@ -34,6 +37,12 @@ for name in "${names[@]}"; do
     read -r rc secs <"$RC/$name" 2>/dev/null || rc=1 secs=?
     if [ "$rc" = 0 ]; then verdict=passed; else verdict="FAILED (exit $rc)"; status=1; fi
     echo "tests: $name $verdict in ${secs}s"
+done
+for name in "${names[@]}"; do
+    read -r rc _ <"$RC/$name" 2>/dev/null || rc=1
+    [ "$rc" = 0 ] && continue
+    echo "tests: the last lines of $name:"
+    tail -n 60 "$RC/$name.log" | sed "s/^/[$name] /"
 done
 echo "tests: $((SECONDS - start))s in all"
 exit $status
