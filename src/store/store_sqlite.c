@@ -316,7 +316,6 @@ static int connect(struct cw_store *s, bool writer, struct cw_db **out, struct c
             ? "PRAGMA query_only=1;"
             : "PRAGMA page_size=8192; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
               "PRAGMA foreign_keys=ON; PRAGMA cache_size=-65536;"
-              "PRAGMA temp_store=MEMORY;"
               "PRAGMA temp_store=MEMORY;";
     rc = exec_sql(db, pragmas, err);
     if (rc) {
