@@ -338,7 +338,7 @@ $(BUILD)/calderwood-bench: $(BENCH_OBJ)
 	@$(if $(Q),echo "  LD $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lpthread -lm
 
-.PHONY: bench
+.PHONY: bench bench-threads
 # The distributed mode against --role all on SQLite, in one run of at most 10
 # minutes (tools/bench/run-cluster.sh): bench/results/cluster-<date>/report.md.
 bench-cluster:
@@ -351,6 +351,15 @@ bench:
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
 	$(Q)BUILD=$(BUILD) $(if $(filter postgres,$(STORE)),tests/pg/with-cluster.sh )tools/bench/run-suite.sh \
 	    $(if $(STORE),--store '$(if $(filter postgres,$(STORE)),@STORE@,$(STORE))') $(BENCH_ARGS)
+
+# The whole suite with --gateway-threads 1, then 2, and the two side by side
+# (issue 12's scaling comparison): bench/results/<date>-threads.md.
+bench-threads:
+	$(Q)CW_BENCH_DEPS=1 tools/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory $(BIN) $(BUILD)/calderwood-bench
+	$(Q)d=bench/results/$$(date +%F); \
+	    for t in 1 2; do BUILD=$(BUILD) tools/bench/run-suite.sh --gateway-threads $$t --out $$d-threads-$$t $(BENCH_ARGS) || exit 1; done; \
+	    tools/bench/compare-runs.py $$d-threads-1 $$d-threads-2 | tee $$d-threads.md
 
 # version, manual page, installation
 #

@@ -15,11 +15,15 @@
 # the remaining steps: a server bug must show, not stop the measurement.
 #
 # Usage: tools/bench/run-suite.sh [--quick] [--out DIR] [--keep-data] [--store URL]
+#                                  [--gateway-threads N]
 #   --quick      short steps (about 3 minutes): a smoke test of the suite itself
 #   --store URL  the server's store (calderwood serve --store), e.g. an empty
 #                PostgreSQL database; make bench STORE=postgres makes one
 #   --out DIR    write there instead of bench/results/<date>
 #   --keep-data  keep the server's data directory (printed at the end)
+#   --gateway-threads N
+#                the server's gateway threads (default: the server's, one per
+#                core); `make bench-threads` runs the suite with 1 and with 2
 # Environment: BUILD (default build).
 set -u
 
@@ -31,13 +35,15 @@ QUICK=0
 KEEP=0
 OUT=""
 STORE=""
+THREADS=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) QUICK=1 ;;
     --keep-data) KEEP=1 ;;
     --out) OUT=$2; shift ;;
     --store) STORE=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --gateway-threads) THREADS=$2; shift ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run-suite.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -67,6 +73,7 @@ log() { echo "[bench $(date +%T)] $*" | tee -a "$RAW/suite.log"; }
 STORE_ARGS=(--data "$DATA")
 [ -z "$STORE" ] || STORE_ARGS+=(--store "$STORE")
 SERVER_ARGS=(serve "${STORE_ARGS[@]}" --listen "$ADDR" --no-demo-user --login-rate 100000 --login-burst 100000)
+[ -z "$THREADS" ] || SERVER_ARGS+=(--gateway-threads "$THREADS")
 
 start_server() {
     "$SERVER" "${SERVER_ARGS[@]}" >>"$RAW/server.log" 2>&1 </dev/null &
