@@ -498,10 +498,17 @@ static void teardown(struct cw_gws *g)
     free(g->console_html);
 }
 
-/* One turn of the loop: waits for something to happen, and handles it. */
+/*
+ * One turn of the loop: waits for something to happen, and handles it.
+ * What the turn queued for a connection (acks of its commands, updates of
+ * the batches routed, pongs) goes out in one write at its end: on a busy
+ * thread an ack and the update of an earlier command often share it.
+ */
 static void service_once(struct cw_gw *gw)
 {
+    cw_ws_defer_begin();
     ev_run(gw->loop, EVRUN_ONCE);
+    cw_ws_defer_end();
 }
 
 /* Until every connection has had its close frame, or two seconds have passed. */

@@ -11,10 +11,10 @@
  * to the command queue and are acked.
  *
  * Out: each connection has a queue of frames (outq.c: shared update frames
- * by reference, small owned ones for acks and errors). What one read or one
- * routed batch queued is written at its end, up to 128 frames per writev
- * straight from where they lie, so a busy connection costs one system call
- * per turn, not one per message. A connection whose unsent output passes
+ * by reference, small owned ones for acks and errors). What one turn of the
+ * thread's loop queued (its reads, its routed batches) is written at its
+ * end, up to 128 frames per writev straight from where they lie, so a busy
+ * connection costs one system call per turn, not one per message. A connection whose unsent output passes
  * the bound while its socket takes nothing more, and stays over it for
  * --slow-reader-grace, is closed with 1008.
  *
@@ -313,12 +313,13 @@ int cw_ws_on_writeable(struct cw_conn *c)
 
 void cw_ws_defer_begin(void)
 {
-    cw_gw->deferring = true;
+    cw_gw->deferring++;
 }
 
 void cw_ws_defer_end(void)
 {
-    cw_gw->deferring = false;
+    if (--cw_gw->deferring)
+        return;
     while (cw_gw->dirty) {
         struct cw_conn *c = cw_gw->dirty;
         cw_gw->dirty = c->dirty_next;
@@ -1107,8 +1108,21 @@ int cw_ws_on_established(struct lws *wsi, void **slot, struct cw_session *sessio
     return 0;
 }
 
+/* A connection that ends in the middle of a loop turn leaves the turn's list of output to write. */
+static void undirty(struct cw_conn *c)
+{
+    if (!c->dirty)
+        return;
+    struct cw_conn **p = &cw_gw->dirty;
+    while (*p != c)
+        p = &(*p)->dirty_next;
+    *p = c->dirty_next;
+    c->dirty = false;
+}
+
 void cw_ws_on_closed(struct cw_conn *c)
 {
+    undirty(c);
     index_remove(c);
     cw_idmap_del(&cw_gw->endpoints, c->id);
     while (c->pipe)
