@@ -53,6 +53,8 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
  * (docs/PERFORMANCE.md, "COPY or INSERT").
  */
 #define COPY_MIN_ROWS 64
+/* The batch look-up's first re-preparation (rows written); then at each doubling. */
+#define REPLAN_MIN_CHANGES 1024
 #define INSERT_CHUNK  64 /* 13 * 64 parameters at most: within MAX_PARAMS */
 
 struct cw_stmt {
@@ -73,6 +75,7 @@ struct cw_stmt {
     bool writes;      /* INSERT, UPDATE, DELETE or MERGE: counts as a change when deferred */
     int row, n_rows;
     int64_t changes;
+    int64_t replan_at; /* the batch look-up: prepared again once db->total_changes reaches it */
 };
 
 struct cw_db {
@@ -1217,6 +1220,32 @@ static void expect_key(struct cw_db *db, const char *key, bool is_new)
 }
 
 /*
+ * Has st prepared again once the connection's writes have doubled since it
+ * last was. PostgreSQL keeps a prepared statement's generic plan, costed
+ * for the table as it was then, until the table is next analyzed. On a new
+ * database the batch look-up is planned while the command log is empty: a
+ * sequential scan of the whole log for each batch, which autovacuum's first
+ * ANALYZE (a minute or more later) replaces by the unique index. Meanwhile
+ * the scan grows with the log: 18 ms a batch at 65,000 rows. Planned again
+ * at a doubling, it uses the index from a few thousand rows on
+ * (docs/PERFORMANCE.md, "The one-connection gap through nginx").
+ */
+static int replan_as_log_grows(struct cw_db *db, struct cw_stmt *st, struct cw_error *err)
+{
+    bool prepared = st->gen == db->gen;
+    if (prepared && db->total_changes < st->replan_at)
+        return CW_OK;
+    st->replan_at = 2 * db->total_changes > REPLAN_MIN_CHANGES ? 2 * db->total_changes
+                                                                : REPLAN_MIN_CHANGES;
+    st->gen = 0; /* prepared anew, under a new name, at its next step */
+    if (!prepared)
+        return CW_OK;
+    char sql[48];
+    snprintf(sql, sizeof(sql), "DEALLOCATE %s", st->name);
+    return defer_sql(db, sql, err);
+}
+
+/*
  * Looks up the idempotency keys of the batch's commands in one query, so
  * that each command found absent is inserted without awaiting an answer.
  * The keys go as three arrays in binary form: the server neither parses
@@ -1245,7 +1274,7 @@ static int expect_commands(struct cw_db *db, const struct cw_command *const *cmd
                                     " WHERE (user_uuid, client_id, client_seq) IN"
                                     " (SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[]))",
                                     err);
-    int rc = st ? CW_OK : CW_ERR_STORE;
+    int rc = st ? replan_as_log_grows(db, st, err) : CW_ERR_STORE;
     if (!rc) {
         bind_binary(st, 1, users.data, users.len);
         bind_binary(st, 2, clients.data, clients.len);
