@@ -336,7 +336,7 @@ int cw_cli_serve(int argc, char **argv)
          "a WebSocket client silent this long after a ping is closed (1001)"},
         {"gateway-threads", CW_OPT_INT, &o.gateway_threads, NULL, 1, 64, "N",
          "threads serving connections, each with its own event loop (default: the number of "
-         "cores)"},
+         "cores; on two cores, 1 serves more: the processor thread needs the other)"},
         {"workers", CW_OPT_INT, &o.workers, "2", 1, 256, "N",
          "worker threads for queries, logins and look-ups"},
         {"worker-queue", CW_OPT_INT, &o.worker_queue, "10000", 1, 1 << 24, "N",
