@@ -124,13 +124,13 @@ struct cw_gw {
     size_t out_total;                    /* unsent bytes over this thread's connections */
     bool intake_paused;                  /* no connection's messages are read */
     lws_sorted_usec_list_t intake_check; /* while paused: is the store stuck meanwhile? */
-    int deferring;                /* > 0: output is written at the end of this loop turn */
-    struct cw_conn *dirty;        /* connections with deferred output */
-    int64_t last_position;        /* highest event position routed so far by this thread */
-    bool stopping;                /* no new connections or commands */
-    bool adopted;                 /* the socket being adopted was taken by http.c */
-    struct cw_buf out;            /* scratch for frames and responses */
-    lws_sorted_usec_list_t sweep; /* the timer of cw_ws_sweep */
+    int deferring;                       /* > 0: output is written at the end of this loop turn */
+    struct cw_conn *dirty;               /* connections with deferred output */
+    int64_t last_position;               /* highest event position routed so far by this thread */
+    bool stopping;                       /* no new connections or commands */
+    bool adopted;                        /* the socket being adopted was taken by http.c */
+    struct cw_buf out;                   /* scratch for frames and responses */
+    lws_sorted_usec_list_t sweep;        /* the timer of cw_ws_sweep */
     lws_usec_t sweep_every;
     /* ws.c's free list of pending-command records, and how many it holds */
     struct cw_pending_cmd *pending_spare;

@@ -14,9 +14,10 @@
  * by reference, small owned ones for acks and errors). What one turn of the
  * thread's loop queued (its reads, its routed batches) is written at its
  * end, up to 128 frames per writev straight from where they lie, so a busy
- * connection costs one system call per turn, not one per message. A connection whose unsent output passes
- * the bound while its socket takes nothing more, and stays over it for
- * --slow-reader-grace, is closed with 1008.
+ * connection costs one system call per turn, not one per message. A
+ * connection whose unsent output passes the bound while its socket takes
+ * nothing more, and stays over it for --slow-reader-grace, is closed with
+ * 1008.
  *
  * Alive: any bytes from the peer count. One that says nothing for
  * --ws-ping-interval gets a ping control frame, which every WebSocket client

@@ -55,7 +55,7 @@ enum { OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700 };
 #define COPY_MIN_ROWS 64
 /* The batch look-up's first re-preparation (rows written); then at each doubling. */
 #define REPLAN_MIN_CHANGES 1024
-#define INSERT_CHUNK  64 /* 13 * 64 parameters at most: within MAX_PARAMS */
+#define INSERT_CHUNK       64 /* 13 * 64 parameters at most: within MAX_PARAMS */
 
 struct cw_stmt {
     const struct cw_store_backend *be; /* first: what db.c reads */
@@ -1235,8 +1235,8 @@ static int replan_as_log_grows(struct cw_db *db, struct cw_stmt *st, struct cw_e
     bool prepared = st->gen == db->gen;
     if (prepared && db->total_changes < st->replan_at)
         return CW_OK;
-    st->replan_at = 2 * db->total_changes > REPLAN_MIN_CHANGES ? 2 * db->total_changes
-                                                                : REPLAN_MIN_CHANGES;
+    st->replan_at =
+        2 * db->total_changes > REPLAN_MIN_CHANGES ? 2 * db->total_changes : REPLAN_MIN_CHANGES;
     st->gen = 0; /* prepared anew, under a new name, at its next step */
     if (!prepared)
         return CW_OK;
