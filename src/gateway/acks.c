@@ -191,9 +191,6 @@ void cw_acks_drain(void)
     struct cw_ack_wait *w = cw_gw->answered;
     cw_gw->answered = NULL;
     pthread_mutex_unlock(&cw_gw->acks_lock);
-    if (!w)
-        return;
-    cw_ws_defer_begin();
     while (w) {
         struct cw_ack_wait *next = w->answered;
         struct cw_conn *c = w->conn;
@@ -212,7 +209,6 @@ void cw_acks_drain(void)
             free_wait(w);
         w = next;
     }
-    cw_ws_defer_end();
 }
 
 void cw_acks_closed(struct cw_conn *c)

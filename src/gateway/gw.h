@@ -124,7 +124,7 @@ struct cw_gw {
     size_t out_total;                    /* unsent bytes over this thread's connections */
     bool intake_paused;                  /* no connection's messages are read */
     lws_sorted_usec_list_t intake_check; /* while paused: is the store stuck meanwhile? */
-    int deferring;                       /* > 0: output is written at the end of this loop turn */
+    bool deferring;                      /* output is written at the end of this loop turn */
     struct cw_conn *dirty;               /* connections with deferred output */
     int64_t last_position;               /* highest event position routed so far by this thread */
     bool stopping;                       /* no new connections or commands */

@@ -514,8 +514,10 @@ static void service_once(struct cw_gw *gw)
 /* Until every connection has had its close frame, or two seconds have passed. */
 static void finish(struct cw_gw *gw)
 {
-    cw_acks_drain(); /* the queue answered every publish when it closed */
+    cw_ws_defer_begin(); /* outside a loop turn: one write per connection all the same */
+    cw_acks_drain();     /* the queue answered every publish when it closed */
     cw_hub_drain_bus();
+    cw_ws_defer_end();
     for (struct cw_conn *c = gw->conns; c; c = c->all_next)
         cw_ws_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
     int64_t deadline = cw_now_us() + 2000000;

@@ -164,7 +164,7 @@ static void queued(struct cw_conn *c)
     if (!cw_gw->deferring) {
         lws_callback_on_writable(c->wsi);
     } else if (!c->dirty) {
-        /* Written once at the end of the work (cw_ws_defer_end), not per message. */
+        /* Written once at the end of the loop turn (cw_ws_defer_end), not per message. */
         c->dirty = true;
         c->dirty_next = cw_gw->dirty;
         cw_gw->dirty = c;
@@ -314,13 +314,12 @@ int cw_ws_on_writeable(struct cw_conn *c)
 
 void cw_ws_defer_begin(void)
 {
-    cw_gw->deferring++;
+    cw_gw->deferring = true;
 }
 
 void cw_ws_defer_end(void)
 {
-    if (--cw_gw->deferring)
-        return;
+    cw_gw->deferring = false;
     while (cw_gw->dirty) {
         struct cw_conn *c = cw_gw->dirty;
         cw_gw->dirty = c->dirty_next;
@@ -944,10 +943,7 @@ int cw_ws_on_data(struct cw_conn *c, unsigned char *in, size_t len)
     if (c->peer_closed || c->failed)
         return 0; /* after a close frame or a broken frame, nothing can be read */
     const struct cw_wsdec_sink sink = {on_data, on_control, c};
-    /* The answers to all the messages of one read go out in one write. */
-    cw_ws_defer_begin();
-    int rc = cw_wsdec_feed(&c->dec, in, len, &sink);
-    cw_ws_defer_end();
+    int rc = cw_wsdec_feed(&c->dec, in, len, &sink); /* answered at the loop turn's end */
     if (rc == CW_WS_CLOSE_PROTOCOL)
         fail(c, rc, "protocol error");
     else if (rc == CW_WS_CLOSE_TOO_BIG)
