@@ -1078,36 +1078,63 @@ static struct cw_event held_event(const struct cw_db *db, size_t i, const char *
 }
 
 /*
- * Inserts the held rows in position order: a full chunk with one
- * statement, fewer one by one. A failure loses them, and they may be
- * earlier commands' rows: held_lost tells the processor to run the batch
- * again without holding.
+ * The statements of a kind of held row: shapes[k] inserts rows[k] rows
+ * (largest first, the last 1), each row binding `params` parameters.
  */
-static int flush_held(struct cw_db *db, struct cw_error *err)
+struct held_shapes {
+    const size_t *rows;
+    const char *const *sql;
+    int params;
+    void (*bind)(struct cw_db *db, struct cw_stmt *st, int base, size_t i);
+};
+
+/*
+ * Inserts n held rows in order, each statement the largest shape that the
+ * rows left fill. A failure loses them, and they may be earlier commands'
+ * rows: held_lost tells the processor to run the batch again without
+ * holding.
+ */
+static int insert_held(struct cw_db *db, const struct held_shapes *h, size_t n,
+                       struct cw_error *err)
 {
-    size_t n = db->n_held;
-    db->n_held = 0; /* first: the inserts touch the log themselves */
-    pthread_once(&chunk_once, build_chunk_sql);
     int rc = CW_OK;
-    for (size_t i = 0; !rc && i < n;) {
-        size_t rows = n - i == LOG_CHUNK ? LOG_CHUNK : 1;
-        struct cw_stmt *st = prepare_unbound(db, rows == LOG_CHUNK ? chunk_sql : one_row_sql, err);
+    for (size_t i = 0, k = 0; !rc && i < n;) {
+        while (n - i < h->rows[k])
+            k++;
+        struct cw_stmt *st = prepare_unbound(db, h->sql[k], err);
         if (!st) {
             rc = CW_ERR_STORE;
             break;
         }
-        for (size_t k = 0; k < rows; k++) {
-            const char *data, *meta;
-            struct cw_event ev = held_event(db, i + k, &data, &meta);
-            bind_event(st, (int)k * EVENT_PARAMS, &ev, data, meta);
-        }
+        for (size_t r = 0; r < h->rows[k]; r++)
+            h->bind(db, st, (int)r * h->params, i + r);
         rc = stmt_step(st, err);
         rc = rc == CW_DONE ? CW_OK : rc;
-        i += rows;
+        i += h->rows[k];
     }
-    cw_buf_reset(&db->held_text);
     if (rc)
         db->held_lost = true;
+    return rc;
+}
+
+static void bind_held_event(struct cw_db *db, struct cw_stmt *st, int base, size_t i)
+{
+    const char *data, *meta;
+    struct cw_event ev = held_event(db, i, &data, &meta);
+    bind_event(st, base, &ev, data, meta);
+}
+
+/* The held event rows, in position order: a full chunk with one statement, fewer one by one. */
+static int flush_held(struct cw_db *db, struct cw_error *err)
+{
+    static const size_t rows[] = {LOG_CHUNK, 1};
+    static const char *const sql[] = {chunk_sql, one_row_sql};
+    static const struct held_shapes shapes = {rows, sql, EVENT_PARAMS, bind_held_event};
+    size_t n = db->n_held;
+    db->n_held = 0; /* first: the inserts touch the log themselves */
+    pthread_once(&chunk_once, build_chunk_sql);
+    int rc = insert_held(db, &shapes, n, err);
+    cw_buf_reset(&db->held_text);
     return rc;
 }
 
@@ -1162,10 +1189,11 @@ static void set_outcome(struct cw_db *db, struct held_command *h,
     h->reject_message = rec->rejected ? hold_str(t, rec->reject_message) : SIZE_MAX;
 }
 
-/* Binds held row h from parameter base + 1 on, in CW_COMMAND_COLUMNS order. */
-static void bind_command(struct cw_stmt *st, int base, const struct cw_buf *t,
-                         const struct held_command *h)
+/* Binds held command row i from parameter base + 1 on, in CW_COMMAND_COLUMNS order. */
+static void bind_command(struct cw_db *db, struct cw_stmt *st, int base, size_t i)
 {
+    const struct cw_buf *t = &db->held_cmd_text;
+    const struct held_command *h = &db->held_cmds[i];
     bind_static(st, base + 1, held_str(t, h->uuid));
     bind_static(st, base + 2, held_str(t, h->user_uuid));
     bind_static(st, base + 3, held_str(t, h->client_id));
@@ -1193,27 +1221,14 @@ static void bind_command(struct cw_stmt *st, int base, const struct cw_buf *t,
  */
 static int flush_commands(struct cw_db *db, struct cw_error *err)
 {
+    static const char *const sql[COMMAND_SHAPES] = {command_sql[0], command_sql[1], command_sql[2],
+                                                    command_sql[3]};
+    static const struct held_shapes shapes = {command_rows, sql, COMMAND_PARAMS, bind_command};
     size_t n = db->n_held_cmds;
     db->n_held_cmds = 0; /* first: the inserts touch the command log themselves */
     pthread_once(&command_once, build_command_sql);
-    int rc = CW_OK;
-    for (size_t i = 0, k = 0; !rc && i < n;) {
-        while (n - i < command_rows[k])
-            k++;
-        struct cw_stmt *st = prepare_unbound(db, command_sql[k], err);
-        if (!st) {
-            rc = CW_ERR_STORE;
-            break;
-        }
-        for (size_t r = 0; r < command_rows[k]; r++)
-            bind_command(st, (int)r * COMMAND_PARAMS, &db->held_cmd_text, &db->held_cmds[i + r]);
-        rc = stmt_step(st, err);
-        rc = rc == CW_DONE ? CW_OK : rc;
-        i += command_rows[k];
-    }
+    int rc = insert_held(db, &shapes, n, err);
     cw_buf_reset(&db->held_cmd_text);
-    if (rc)
-        db->held_lost = true;
     return rc;
 }
 
