@@ -108,8 +108,8 @@ up() {
     [ -x "$BIN" ] || { echo "cluster: $BIN is missing: make first" >&2; exit 1; }
     [ -f "$DIR/nats.pid" ] && { echo "cluster: $DIR already runs one (tools/cluster.sh down $DIR)" >&2; exit 1; }
     # Go runs a thread per core by default; here nats-server shares the cores with seven
-    # other processes, and on two cores handing goroutines between two threads cost it
-    # 15-18 % more CPU per command than keeping them on one (docs/PERFORMANCE.md).
+    # other processes, and on two cores one thread saved it 15-18 % of its CPU per
+    # command, most of it hand-offs between threads (docs/PERFORMANCE.md).
     local procs=$(($(nproc) / 2))
     GOMAXPROCS=$((procs > 0 ? procs : 1)) nats-server -a 127.0.0.1 -p $((P + 22)) -js \
         -sd "$DIR/jetstream" -l "$DIR/nats.log" </dev/null >/dev/null 2>&1 &
