@@ -1221,8 +1221,9 @@ static void bind_command(struct cw_db *db, struct cw_stmt *st, int base, size_t 
  */
 static int flush_commands(struct cw_db *db, struct cw_error *err)
 {
-    static const char *const sql[COMMAND_SHAPES] = {command_sql[0], command_sql[1], command_sql[2],
-                                                    command_sql[3]};
+    static const char *const sql[] = {command_sql[0], command_sql[1], command_sql[2],
+                                      command_sql[3]};
+    _Static_assert(sizeof(sql) / sizeof(*sql) == COMMAND_SHAPES, "a statement for every shape");
     static const struct held_shapes shapes = {command_rows, sql, COMMAND_PARAMS, bind_command};
     size_t n = db->n_held_cmds;
     db->n_held_cmds = 0; /* first: the inserts touch the command log themselves */
