@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <ev.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -112,6 +114,9 @@ static void on_acceptable(struct ev_loop *loop, ev_io *w, int revents)
                 pause_accepting(errno);
             return;
         }
+        /* Without it an update written right after its ack waits for the
+         * client's delayed ACK (40 ms on Linux) or its next message. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         listener.on_socket(fd, listener.arg);
     }
 }

@@ -344,6 +344,31 @@ it('cmd-ack then update carrying an EVENT with every key of PROTOCOL.md', async 
         assert.deepEqual(listed, [up[3]], 'the update is the logged event');
     });
 });
+// With Nagle's algorithm on the server's socket, an update written while its
+// ack is still unacknowledged by the client's TCP waits for the client's
+// delayed ACK (40 ms or more on Linux) or its next message: an interactive
+// user saw every update 40 ms late. The first few segments of a connection are
+// acknowledged at once (quick-ack), so warm the connection up first; then the
+// quickest of several gaps between ack and update tells.
+it('an update follows its ack without waiting for the client to send (no Nagle delay)', async () => {
+    await withConns([aliceCookie], async (ws) => {
+        const cid = newClientId('nodelay');
+        const seen = new Map();
+        ws.onMessage = (m) => {
+            if ((m[0] === 'cmd-ack' || m[0] === 'update') && m[1] === cid) seen.set(`${m[0]} ${m[2]}`, performance.now());
+        };
+        let seq = 0;
+        for (let i = 0; i < 20; i++) await ws.run(cid, ++seq, 'visit-page', { url: 'https://example.org/warm-up' });
+        const gaps = [];
+        for (let i = 0; i < 10; i++) {
+            await ws.run(cid, ++seq, 'visit-page', { url: 'https://example.org/nodelay' });
+            gaps.push(seen.get(`update ${seq}`) - seen.get(`cmd-ack ${seq}`));
+        }
+        const quickest = Math.min(...gaps);
+        assert.ok(quickest < 20, `quickest ack-to-update gap ${quickest.toFixed(1)} ms (all: ${gaps.map((g) => g.toFixed(1)).join(', ')})`);
+    });
+});
+
 
 it('register-user: update user-registered without the password, and the new user can log in', async () => {
     await withConns([aliceCookie], async (ws) => {
