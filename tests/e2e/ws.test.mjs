@@ -344,6 +344,7 @@ it('cmd-ack then update carrying an EVENT with every key of PROTOCOL.md', async 
         assert.deepEqual(listed, [up[3]], 'the update is the logged event');
     });
 });
+
 // With Nagle's algorithm on the server's socket, an update written while its
 // ack is still unacknowledged by the client's TCP waits for the client's
 // delayed ACK (40 ms or more on Linux) or its next message: an interactive
@@ -368,7 +369,6 @@ it('an update follows its ack without waiting for the client to send (no Nagle d
         assert.ok(quickest < 20, `quickest ack-to-update gap ${quickest.toFixed(1)} ms (all: ${gaps.map((g) => g.toFixed(1)).join(', ')})`);
     });
 });
-
 
 it('register-user: update user-registered without the password, and the new user can log in', async () => {
     await withConns([aliceCookie], async (ws) => {
